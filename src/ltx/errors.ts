@@ -11,7 +11,8 @@ export type LtxErrorCode =
   | "ELTXLZ4" // an LZ4 block or frame is corrupt (lengths, offsets, checksums)
   | "ELTXENCODE" // the encoder was asked to write something the format forbids
   | "ELTXAPPLY" // an LTX file does not follow the database's position
-  | "ELTXCOMPACT"; // inputs to the compactor are not contiguous or disagree
+  | "ELTXCOMPACT" // inputs to the compactor are not contiguous or disagree
+  | "ELTXDATABASE"; // a SQLite database file given to encode/apply/checksum is not whole valid pages
 
 export interface LtxErrorDetails {
   /** The file being read or written, when known. */
