@@ -12,6 +12,9 @@ type Loader = () => Promise<Subcommand>;
 
 const subcommands: Record<string, Loader> = {
   ltx: async () => (await import("./ltx-command.js")).ltxCommand,
+  mount: async () => (await import("./mount-command.js")).mountCommand,
+  import: async () => (await import("./import-command.js")).importCommand,
+  export: async () => (await import("./export-command.js")).exportCommand,
   version: async () => ({
     summary: "print the version",
     run: async () => {

@@ -1,0 +1,446 @@
+// The FUSE view of the store on a primary: a flat directory of databases and their companions.
+// It only translates requests into store calls (and store errors into errno, errno-map.ts); what is a
+// commit, and what goes into an LTX file, is decided in the store.
+//
+// Names: `<db>` (a database; any new valid name creates one), `<db>-journal|-wal|-shm` (only while the
+// backing file exists), `<db>-pos` (read-only position, 34 bytes), `<db>-lock` (by lookup only, for
+// HALT locks), `.lag` (`%+010d\n`, 0 on a primary). Databases with no pages are hidden from readdir.
+// Anything else (directories, renames, writes to -pos) is refused with EPERM/EACCES and changes nothing.
+//
+// Locks: the file system keeps POSIX locks itself (one LockTable per file incarnation), because
+// SQLite's WAL write lock on `-shm` is the signal that a WAL transaction is over (wal-lock-rules.ts).
+// FLUSH (every close) and RELEASE drop the owner's locks, exactly like the kernel would.
+//
+// Caching: on a primary every change goes through this mount, so the kernel may cache attributes,
+// names and pages (keep_cache) — except `-pos` and `.lag`, whose content changes without a write
+// through the mount (direct I/O). A re-created file gets a new node id (node-table.ts).
+
+import fs from "node:fs";
+
+import { FuseError } from "../fuse/errors.js";
+import type {
+  AttrReply,
+  CreateReply,
+  Entry,
+  FileAttributes,
+  FileLock,
+  FuseFileSystem,
+  LockRequest,
+  OpenReply,
+  ReleaseInfo,
+  RequestContext,
+  SetattrChanges,
+  StatfsReply,
+  WriteInfo,
+} from "../fuse/file-system.js";
+import type { DirectoryListing } from "../fuse/directory-listing.js";
+import { LockTable } from "../fuse/lock-table.js";
+import type { Database } from "../store/database.js";
+import { fsyncDirectory } from "../store/durable-file.js";
+import type { Store } from "../store/store.js";
+import type { StoreLogger } from "../store/store-logger.js";
+import { toFuseError } from "./errno-map.js";
+import { formatLag, modeOf, MountAttributes, READ_ONLY_MODE, ROOT_MODE } from "./mount-attributes.js";
+import {
+  type DatabaseNode,
+  LAG_FILE_NAME,
+  LAG_NODE_ID,
+  type MountFileKind,
+  NodeTable,
+  parseMountName,
+  ROOT_NODE_ID,
+  SUFFIX_OF_KIND,
+} from "./node-table.js";
+import { checkpointBlockedByWriter, releasesWalWriteLock, walWriteLockHeld } from "./wal-lock-rules.js";
+
+export interface LitefsFileSystemOptions {
+  readonly store: Store;
+  readonly log: StoreLogger;
+  /** Milliseconds behind the primary, for `.lag` (0 on a primary). */
+  readonly lagMs?: () => number;
+  /** Skip fsyncs (tests only). */
+  readonly noSync?: boolean;
+}
+
+interface OpenFile {
+  readonly node: DatabaseNode | null; // null: .lag
+  readonly flags: number;
+}
+
+const BACKED_KINDS = new Set<MountFileKind>(["database", "journal", "wal", "shm"]);
+
+export class LitefsFileSystem implements FuseFileSystem {
+  readonly #store: Store;
+  readonly #log: StoreLogger;
+  readonly #lagMs: () => number;
+  readonly #noSync: boolean;
+  readonly #nodes = new NodeTable();
+  readonly #handles = new Map<number, OpenFile>();
+  readonly #locks = new Map<string, LockTable>();
+  readonly #attrs = new MountAttributes();
+  #nextFh = 1;
+
+  constructor(opts: LitefsFileSystemOptions) {
+    this.#store = opts.store;
+    this.#log = opts.log;
+    this.#lagMs = opts.lagMs ?? (() => 0);
+    this.#noSync = opts.noSync === true;
+  }
+
+  // --- names ---------------------------------------------------------------------------------------
+
+  lookup(_ctx: RequestContext, parent: number, name: string): Entry | null {
+    if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
+    const parsed = parseMountName(name);
+    if (parsed.type === "lag") return this.#entry(LAG_NODE_ID, this.#attrs.lag(this.#lagText()));
+    if (parsed.type === "invalid") return null;
+    const db = this.#store.db(parsed.db);
+    if (db === undefined || !this.#exists(db, parsed.kind)) return null;
+    const node = this.#nodes.nodeOf(db.name, parsed.kind);
+    return this.#entry(node.nodeId, this.#attr(node));
+  }
+
+  forget(nodeId: number, nlookup: number): void {
+    this.#nodes.forget(nodeId, nlookup);
+  }
+
+  getattr(_ctx: RequestContext, nodeId: number): AttrReply {
+    return { attr: this.#attrOf(nodeId) };
+  }
+
+  setattr(_ctx: RequestContext, nodeId: number, changes: SetattrChanges): AttrReply {
+    const node = this.#node(nodeId);
+    if (changes.size !== undefined) {
+      if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EPERM", `${this.#name(node)} cannot be resized`);
+      this.#call(() => this.#mustDb(node).truncate(node.kind as "database", changes.size!));
+    }
+    return { attr: this.#attr(node) };
+  }
+
+  access(_ctx: RequestContext, nodeId: number, mask: number): void {
+    if (nodeId === ROOT_NODE_ID || nodeId === LAG_NODE_ID) return;
+    const node = this.#node(nodeId);
+    if ((mask & fs.constants.W_OK) !== 0 && node.kind === "pos") throw new FuseError("EACCES");
+  }
+
+  readdir(_ctx: RequestContext, nodeId: number, _fh: number, offset: number, out: DirectoryListing): void {
+    if (nodeId !== ROOT_NODE_ID) throw new FuseError("ENOTDIR");
+    const entries: { name: string; ino: number; mode: number }[] = [
+      { name: ".", ino: ROOT_NODE_ID, mode: ROOT_MODE },
+      { name: "..", ino: ROOT_NODE_ID, mode: ROOT_MODE },
+      { name: LAG_FILE_NAME, ino: LAG_NODE_ID, mode: READ_ONLY_MODE },
+    ];
+    for (const db of this.#store.databases()) {
+      if (!db.exists("database") || (db.pageCount === 0 && db.size("database") === 0)) continue;
+      for (const kind of ["database", "journal", "wal", "shm", "pos"] as const) {
+        if (!this.#exists(db, kind)) continue;
+        const node = this.#nodes.nodeOf(db.name, kind);
+        entries.push({ name: db.name + SUFFIX_OF_KIND[kind], ino: node.nodeId, mode: modeOf(kind) });
+      }
+    }
+    for (let i = offset; i < entries.length; i++) {
+      if (!out.add(entries[i].name, entries[i], i + 1)) break;
+    }
+  }
+
+  statfs(): StatfsReply {
+    const st = fs.statfsSync(this.#store.dataDir.root);
+    return {
+      blocks: st.blocks,
+      bfree: st.bfree,
+      bavail: st.bavail,
+      files: st.files,
+      ffree: st.ffree,
+      bsize: st.bsize,
+      namelen: 255,
+      frsize: st.bsize,
+    };
+  }
+
+  // --- creating and removing ----------------------------------------------------------------------
+
+  create(_ctx: RequestContext, parent: number, name: string, _mode: number, flags: number): CreateReply {
+    if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
+    const parsed = parseMountName(name);
+    if (parsed.type !== "file")
+      throw new FuseError("EPERM", `${JSON.stringify(name)} cannot be created here`);
+    let db: Database;
+    if (parsed.kind === "database") {
+      db = this.#call(() => this.#store.createDatabase(parsed.db));
+    } else {
+      const found = this.#store.db(parsed.db);
+      if (found === undefined || !found.exists("database"))
+        throw new FuseError("ENOENT", `no database ${parsed.db}`);
+      if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be created`);
+      db = found;
+      this.#call(() => db.create(parsed.kind as "journal"));
+    }
+    const node = this.#nodes.renew(db.name, parsed.kind);
+    const open = this.#openReply(node, flags);
+    return { ...this.#entry(node.nodeId, this.#attr(node)), ...open };
+  }
+
+  mknod(): Entry {
+    throw new FuseError("EPERM", "only regular files are supported");
+  }
+
+  mkdir(): Entry {
+    throw new FuseError("EPERM", "the mount is flat: no directories");
+  }
+
+  rmdir(): void {
+    throw new FuseError("EPERM", "the mount is flat: no directories");
+  }
+
+  rename(): void {
+    throw new FuseError("EPERM", "renaming databases or their files is not supported");
+  }
+
+  unlink(_ctx: RequestContext, parent: number, name: string): void {
+    if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
+    const parsed = parseMountName(name);
+    if (parsed.type !== "file") throw new FuseError(parsed.type === "lag" ? "EPERM" : "ENOENT");
+    const db = this.#store.db(parsed.db);
+    if (db === undefined || !this.#exists(db, parsed.kind)) throw new FuseError("ENOENT");
+    if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be removed`);
+    this.#call(() => db.unlink(parsed.kind as "journal"));
+    this.#nodes.renew(db.name, parsed.kind);
+    if (parsed.kind === "database")
+      for (const kind of ["journal", "wal", "shm"] as const) this.#nodes.renew(db.name, kind);
+  }
+
+  // --- open files ---------------------------------------------------------------------------------
+
+  open(_ctx: RequestContext, nodeId: number, flags: number): OpenReply {
+    if (nodeId === LAG_NODE_ID) {
+      if ((flags & 3) !== fs.constants.O_RDONLY) throw new FuseError("EACCES", ".lag is read-only");
+      return this.#newHandle({ node: null, flags }, { directIo: true });
+    }
+    const node = this.#node(nodeId);
+    if (node.kind === "pos" && (flags & 3) !== fs.constants.O_RDONLY) {
+      throw new FuseError("EACCES", `${this.#name(node)} is read-only`);
+    }
+    const db = this.#mustDb(node);
+    if (!this.#exists(db, node.kind)) throw new FuseError("ENOENT");
+    if ((flags & fs.constants.O_TRUNC) !== 0 && BACKED_KINDS.has(node.kind)) {
+      this.#call(() => db.truncate(node.kind as "database", 0));
+    }
+    return this.#openReply(node, flags);
+  }
+
+  read(_ctx: RequestContext, nodeId: number, _fh: number, offset: number, size: number): Uint8Array {
+    if (nodeId === LAG_NODE_ID) return slice(this.#lagText(), offset, size);
+    const node = this.#node(nodeId);
+    const db = this.#mustDb(node);
+    switch (node.kind) {
+      case "pos":
+        return slice(db.posText, offset, size);
+      case "lock":
+        return new Uint8Array(0);
+      default:
+        return this.#call(() => db.read(node.kind as "database", offset, size));
+    }
+  }
+
+  write(
+    _ctx: RequestContext,
+    nodeId: number,
+    _fh: number,
+    offset: number,
+    data: Buffer,
+    _info: WriteInfo,
+  ): number {
+    const node = this.#node(nodeId);
+    if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EACCES", `${this.#name(node)} is not writable`);
+    const db = this.#mustDb(node);
+    if (node.kind === "wal" && !walWriteLockHeld(this.lockTableOf(db.name, "shm"))) {
+      this.#log.error(
+        "WAL write without the WAL write lock refused: locking_mode=EXCLUSIVE cannot be replicated",
+        {
+          db: db.name,
+        },
+      );
+      throw new FuseError(
+        "EIO",
+        "WAL write without the WAL write lock (locking_mode=EXCLUSIVE is not supported)",
+      );
+    }
+    this.#call(() => db.write(node.kind as "database", offset, data));
+    return data.length;
+  }
+
+  fsync(_ctx: RequestContext, nodeId: number): void {
+    const node = this.#node(nodeId);
+    if (BACKED_KINDS.has(node.kind)) this.#call(() => this.#mustDb(node).sync(node.kind as "database"));
+  }
+
+  fsyncdir(): void {
+    // SQLite syncs the directory after creating a journal so that the journal survives a crash: make
+    // the creations in every database directory that has one durable.
+    if (this.#noSync) return;
+    for (const db of this.#store.databases()) if (db.exists("journal")) fsyncDirectory(db.dir.dir);
+  }
+
+  flush(_ctx: RequestContext, nodeId: number, _fh: number, lockOwner: bigint): void {
+    this.#releaseOwner(nodeId, lockOwner);
+  }
+
+  release(_ctx: RequestContext, nodeId: number, fh: number, info: ReleaseInfo): void {
+    this.#handles.delete(fh);
+    if (info.lockOwner !== undefined) this.#releaseOwner(nodeId, info.lockOwner);
+  }
+
+  // --- locks --------------------------------------------------------------------------------------
+
+  getlk(_ctx: RequestContext, nodeId: number, lock: LockRequest): FileLock | null {
+    const held = this.#lockTable(nodeId).test(lock.owner, lock.start, lock.end, lock.type);
+    return held === null ? null : { start: held.start, end: held.end, type: held.type, pid: held.pid };
+  }
+
+  setlk(ctx: RequestContext, nodeId: number, lock: LockRequest): void | Promise<void> {
+    const table = this.#lockTable(nodeId);
+    const node = this.#nodes.byId(nodeId);
+    if (node?.kind === "shm") {
+      if (checkpointBlockedByWriter(table, lock.owner, lock)) throw new FuseError("EAGAIN");
+      if (releasesWalWriteLock(table, lock.owner, lock)) this.#captureWal(node);
+    }
+    if (lock.wait) return table.waitFor(lock.owner, lock.pid, lock.start, lock.end, lock.type, ctx.signal);
+    if (!table.set(lock.owner, lock.pid, lock.start, lock.end, lock.type)) throw new FuseError("EAGAIN");
+  }
+
+  // --- helpers ------------------------------------------------------------------------------------
+
+  #releaseOwner(nodeId: number, owner: bigint): void {
+    const node = this.#nodes.byId(nodeId);
+    if (node === undefined) return;
+    const table = this.#locks.get(`${node.kind}\0${node.db}`);
+    if (table === undefined) return;
+    if (
+      node.kind === "shm" &&
+      releasesWalWriteLock(table, owner, { start: 0n, end: 0x7fffffffffffffffn, type: "unlock" })
+    ) {
+      this.#captureWal(node);
+    }
+    table.releaseOwner(owner);
+  }
+
+  /** Captures the WAL transaction whose writer is letting go; the lock is released whatever happens. */
+  #captureWal(node: DatabaseNode): void {
+    const db = this.#store.db(node.db);
+    if (db === undefined) return;
+    try {
+      db.captureWal();
+    } catch (err) {
+      // The frames stay in the WAL: the next release of the write lock, or the next restart of the
+      // WAL, tries again (Database#captureBeforeLosingWal). Releasing the lock must not fail.
+      this.#log.error("WAL commit capture failed", { db: db.name, error: (err as Error).message });
+    }
+  }
+
+  #lockTable(nodeId: number): LockTable {
+    if (nodeId === LAG_NODE_ID) throw new FuseError("ENOLCK", ".lag cannot be locked");
+    const node = this.#node(nodeId);
+    return this.lockTableOf(node.db, node.kind);
+  }
+
+  /**
+   * The POSIX lock table of a database's file. Keyed by (database, kind), not node id: every
+   * incarnation of `-shm` or of the database file shares one table, as SQLite expects.
+   */
+  lockTableOf(db: string, kind: MountFileKind): LockTable {
+    const key = `${kind}\0${db}`;
+    let table = this.#locks.get(key);
+    if (table === undefined) {
+      table = new LockTable();
+      this.#locks.set(key, table);
+    }
+    return table;
+  }
+
+  /**
+   * After the store replaced a database behind the kernel's back (import): gives its files fresh node
+   * ids, so no cached page or attribute of the old file can be served, and returns the names whose
+   * cached entries the caller must invalidate.
+   */
+  renewDatabaseFiles(db: string): string[] {
+    const names: string[] = [];
+    for (const kind of ["database", "journal", "wal", "shm"] as const) {
+      this.#nodes.renew(db, kind);
+      names.push(db + SUFFIX_OF_KIND[kind]);
+    }
+    return names;
+  }
+
+  #openReply(node: DatabaseNode, flags: number): OpenReply {
+    const virtual = node.kind === "pos" || node.kind === "lock";
+    return this.#newHandle({ node, flags }, virtual ? { directIo: true } : { keepCache: true });
+  }
+
+  #newHandle(file: OpenFile, reply: Omit<OpenReply, "fh">): OpenReply {
+    const fh = this.#nextFh++;
+    this.#handles.set(fh, file);
+    return { fh, ...reply };
+  }
+
+  #exists(db: Database, kind: MountFileKind): boolean {
+    switch (kind) {
+      case "database":
+        return db.exists("database");
+      case "pos":
+      case "lock":
+        return db.exists("database") || db.pos.txid > 0n;
+      default:
+        return db.exists(kind);
+    }
+  }
+
+  #node(nodeId: number): DatabaseNode {
+    const node = this.#nodes.byId(nodeId);
+    if (node === undefined) throw new FuseError(nodeId === ROOT_NODE_ID ? "EISDIR" : "ENOENT");
+    return node;
+  }
+
+  #mustDb(node: DatabaseNode): Database {
+    const db = this.#store.db(node.db);
+    if (db === undefined) throw new FuseError("ENOENT");
+    return db;
+  }
+
+  #name(node: DatabaseNode): string {
+    return node.db + SUFFIX_OF_KIND[node.kind];
+  }
+
+  #entry(nodeId: number, attr: FileAttributes): Entry {
+    if (nodeId !== LAG_NODE_ID) this.#nodes.looked(nodeId);
+    return { nodeId, generation: 0, attr };
+  }
+
+  #attrOf(nodeId: number): FileAttributes {
+    if (nodeId === ROOT_NODE_ID) return this.#attrs.root();
+    if (nodeId === LAG_NODE_ID) return this.#attrs.lag(this.#lagText());
+    return this.#attr(this.#node(nodeId));
+  }
+
+  #attr(node: DatabaseNode): FileAttributes {
+    if (node.kind === "pos" || node.kind === "lock") return this.#attrs.virtualFile(node.nodeId, node.kind);
+    return this.#attrs.backed(node.nodeId, this.#mustDb(node).files.stat(node.kind));
+  }
+
+  #lagText(): string {
+    return formatLag(this.#lagMs());
+  }
+
+  /** Runs a store call, answering its errors with the errno of errno-map.ts. */
+  #call<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw toFuseError(err);
+    }
+  }
+}
+
+function slice(text: string, offset: number, size: number): Uint8Array {
+  const bytes = Buffer.from(text, "latin1");
+  return bytes.subarray(Math.min(offset, bytes.length), Math.min(offset + size, bytes.length));
+}

@@ -1,0 +1,494 @@
+// One database of the store: its backing files, its position, its page checksums, and the capture of
+// every committed transaction into exactly one LTX file.
+//
+// Everything here is synchronous and runs on the thread that serves FUSE requests: a request that
+// completes a commit (journal unlink/truncate/zeroing, release of the WAL write lock) is answered only
+// after the LTX file is durable and the position has advanced.
+//
+// Commit capture (see commit-plan.ts for what goes into the LTX, journal-commit-detector.ts for when):
+// - Rollback journal: database writes are recorded as dirty pages; at the commit point the order is
+//   fsync database → LTX (temp, fsync, rename, fsync dir) → the journal operation itself → position.
+//   A crash before the journal operation leaves a hot journal: recovery rolls it back and then rolls
+//   the last LTX forward again, so the database and the LTX chain agree either way.
+// - WAL: the owner of the WAL write lock releasing it calls captureWal(), which scans the frames
+//   written since the last capture and writes one LTX per commit frame found.
+
+import fs from "node:fs";
+
+import type { Header } from "../ltx/header.js";
+import { formatPos, type Pos } from "../ltx/pos.js";
+import type { BackingFiles } from "./backing-files.js";
+import { stampOf, writeChecksumsFile } from "./checksums-file.js";
+import { planJournalCommit, planWalCommit } from "./commit-plan.js";
+import type { CommitEvent } from "./commit-event.js";
+import type { DatabaseDir, DatabaseFileKind } from "./data-dir.js";
+import { fsyncDirectory } from "./durable-file.js";
+import { journalCommitMode, type JournalOperation } from "./journal-commit-detector.js";
+import type { LtxWriteOptions, WrittenLtx } from "./ltx-file-writer.js";
+import type { PageChecksums } from "./page-checksums.js";
+import {
+  decodeHeaderPageSize,
+  effectivePageCount,
+  isValidDatabaseHeader,
+  parseDatabaseHeader,
+} from "./sqlite-header.js";
+import { StoreError } from "./store-error.js";
+import { TransactionLog, type TransactionLogContext } from "./transaction-log.js";
+import { WalCapture } from "./wal-capture.js";
+import { WAL_FRAME_HEADER_SIZE, type WalCommit } from "./wal-format.js";
+
+/** What every database of a store shares: node id, fsync policy, LTX format, clock, log, subscribers. */
+export type DatabaseContext = TransactionLogContext;
+
+/** The state recovery hands to a Database (see recovery.ts). */
+export interface RecoveredState {
+  readonly pos: Pos;
+  readonly checksums: PageChecksums | null;
+  readonly wal: WalCapture;
+  readonly walMode: boolean;
+}
+
+export class Database {
+  readonly name: string;
+  readonly dir: DatabaseDir;
+  readonly files: BackingFiles;
+  readonly #ctx: DatabaseContext;
+  readonly #log: TransactionLog;
+  readonly #wal: WalCapture;
+  /** The committed page 1 says WAL (read/write version 2). */
+  #walMode: boolean;
+  /** Pages written to the database file since the last commit point, or "all" when unknown. */
+  #dirty: Set<number> | "all" = new Set();
+  #closed = false;
+
+  constructor(
+    name: string,
+    dir: DatabaseDir,
+    files: BackingFiles,
+    state: RecoveredState,
+    ctx: DatabaseContext,
+  ) {
+    this.name = name;
+    this.dir = dir;
+    this.files = files;
+    this.#ctx = ctx;
+    this.#log = new TransactionLog(name, dir, state.pos, state.checksums, ctx);
+    this.#wal = state.wal;
+    this.#walMode = state.walMode;
+  }
+
+  get pos(): Pos {
+    return this.#log.pos;
+  }
+
+  /** `<db>-pos` content: `%016x/%016x\n` (34 bytes). */
+  get posText(): string {
+    return formatPos(this.#log.pos) + "\n";
+  }
+
+  /** Page size of the committed database, 0 before the first transaction. */
+  get pageSize(): number {
+    return this.#log.checksums?.pageSize ?? 0;
+  }
+
+  /** Pages of the committed database (0: empty, never written, or deleted). */
+  get pageCount(): number {
+    return this.#log.checksums?.pageCount ?? 0;
+  }
+
+  get walMode(): boolean {
+    return this.#walMode;
+  }
+
+  /** The checksum array, for saving at shutdown (never mutate it). */
+  get checksums(): PageChecksums | null {
+    return this.#log.checksums;
+  }
+
+  exists(kind: DatabaseFileKind): boolean {
+    return this.files.exists(kind);
+  }
+
+  size(kind: DatabaseFileKind): number {
+    return this.files.size(kind);
+  }
+
+  create(kind: DatabaseFileKind): void {
+    this.#assertOpen();
+    this.files.create(kind);
+  }
+
+  read(kind: DatabaseFileKind, offset: number, length: number): Buffer {
+    this.#assertOpen();
+    return this.files.read(kind, offset, length);
+  }
+
+  write(kind: DatabaseFileKind, offset: number, data: Uint8Array): void {
+    this.#assertOpen();
+    switch (kind) {
+      case "database":
+        this.#writeDatabase(offset, data);
+        return;
+      case "journal":
+        this.#journalOperation({ type: "write", offset, data }, () =>
+          this.files.write("journal", offset, data),
+        );
+        return;
+      case "wal":
+        this.#writeWal(offset, data);
+        return;
+      case "shm":
+        this.files.write("shm", offset, data);
+        return;
+    }
+  }
+
+  truncate(kind: DatabaseFileKind, size: number): void {
+    this.#assertOpen();
+    switch (kind) {
+      case "database":
+        this.files.truncate("database", size);
+        this.#markDirtyRange(size, 0);
+        return;
+      case "journal":
+        this.#journalOperation({ type: "truncate", size }, () => this.files.truncate("journal", size));
+        return;
+      case "wal":
+        if (size < this.#wal.capturedOffset) this.#captureBeforeLosingWal("truncate");
+        this.files.truncate("wal", size);
+        this.#wal.truncated(size);
+        return;
+      case "shm":
+        this.files.truncate("shm", size);
+        return;
+    }
+  }
+
+  /** Removes a file. Unlinking the database itself deletes the database (an LTX with commit 0). */
+  unlink(kind: DatabaseFileKind): void {
+    this.#assertOpen();
+    switch (kind) {
+      case "database":
+        this.#deleteDatabase();
+        return;
+      case "journal":
+        this.#journalOperation({ type: "unlink" }, () => this.files.unlink("journal"));
+        return;
+      case "wal":
+        this.#captureBeforeLosingWal("unlink");
+        this.files.unlink("wal");
+        this.#wal.reset(null);
+        return;
+      case "shm":
+        this.files.unlink("shm");
+        return;
+    }
+  }
+
+  sync(kind: DatabaseFileKind): void {
+    this.#assertOpen();
+    this.files.sync(kind);
+  }
+
+  /**
+   * Captures every WAL transaction committed since the last capture (one LTX each); called when the
+   * owner of the WAL write lock releases it. Returns how many transactions were captured. Throws
+   * ECAPTURE when an LTX cannot be written; the frames stay in the WAL and the next call retries.
+   */
+  captureWal(): number {
+    this.#assertOpen();
+    if (!this.files.exists("wal")) return 0;
+    const source = {
+      size: this.files.size("wal"),
+      read: (o: number, n: number) => this.files.readPadded("wal", o, n),
+    };
+    const result = this.#wal.scan(source);
+    if (result === null || result.commits.length === 0) return 0;
+    this.files.sync("wal");
+    for (const commit of result.commits) this.#captureWalCommit(commit);
+    // Database-file writes so far were checkpoints of captured content: nothing to compare later.
+    this.#dirty = new Set();
+    return result.commits.length;
+  }
+
+  /**
+   * Captures the database file as it is now as the next transaction (recovery found pages but no LTX
+   * file: the result is a snapshot at TXID 1).
+   */
+  captureExisting(): void {
+    this.#assertOpen();
+    this.#dirty = "all";
+    this.#commitJournal("existing file", "recovery");
+  }
+
+  /**
+   * Saves the page checksums and position (checksums-file.ts). `clean` only at a shutdown after which
+   * nothing can touch the files; otherwise the file is a base for a faster recovery after a crash.
+   */
+  saveChecksums(clean: boolean): void {
+    const checksums = this.#log.checksums;
+    const pos = this.#log.pos;
+    if (checksums === null || pos.txid === 0n) {
+      fs.rmSync(this.dir.checksumsFile, { force: true });
+      return;
+    }
+    if (clean) this.files.sync("database");
+    const stamp = stampOf(this.files.path("database")) ?? { size: 0n, mtimeNs: 0n, ino: 0n };
+    writeChecksumsFile(
+      this.dir.checksumsFile,
+      { pos, clean, stamp, checksums },
+      { noSync: this.#ctx.noSync },
+    );
+  }
+
+  /**
+   * Page `pgno` of the committed database as SQLite sees it: the latest captured WAL frame of it, or
+   * the database file (zeros past its end). Requires a known page size.
+   */
+  readCommittedPage(pgno: number): Uint8Array {
+    const pageSize = this.pageSize;
+    if (pageSize === 0) throw new StoreError("EDBFILE", "the database has no pages", { db: this.name });
+    const frame = this.#wal.capturedFrame(pgno);
+    if (frame !== undefined) return this.files.readPadded("wal", frame + WAL_FRAME_HEADER_SIZE, pageSize);
+    return this.files.readPadded("database", (pgno - 1) * pageSize, pageSize);
+  }
+
+  /**
+   * Copies the captured WAL frames into the database file and removes the WAL and `-shm` (a checkpoint
+   * done by the store; the committed content does not change, so no LTX). The caller must hold every
+   * lock of the database: no SQLite connection may have it open.
+   */
+  checkpointWal(): void {
+    this.#assertOpen();
+    if (!this.files.exists("wal")) {
+      if (this.files.exists("shm")) this.files.unlink("shm");
+      return;
+    }
+    this.captureWal();
+    const pageSize = this.pageSize;
+    if (pageSize > 0) {
+      for (const pgno of [...this.#wal.capturedPages()].sort((a, b) => a - b)) {
+        if (pgno <= this.pageCount)
+          this.files.write("database", (pgno - 1) * pageSize, this.readCommittedPage(pgno));
+      }
+      const size = this.pageCount * pageSize;
+      if (this.files.size("database") > size) this.files.truncate("database", size);
+      this.files.sync("database");
+    }
+    this.files.unlink("wal");
+    this.files.unlink("shm");
+    this.#wal.reset(null);
+    if (!this.#ctx.noSync) fsyncDirectory(this.dir.dir);
+  }
+
+  /** The header of the next transaction's LTX file (TXID pos+1, pre-apply = the position's checksum). */
+  nextLtxHeader(pageSize: number, commit: number, timestamp: number): Header {
+    return this.#log.nextHeader(pageSize, commit, timestamp);
+  }
+
+  get ltxWriteOptions(): LtxWriteOptions {
+    return this.#log.ltxWriteOptions;
+  }
+
+  get now(): number {
+    return this.#ctx.now();
+  }
+
+  /**
+   * Makes an imported file the database: `ltx` (the next TXID, every page of `source`, already
+   * durable) is the transaction; `source` (in the same file system) replaces the database file, the
+   * journal, WAL and `-shm` go, and the position advances. The caller holds every lock.
+   */
+  adoptImportedFile(source: string, checksums: PageChecksums, ltx: WrittenLtx, timestamp: number): void {
+    this.#assertOpen();
+    if (!this.#ctx.noSync) {
+      const fd = fs.openSync(source, "r");
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    for (const kind of ["journal", "wal", "shm"] as const) this.files.unlink(kind);
+    this.files.replaceWith("database", source);
+    if (!this.#ctx.noSync) fsyncDirectory(this.dir.dir);
+    this.#wal.reset(null);
+    this.#dirty = new Set();
+    this.#walMode = checksums.pageCount > 0 && this.files.readPadded("database", 0, 100)[19] === 2;
+    this.#log.adopt(checksums, ltx, timestamp, "import");
+  }
+
+  /** Closes the backing files; the database can no longer be used. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.files.close();
+  }
+
+  // --- rollback journal -------------------------------------------------------------------------
+
+  #writeDatabase(offset: number, data: Uint8Array): void {
+    if (!this.#walMode && !this.files.exists("journal") && !this.files.exists("wal")) {
+      const err = new StoreError(
+        "EJOURNALMODE",
+        "write to the database file without a rollback journal or WAL: journal_mode=MEMORY or OFF cannot be " +
+          "replicated; use DELETE, TRUNCATE, PERSIST or WAL",
+        { db: this.name },
+      );
+      this.#ctx.log.error("write refused", { db: this.name, code: err.code, error: err.message });
+      throw err;
+    }
+    this.files.write("database", offset, data);
+    this.#markDirtyRange(offset, data.length);
+  }
+
+  /** Records pages [offset, offset+length) as dirty; length 0 with a truncation only counts for size. */
+  #markDirtyRange(offset: number, length: number): void {
+    if (this.#dirty === "all" || length === 0) return;
+    const pageSize = this.pageSize;
+    if (pageSize === 0 || offset % pageSize !== 0 || length % pageSize !== 0) {
+      this.#dirty = "all"; // page size unknown or changing (VACUUM): compare every page at the commit
+      return;
+    }
+    for (let pgno = offset / pageSize + 1, end = (offset + length) / pageSize; pgno <= end; pgno++) {
+      this.#dirty.add(pgno);
+    }
+  }
+
+  /** Runs a journal operation; if it ends a transaction, the transaction is captured first. */
+  #journalOperation(op: JournalOperation, perform: () => void): void {
+    const mode = journalCommitMode(op);
+    if (mode !== null) this.#commitJournal(mode);
+    perform();
+  }
+
+  #commitJournal(mode: string, source: CommitEvent["source"] = "journal"): void {
+    const header = this.files.readPadded("database", 0, 100);
+    const fileSize = this.files.size("database");
+    let pageSize = 0;
+    let pageCount = 0;
+    if (fileSize >= 100 && isValidDatabaseHeader(header)) {
+      const parsed = parseDatabaseHeader(header);
+      pageSize = parsed.pageSize;
+      pageCount = effectivePageCount(parsed, fileSize);
+    } else if (fileSize > 0) {
+      pageSize = decodeHeaderPageSize((header[16] << 8) | header[17]);
+      if (pageSize === 0) {
+        throw new StoreError(
+          "ECAPTURE",
+          `journal commit (${mode}): database file has no valid SQLite header`,
+          {
+            db: this.name,
+          },
+        );
+      }
+      pageCount = Math.ceil(fileSize / pageSize);
+    }
+    const readPage = (pgno: number): Uint8Array =>
+      this.files.readPadded("database", (pgno - 1) * pageSize, pageSize);
+    const plan =
+      pageSize === 0
+        ? null
+        : planJournalCommit({
+            pageSize,
+            pageCount,
+            dirty: this.#dirty,
+            checksums: this.#log.checksums,
+            readPage,
+          });
+    if (plan === null) {
+      this.#dirty = new Set();
+      this.#ctx.log.debug("transaction ended without changes", { db: this.name, mode });
+      return;
+    }
+    this.files.sync("database");
+    this.#log.commit(plan, readPage, source, null);
+    this.#walMode = (readPage(1)[19] ?? 0) === 2;
+    this.#dirty = new Set();
+  }
+
+  // --- WAL ----------------------------------------------------------------------------------------
+
+  #writeWal(offset: number, data: Uint8Array): void {
+    const restart = WalCapture.isHeaderWrite(offset, data.length);
+    if (restart) this.#captureBeforeLosingWal("restart");
+    this.files.write("wal", offset, data);
+    if (restart) this.#wal.reset(data.subarray(0, 32));
+    // A completed commit frame is the transaction's last byte: capture it now, before SQLite even
+    // publishes it in the wal-index (the release of the write lock then finds nothing new). This does
+    // not depend on seeing locks, and no reader or checkpointer can see the frames before their LTX.
+    if (
+      this.#wal.completesCommitFrame(offset, data.length, (o) =>
+        this.files.readPadded("wal", o, WAL_FRAME_HEADER_SIZE),
+      )
+    ) {
+      this.captureWal();
+    }
+  }
+
+  /**
+   * Before the WAL's frames can be lost (restart, truncation, unlink), capture any committed frames
+   * not captured yet: a write-lock release that failed to capture must not lose transactions.
+   */
+  #captureBeforeLosingWal(why: string): void {
+    if (this.#wal.header === null) return;
+    const captured = this.captureWal();
+    if (captured > 0)
+      this.#ctx.log.warn("captured WAL transactions late", { db: this.name, why, count: captured });
+  }
+
+  #captureWalCommit(commit: WalCommit): void {
+    const header = this.#wal.header;
+    if (header === null) throw new Error("WAL capture without a header");
+    const pageSize = header.pageSize;
+    const readFrame = (frameOffset: number): Uint8Array =>
+      this.files.readPadded("wal", frameOffset + WAL_FRAME_HEADER_SIZE, pageSize);
+    const readPage = (pgno: number): Uint8Array => {
+      const frame = this.#wal.capturedFrame(pgno);
+      if (frame !== undefined) return readFrame(frame);
+      return this.files.readPadded("database", (pgno - 1) * pageSize, pageSize);
+    };
+    const plan = planWalCommit({
+      pageSize,
+      pageCount: commit.dbPageCount,
+      framePages: commit.pages,
+      checksums: this.#log.checksums,
+      readFrame,
+      readPage,
+    });
+    const readPlanned = (pgno: number): Uint8Array => {
+      const frame = commit.pages.get(pgno);
+      return frame === undefined ? readPage(pgno) : readFrame(frame);
+    };
+    this.#log.commit(plan, readPlanned, "wal", {
+      walOffset: commit.startOffset,
+      walSize: commit.endOffset - commit.startOffset,
+      walSalt1: header.salt1,
+      walSalt2: header.salt2,
+    });
+    this.#wal.advance(commit);
+    this.#walMode = (readPlanned(1)[19] ?? 0) === 2;
+  }
+
+  // --- deletion -----------------------------------------------------------------------------------
+
+  #deleteDatabase(): void {
+    if (this.#log.pos.txid !== 0n && this.pageCount > 0) {
+      const pageSize = this.pageSize;
+      this.#log.commit(
+        { pageSize, pageCount: 0, pages: [], fullImage: false },
+        () => new Uint8Array(0),
+        "delete",
+        null,
+      );
+    }
+    for (const kind of ["journal", "wal", "shm", "database"] as const) this.files.unlink(kind);
+    this.#wal.reset(null);
+    this.#walMode = false;
+    this.#dirty = new Set();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreError("ECLOSED", "database is closed", { db: this.name });
+  }
+}

@@ -1,0 +1,83 @@
+// Crash-safe file replacement: a file that must survive a crash is written to a temporary name in
+// the same directory, fsynced, renamed over its final name, and then the directory is fsynced so the
+// rename itself is durable. After a crash a reader sees either the old file or the whole new one,
+// never a torn one; a leftover temporary (name ending in TEMP_SUFFIX) is garbage to remove.
+//
+// Synchronous on purpose: the store runs these inside a FUSE request that must not be answered
+// before the file is durable, and a synchronous call avoids a thread-pool hop per step.
+
+import fs from "node:fs";
+import path from "node:path";
+
+/** Suffix of temporary files; a name with it is never a finished file. */
+export const TEMP_SUFFIX = ".tmp";
+
+/** fsync of a directory: makes creations, renames and unlinks inside it durable. */
+export function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export interface DurableWriteOptions {
+  /** Skip every fsync (config `skip-sync`-like test speedups): atomic against process crash only. */
+  noSync?: boolean;
+}
+
+/** Writes `chunks` (in order) as the new content of `file`: temp → fsync → rename → fsync dir. */
+export function writeFileDurably(
+  file: string,
+  chunks: readonly Uint8Array[],
+  opts: DurableWriteOptions = {},
+): void {
+  const temp = file + TEMP_SUFFIX;
+  const fd = fs.openSync(temp, "w", 0o644);
+  try {
+    for (const chunk of chunks) writeAll(fd, chunk, -1);
+    if (opts.noSync !== true) fs.fsyncSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.rmSync(temp, { force: true });
+    throw err;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(temp, file);
+  if (opts.noSync !== true) fsyncDirectory(path.dirname(file));
+}
+
+/** Removes `file` (absent is fine) and makes the removal durable. */
+export function removeFileDurably(file: string, opts: DurableWriteOptions = {}): void {
+  fs.rmSync(file, { force: true });
+  if (opts.noSync !== true) fsyncDirectory(path.dirname(file));
+}
+
+/**
+ * Writes all of `data` at `position` (or at the current offset when position is -1), looping over
+ * short writes. Throws on an error; never returns having written less.
+ */
+export function writeAll(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) {
+    const n = fs.writeSync(fd, data, done, data.length - done, position < 0 ? null : position + done);
+    if (n <= 0) throw new Error(`write returned ${n} after ${done} of ${data.length} bytes`);
+    done += n;
+  }
+}
+
+/**
+ * Reads exactly `length` bytes at `position` into a new buffer; bytes past end of file read as zero
+ * (SQLite's view of a short database file). Returns the buffer and how many bytes the file had.
+ */
+export function readFully(fd: number, length: number, position: number): { data: Buffer; bytesRead: number } {
+  const data = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, data, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return { data, bytesRead: done };
+}

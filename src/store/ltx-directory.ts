@@ -1,0 +1,48 @@
+// The LTX files of one database on disk (`<db>/ltx/`): listing in TXID order, and clearing leftovers of
+// an interrupted write (temporary files never renamed into place).
+
+import fs from "node:fs";
+import path from "node:path";
+
+import { isLtxFileName, parseFileName } from "../ltx/file-name.js";
+import { TEMP_SUFFIX } from "./durable-file.js";
+
+export interface LtxFileEntry {
+  readonly name: string;
+  readonly path: string;
+  readonly minTxid: bigint;
+  readonly maxTxid: bigint;
+}
+
+/** LTX files in `dir`, ascending by TXID; other names are ignored. A missing directory lists nothing. */
+export function listLtxFiles(dir: string): LtxFileEntry[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const entries: LtxFileEntry[] = [];
+  for (const name of names) {
+    if (!isLtxFileName(name)) continue;
+    const { minTxid, maxTxid } = parseFileName(name);
+    entries.push({ name, path: path.join(dir, name), minTxid, maxTxid });
+  }
+  // Fixed-width hex names: name order is TXID order.
+  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Removes temporary files left by a write that crashed before its rename; returns their names. */
+export function removeTempFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const removed = names.filter((name) => name.endsWith(TEMP_SUFFIX));
+  for (const name of removed) fs.rmSync(path.join(dir, name), { force: true });
+  return removed;
+}

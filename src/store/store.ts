@@ -1,0 +1,244 @@
+// The store: every database of one node's data directory, opened (and recovered) together, with one
+// list of commit subscribers. Plain synchronous calls; the mount, the HTTP API and replication drive it.
+//
+// Lifecycle: `Store.open` recovers every database (recovery.ts), captures WAL transactions a crash
+// left uncaptured, and saves a not-clean checksums file per database (a base for the next recovery);
+// `close` saves clean checksums files, so that a clean restart reads no page at all.
+
+import crypto from "node:crypto";
+import fs from "node:fs";
+
+import type { LtxWriteFormat } from "../ltx/format.js";
+import { BackingFiles } from "./backing-files.js";
+import { markChecksumsFileDirty } from "./checksums-file.js";
+import type { CommitEvent, CommitListener } from "./commit-event.js";
+import { DataDir } from "./data-dir.js";
+import { Database, type DatabaseContext } from "./database.js";
+import { assertDatabaseName, databaseNameProblem } from "./database-name.js";
+import { writeFileDurably } from "./durable-file.js";
+import { listLtxFiles } from "./ltx-directory.js";
+import { recoverDatabase, type RecoveryReport } from "./recovery.js";
+import { filesToRetire } from "./retention.js";
+import { StoreError } from "./store-error.js";
+import { SILENT_LOGGER, type StoreLogger } from "./store-logger.js";
+import { WalCapture } from "./wal-capture.js";
+
+export interface StoreOptions {
+  readonly dataDir: string;
+  /** LTX format written (default "v3"). */
+  readonly ltxFormat?: LtxWriteFormat;
+  /** Recompute every page checksum at open instead of trusting saved ones. */
+  readonly verify?: boolean;
+  /** Skip fsyncs (tests only). */
+  readonly noSync?: boolean;
+  readonly log?: StoreLogger;
+  /** Clock, ms since the epoch (LTX timestamps, retention). */
+  readonly now?: () => number;
+}
+
+export class Store {
+  readonly dataDir: DataDir;
+  readonly nodeId: bigint;
+  readonly #dbs = new Map<string, Database>();
+  readonly #listeners = new Set<CommitListener>();
+  readonly #ctx: DatabaseContext;
+  readonly #log: StoreLogger;
+  readonly #reports = new Map<string, RecoveryReport>();
+  #closed = false;
+
+  private constructor(dataDir: DataDir, nodeId: bigint, opts: StoreOptions) {
+    this.dataDir = dataDir;
+    this.nodeId = nodeId;
+    this.#log = opts.log ?? SILENT_LOGGER;
+    this.#ctx = {
+      nodeId,
+      noSync: opts.noSync === true,
+      ltx: { format: opts.ltxFormat ?? "v3" },
+      now: opts.now ?? Date.now,
+      log: this.#log,
+      emit: (event) => this.#emit(event),
+    };
+  }
+
+  /** Opens the data directory (creating it if needed) and recovers every database in it. */
+  static open(opts: StoreOptions): Store {
+    const dataDir = new DataDir(opts.dataDir);
+    dataDir.ensure();
+    const store = new Store(dataDir, loadOrCreateNodeId(dataDir), opts);
+    for (const name of dataDir.listDatabaseNames().sort()) {
+      const problem = databaseNameProblem(name);
+      if (problem !== null) {
+        store.#log.warn("ignoring a directory that cannot be a database", { dir: name, reason: problem });
+        continue;
+      }
+      store.#openDatabase(name, opts.verify === true);
+    }
+    return store;
+  }
+
+  /** Databases by name, sorted. */
+  databases(): Database[] {
+    return [...this.#dbs.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  db(name: string): Database | undefined {
+    return this.#dbs.get(name);
+  }
+
+  /** The database `name`; throws EDBNOTFOUND. */
+  mustDb(name: string): Database {
+    const db = this.#dbs.get(name);
+    if (db === undefined) throw new StoreError("EDBNOTFOUND", "no such database", { db: name });
+    return db;
+  }
+
+  /** How each database was recovered at open (checksum source, pages read…). */
+  recoveryReport(name: string): RecoveryReport | undefined {
+    return this.#reports.get(name);
+  }
+
+  /**
+   * The database `name`, created (empty, position 0) if it does not exist; its backing database file
+   * exists afterwards. Throws EDBNAME for a name that cannot be a database.
+   */
+  createDatabase(name: string): Database {
+    this.#assertOpen();
+    const existing = this.#dbs.get(name);
+    if (existing !== undefined) {
+      existing.create("database");
+      return existing;
+    }
+    assertDatabaseName(name);
+    const dir = this.dataDir.database(name);
+    dir.ensure();
+    const files = new BackingFiles(dir, { noSync: this.#ctx.noSync });
+    const db = new Database(
+      name,
+      dir,
+      files,
+      { pos: { txid: 0n, checksum: 0n }, checksums: null, wal: new WalCapture(), walMode: false },
+      this.#ctx,
+    );
+    files.create("database");
+    this.#dbs.set(name, db);
+    this.#log.info("database created", { db: name });
+    return db;
+  }
+
+  /** Calls `listener` after every committed transaction (its LTX is durable); returns an unsubscribe. */
+  subscribe(listener: CommitListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Saves a not-clean checksums file for every database (a periodic base for crash recovery). */
+  saveChecksums(): void {
+    for (const db of this.#dbs.values()) db.saveChecksums(false);
+  }
+
+  /**
+   * Removes LTX files older than `retentionMs` (the newest per database always stays). Returns the
+   * number of files removed.
+   */
+  enforceRetention(retentionMs: number): number {
+    const now = this.#ctx.now();
+    let removed = 0;
+    for (const db of this.#dbs.values()) {
+      const files = listLtxFiles(db.dir.ltxDir).flatMap((f) => {
+        const st = fs.statSync(f.path, { throwIfNoEntry: false });
+        return st === undefined ? [] : [{ ...f, mtimeMs: st.mtimeMs }];
+      });
+      for (const file of filesToRetire(files, now, retentionMs)) {
+        fs.rmSync(file.path, { force: true });
+        removed++;
+      }
+    }
+    if (removed > 0) this.#log.debug("retention removed LTX files", { count: removed });
+    return removed;
+  }
+
+  /** Clean shutdown: saves clean checksums files and closes every database. Call after unmounting. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const db of this.#dbs.values()) {
+      try {
+        db.saveChecksums(true);
+      } catch (err) {
+        this.#log.error("could not save checksums at shutdown", {
+          db: db.name,
+          error: (err as Error).message,
+        });
+      }
+      db.close();
+    }
+    this.#listeners.clear();
+  }
+
+  #openDatabase(name: string, verify: boolean): void {
+    const started = performance.now();
+    const dir = this.dataDir.database(name);
+    const files = new BackingFiles(dir, { noSync: this.#ctx.noSync });
+    let recovered;
+    try {
+      recovered = recoverDatabase(name, dir, files, { verify, log: this.#log });
+    } catch (err) {
+      files.close();
+      throw err;
+    }
+    const db = new Database(name, dir, files, recovered.state, this.#ctx);
+    this.#dbs.set(name, db);
+    if (recovered.report.needsSnapshot) db.captureExisting();
+    const late = db.captureWal();
+    if (late > 0) this.#log.info("captured WAL transactions left by a crash", { db: name, count: late });
+    markChecksumsFileDirty(dir.checksumsFile, { noSync: this.#ctx.noSync });
+    if (recovered.report.checksumSource !== "clean" || late > 0 || recovered.report.needsSnapshot) {
+      db.saveChecksums(false);
+    }
+    this.#reports.set(name, recovered.report);
+    this.#log.info("database opened", {
+      db: name,
+      pos: db.posText.trim(),
+      checksums: recovered.report.checksumSource,
+      pagesRead: recovered.report.pagesRead,
+      ...(recovered.report.fullPassReason === undefined
+        ? {}
+        : { fullPassReason: recovered.report.fullPassReason }),
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
+  #emit(event: CommitEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.#log.error("commit listener failed", { db: event.db, error: (err as Error).message });
+      }
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreError("ECLOSED", "store is closed");
+  }
+}
+
+/** The node's id: 16 hex digits in `<data>/id`, created at first start. */
+function loadOrCreateNodeId(dataDir: DataDir): bigint {
+  const file = `${dataDir.root}/id`;
+  try {
+    const text = fs.readFileSync(file, "utf8").trim();
+    if (!/^[0-9a-f]{16}$/.test(text)) {
+      throw new StoreError("EDATADIR", `node id file holds ${JSON.stringify(text)}, not 16 hex digits`, {
+        file,
+      });
+    }
+    return BigInt("0x" + text);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  let id = 0n;
+  while (id === 0n) id = crypto.randomBytes(8).readBigUInt64BE();
+  writeFileDurably(file, [Buffer.from(id.toString(16).padStart(16, "0") + "\n")]);
+  return id;
+}

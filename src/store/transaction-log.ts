@@ -1,0 +1,205 @@
+// The chain of committed transactions of one database: its position (TXID + rolling checksum), the
+// page checksums behind that checksum, and the writing of the next LTX file. Every commit — journal,
+// WAL, deletion, import — goes through `commit` (or `adopt` for an LTX written elsewhere), which keeps
+// the invariants:
+// - TXIDs advance by exactly one per LTX file; pre-apply = the previous post-apply checksum (0 for
+//   the snapshot at TXID 1); post-apply = FLAG | XOR of the page checksums after the transaction.
+// - The LTX file is durable before the position advances or anyone is told (subscribers).
+// - If the LTX cannot be written, nothing changes (the checksum array is restored).
+
+import { EMPTY_DATABASE_CHECKSUM } from "../ltx/checksum.js";
+import type { Header } from "../ltx/header.js";
+import { formatPos, type Pos } from "../ltx/pos.js";
+import type { CommitEvent } from "./commit-event.js";
+import type { CommitPlan } from "./commit-plan.js";
+import type { DatabaseDir } from "./data-dir.js";
+import { writeLtxFile, type LtxWriteOptions, type WrittenLtx } from "./ltx-file-writer.js";
+import { PageChecksums } from "./page-checksums.js";
+import { StoreError } from "./store-error.js";
+import type { StoreLogger } from "./store-logger.js";
+
+export interface TransactionLogContext {
+  readonly nodeId: bigint;
+  readonly noSync: boolean;
+  readonly ltx: LtxWriteOptions;
+  readonly now: () => number;
+  readonly log: StoreLogger;
+  readonly emit: (event: CommitEvent) => void;
+}
+
+/** Where a transaction's frames sit in the WAL (LTX header fields); null for journal transactions. */
+export interface WalSegment {
+  readonly walOffset: number;
+  readonly walSize: number;
+  readonly walSalt1: number;
+  readonly walSalt2: number;
+}
+
+export class TransactionLog {
+  readonly #db: string;
+  readonly #dir: DatabaseDir;
+  readonly #ctx: TransactionLogContext;
+  #pos: Pos;
+  #checksums: PageChecksums | null;
+
+  constructor(
+    db: string,
+    dir: DatabaseDir,
+    pos: Pos,
+    checksums: PageChecksums | null,
+    ctx: TransactionLogContext,
+  ) {
+    this.#db = db;
+    this.#dir = dir;
+    this.#pos = pos;
+    this.#checksums = checksums;
+    this.#ctx = ctx;
+  }
+
+  get pos(): Pos {
+    return this.#pos;
+  }
+
+  /** The checksum array of the committed state (null before the first transaction). Never mutate it. */
+  get checksums(): PageChecksums | null {
+    return this.#checksums;
+  }
+
+  get context(): TransactionLogContext {
+    return this.#ctx;
+  }
+
+  /** The header of the next transaction's LTX file. */
+  nextHeader(pageSize: number, commit: number, timestamp: number, wal: WalSegment | null = null): Header {
+    const txid = this.#pos.txid + 1n;
+    return {
+      flags: 0,
+      pageSize,
+      commit,
+      minTxid: txid,
+      maxTxid: txid,
+      timestamp,
+      preApplyChecksum: txid === 1n ? 0n : this.#pos.checksum,
+      walOffset: wal?.walOffset ?? 0,
+      walSize: wal?.walSize ?? 0,
+      walSalt1: wal?.walSalt1 ?? 0,
+      walSalt2: wal?.walSalt2 ?? 0,
+      nodeId: this.#ctx.nodeId,
+    };
+  }
+
+  get ltxWriteOptions(): LtxWriteOptions {
+    return { ...this.#ctx.ltx, noSync: this.#ctx.noSync };
+  }
+
+  /**
+   * Writes `plan` as the next transaction (pages read through `readPage`), then advances the position
+   * and notifies subscribers. Throws ECAPTURE (nothing changed) when the LTX cannot be written.
+   */
+  commit(
+    plan: CommitPlan,
+    readPage: (pgno: number) => Uint8Array,
+    source: CommitEvent["source"],
+    wal: WalSegment | null,
+  ): void {
+    const txid = this.#pos.txid + 1n;
+    const next = this.#stageChecksums(plan);
+    const postApplyChecksum = next.sums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : next.sums.checksum;
+    const timestamp = this.#ctx.now();
+    let written: WrittenLtx;
+    try {
+      written = writeLtxFile(
+        this.#dir,
+        {
+          header: this.nextHeader(plan.pageSize, plan.pageCount, timestamp, wal),
+          pgnos: plan.pages.map((p) => p.pgno),
+          readPage,
+          postApplyChecksum,
+        },
+        this.ltxWriteOptions,
+      );
+    } catch (err) {
+      next.undo();
+      throw new StoreError("ECAPTURE", "could not write the transaction's LTX file", {
+        db: this.#db,
+        txid,
+        cause: err,
+      });
+    }
+    this.#advance(next.sums, written, timestamp, plan.pages.length, source);
+  }
+
+  /** Adopts an LTX file already written for the next TXID (import) whose pages give `checksums`. */
+  adopt(
+    checksums: PageChecksums,
+    written: WrittenLtx,
+    timestamp: number,
+    source: CommitEvent["source"],
+  ): void {
+    const pages = checksums.pageCount - (checksums.lockPgno <= checksums.pageCount ? 1 : 0);
+    this.#advance(checksums, written, timestamp, pages, source);
+  }
+
+  #advance(
+    checksums: PageChecksums,
+    written: WrittenLtx,
+    timestamp: number,
+    pages: number,
+    source: CommitEvent["source"],
+  ): void {
+    const prevPos = this.#pos;
+    this.#checksums = checksums;
+    this.#pos = {
+      txid: prevPos.txid + 1n,
+      checksum: checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum,
+    };
+    const text = formatPos(this.#pos);
+    this.#ctx.log.info("commit", {
+      db: this.#db,
+      txid: text.slice(0, 16),
+      checksum: text.slice(17),
+      pages,
+      commit: checksums.pageCount,
+      source,
+    });
+    this.#ctx.emit({
+      db: this.#db,
+      pos: this.#pos,
+      prevPos,
+      pageSize: checksums.pageSize,
+      commit: checksums.pageCount,
+      pageCount: pages,
+      ltxPath: written.path,
+      ltxBytes: written.bytes,
+      timestamp,
+      source,
+    });
+  }
+
+  /** The checksum array after `plan`, and how to undo the change if the LTX cannot be written. */
+  #stageChecksums(plan: CommitPlan): { sums: PageChecksums; undo: () => void } {
+    const current = this.#checksums;
+    if (plan.fullImage || current === null || current.pageSize !== plan.pageSize) {
+      const sums = new PageChecksums(plan.pageSize, plan.pageCount);
+      for (const page of plan.pages) sums.set(page.pgno, page.checksum);
+      return { sums, undo: () => undefined };
+    }
+    const oldCount = current.pageCount;
+    const saved: [number, bigint][] = [];
+    for (let pgno = plan.pageCount + 1; pgno <= oldCount; pgno++) {
+      if (pgno !== current.lockPgno) saved.push([pgno, current.get(pgno)]);
+    }
+    current.resize(plan.pageCount);
+    for (const page of plan.pages) {
+      if (page.pgno <= oldCount) saved.push([page.pgno, current.get(page.pgno)]);
+      current.set(page.pgno, page.checksum);
+    }
+    return {
+      sums: current,
+      undo: () => {
+        current.resize(oldCount);
+        for (const [pgno, checksum] of saved) current.set(pgno, checksum);
+      },
+    };
+  }
+}

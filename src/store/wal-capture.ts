@@ -1,0 +1,110 @@
+// What the store knows about a database's WAL between commits: the header of the current generation
+// of the log (salts, checksum seed), how far its frames have been captured into LTX files, and where the
+// latest captured version of each page is (so that a later transaction can read a page it did not write
+// the way SQLite would: from the WAL if it is there, else from the database file).
+//
+// State only; the scan itself is wal-format's scanWal, the I/O is the caller's.
+
+import {
+  parseWalHeader,
+  scanWal,
+  walHeaderProblem,
+  walStartPosition,
+  WAL_FRAME_HEADER_SIZE,
+  WAL_HEADER_SIZE,
+  type WalByteSource,
+  type WalCommit,
+  type WalHeader,
+  type WalPosition,
+  type WalScanResult,
+} from "./wal-format.js";
+
+export class WalCapture {
+  #header: WalHeader | null = null;
+  #position: WalPosition | null = null;
+  /** pgno → offset of the frame header of the latest captured version of that page. */
+  #captured = new Map<number, number>();
+
+  /** The current generation's header, or null when there is no valid WAL header. */
+  get header(): WalHeader | null {
+    return this.#header;
+  }
+
+  /** Offset of the first frame not yet captured (WAL_HEADER_SIZE right after a restart); 0 without a header. */
+  get capturedOffset(): number {
+    return this.#position?.offset ?? 0;
+  }
+
+  /** Starts a new generation from the 32 header bytes (null or an invalid header: no generation). */
+  reset(headerBytes: Uint8Array | null): void {
+    this.#captured = new Map();
+    if (headerBytes === null || walHeaderProblem(headerBytes) !== undefined) {
+      this.#header = null;
+      this.#position = null;
+      return;
+    }
+    this.#header = parseWalHeader(headerBytes.subarray(0, WAL_HEADER_SIZE));
+    this.#position = walStartPosition(this.#header);
+  }
+
+  /** True when a write at `offset` of `length` bytes rewrites the WAL header (a restart of the log). */
+  static isHeaderWrite(offset: number, length: number): boolean {
+    return offset === 0 && length >= WAL_HEADER_SIZE;
+  }
+
+  /**
+   * True when a write of [offset, offset+length) completed a frame that ends a transaction (commit
+   * field ≠ 0, this generation's salts), judged from the frame's header read through `readHeader`.
+   * SQLite writes a frame's header and page separately; the page write completes the frame.
+   */
+  completesCommitFrame(
+    offset: number,
+    length: number,
+    readHeader: (frameOffset: number) => Uint8Array,
+  ): boolean {
+    const header = this.#header;
+    if (header === null || this.#position === null) return false;
+    const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
+    const end = offset + length;
+    if (end < this.#position.offset + frameSize || (end - WAL_HEADER_SIZE) % frameSize !== 0) return false;
+    const frame = readHeader(end - frameSize);
+    if (frame.length < WAL_FRAME_HEADER_SIZE) return false;
+    const view = new DataView(frame.buffer, frame.byteOffset, WAL_FRAME_HEADER_SIZE);
+    return (
+      view.getUint32(4) !== 0 && view.getUint32(8) === header.salt1 && view.getUint32(12) === header.salt2
+    );
+  }
+
+  /** Notes a truncation of the WAL file to `size` bytes. */
+  truncated(size: number): void {
+    if (this.#position !== null && size < this.#position.offset) this.reset(null);
+  }
+
+  /** The committed transactions after the captured point (none without a header). */
+  scan(source: WalByteSource): WalScanResult | null {
+    if (this.#header === null || this.#position === null) return null;
+    return scanWal(source, this.#header, this.#position);
+  }
+
+  /** Records that `commit` (the next one after the captured point) is now in an LTX file. */
+  advance(commit: WalCommit): void {
+    if (this.#position === null || commit.startOffset !== this.#position.offset) {
+      throw new Error(
+        `WAL capture: commit at ${commit.startOffset} does not follow ${this.#position?.offset}`,
+      );
+    }
+    for (const [pgno, offset] of commit.pages) this.#captured.set(pgno, offset);
+    for (const pgno of this.#captured.keys()) if (pgno > commit.dbPageCount) this.#captured.delete(pgno);
+    this.#position = { offset: commit.endOffset, checksum: commit.checksum };
+  }
+
+  /** Offset of the latest captured frame of `pgno`, or undefined (then the database file has it). */
+  capturedFrame(pgno: number): number | undefined {
+    return this.#captured.get(pgno);
+  }
+
+  /** Pages with a captured frame in this generation. */
+  capturedPages(): IterableIterator<number> {
+    return this.#captured.keys();
+  }
+}
