@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds the project and libfuse's C passthrough, then runs the side-by-side FUSE passthrough benchmark
+# (direct directory vs C passthrough_ll vs ours). Arguments go to bench/fuse-passthrough.ts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+cbin=$(/work/shared/tools/fuse-passthrough-c)
+exec node --enable-source-maps dist/bench/fuse-passthrough.js --c-binary "$cbin" "$@"
