@@ -148,7 +148,7 @@ export class Lz4FrameDecoder {
     while (pos < chunk.length) {
       if (this.#state === State.Done) {
         if (!this.#keepTrailing) throw this.#fail("bytes after the end of the lz4 frame", "lz4 frame end");
-        this.#trailing.push(chunk.slice(pos));
+        this.#trailing.push(Uint8Array.prototype.slice.call(chunk, pos));
         break;
       }
       const need = this.#need();
@@ -254,7 +254,8 @@ export class Lz4FrameDecoder {
         }
         let decoded: Uint8Array;
         if (this.#blockStored) {
-          decoded = this.#onData === undefined ? data.slice() : data;
+          // Uint8Array's slice copies; Buffer#slice would return a view of the caller's input.
+          decoded = this.#onData === undefined ? Uint8Array.prototype.slice.call(data) : data;
         } else {
           // Decode straight into the array handed out (full blocks need no second copy; it is not
           // zero-filled, and only the bytes written are ever exposed), or into scratch for `onData`.
