@@ -1,0 +1,98 @@
+// Sends notifications to the kernel from a dedicated worker thread (see notify-worker.ts for why a
+// write on the main thread could deadlock). Started on first use; each `send` resolves when the
+// kernel accepted the message. ENOENT (the kernel has nothing cached for that inode or name) counts
+// as success: there was nothing to invalidate. Messages are written in the order sent.
+
+import { constants } from "node:os";
+import { Worker } from "node:worker_threads";
+import { FuseSessionError } from "./errors.js";
+
+interface Pending {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export class Notifier {
+  readonly #fd: number;
+  readonly #mountpoint: string;
+  readonly #pending = new Map<number, Pending>();
+  #worker: Worker | undefined;
+  #nextId = 1;
+  #closed = false;
+
+  constructor(fd: number, mountpoint: string) {
+    this.#fd = fd;
+    this.#mountpoint = mountpoint;
+  }
+
+  send(message: Buffer): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(
+        new FuseSessionError("EFUSECLOSED", "notification after the session ended", {
+          mountpoint: this.#mountpoint,
+        }),
+      );
+    }
+    const worker = this.#start();
+    const id = this.#nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      if (this.#pending.size === 1) worker.ref(); // keep the process alive while a write is outstanding
+      worker.postMessage({ id, message });
+    });
+  }
+
+  /** Stops the worker; outstanding notifications reject with EFUSECLOSED. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const worker = this.#worker;
+    this.#worker = undefined;
+    for (const p of this.#pending.values()) {
+      p.reject(
+        new FuseSessionError("EFUSECLOSED", "session ended before the notification was written", {
+          mountpoint: this.#mountpoint,
+        }),
+      );
+    }
+    this.#pending.clear();
+    if (worker !== undefined) await worker.terminate();
+  }
+
+  #start(): Worker {
+    if (this.#worker !== undefined) return this.#worker;
+    const worker = new Worker(new URL("./notify-worker.js", import.meta.url), {
+      workerData: { fd: this.#fd },
+    });
+    worker.unref();
+    worker.on("message", ({ id, errno }: { id: number; errno: number }) => {
+      const p = this.#pending.get(id);
+      if (p === undefined) return;
+      this.#pending.delete(id);
+      if (this.#pending.size === 0) worker.unref();
+      if (errno === 0 || errno === constants.errno.ENOENT) p.resolve();
+      else {
+        const name = Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
+        p.reject(
+          new FuseSessionError("EFUSENOTIFY", `the kernel refused a notification: ${name}`, {
+            mountpoint: this.#mountpoint,
+          }),
+        );
+      }
+    });
+    worker.on("error", (err) => {
+      for (const p of this.#pending.values()) {
+        p.reject(
+          new FuseSessionError("EFUSENOTIFY", "notification worker failed", {
+            mountpoint: this.#mountpoint,
+            cause: err,
+          }),
+        );
+      }
+      this.#pending.clear();
+      this.#worker = undefined;
+    });
+    this.#worker = worker;
+    return worker;
+  }
+}
