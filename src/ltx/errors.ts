@@ -33,7 +33,10 @@ export class LtxError extends Error {
   readonly detail: string;
 
   constructor(code: LtxErrorCode, detail: string, details: LtxErrorDetails = {}) {
-    super(LtxError.format(code, detail, details), details.cause === undefined ? undefined : { cause: details.cause });
+    super(
+      LtxError.format(code, detail, details),
+      details.cause === undefined ? undefined : { cause: details.cause },
+    );
     this.code = code;
     this.detail = detail;
     this.file = details.file;
@@ -44,7 +47,12 @@ export class LtxError extends Error {
   /** Returns a copy of this error that names `file` (decoders learn the name after the fact). */
   withFile(file: string): LtxError {
     if (this.file !== undefined) return this;
-    return new LtxError(this.code, this.detail, { file, offset: this.offset, rule: this.rule, cause: this.cause });
+    return new LtxError(this.code, this.detail, {
+      file,
+      offset: this.offset,
+      rule: this.rule,
+      cause: this.cause,
+    });
   }
 
   private static format(code: LtxErrorCode, detail: string, d: LtxErrorDetails): string {
