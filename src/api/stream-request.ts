@@ -1,0 +1,194 @@
+// The body of `POST /stream` (docs/protocol.md, "Request"): who the replica is, which cluster it
+// belongs to, the highest lease epoch it has seen, and per database its position plus its most recent
+// LTX files (so the primary can tell which of the replica's transactions its own history lacks).
+// Big-endian, ending in a CRC-32 of everything before it. Bodies are small (≤ a few MiB) and read whole.
+//
+// Also the node-to-node header values: `Litefs-Id` (16 hex digits) and `Litefs-Cluster-Id`.
+
+import { formatHex64 } from "../ltx/hex64.js";
+import type { Pos } from "../ltx/pos.js";
+import { ChainError, knownPositions, type ChainLink } from "../store/divergence.js";
+import { StreamError, StreamViolation } from "./stream-error.js";
+import { crc32 } from "./stream-frame.js";
+import { PayloadReader, PayloadWriter, utf8 } from "./stream-payload-bytes.js";
+import { databaseNameProblem } from "../store/database-name.js";
+
+/** "LFSREQ", version 1, one reserved zero byte. */
+const REQUEST_MAGIC = Uint8Array.of(0x4c, 0x46, 0x53, 0x52, 0x45, 0x51);
+const REQUEST_VERSION = 1;
+
+export const REQUEST_CONTENT_TYPE = "application/vnd.litefs.stream-request";
+export const NODE_ID_HEADER = "Litefs-Id";
+export const CLUSTER_ID_HEADER = "Litefs-Cluster-Id";
+
+/** How many of its most recent LTX files a replica reports per database. */
+export const RECENT_LINKS_SENT = 256;
+
+const CLUSTER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface ReplicaDatabase {
+  readonly db: string;
+  readonly pos: Pos;
+  /** The replica's most recent LTX files for the database, ascending (the epoch is not sent). */
+  readonly recent: readonly ChainLink[];
+}
+
+export interface StreamRequest {
+  readonly nodeId: bigint;
+  /** The replica's cluster id; "" when it has none yet (it adopts the primary's). */
+  readonly clusterId: string;
+  /** The highest lease epoch the replica has seen; 0 when none. */
+  readonly epochSeen: bigint;
+  readonly databases: readonly ReplicaDatabase[];
+}
+
+export interface StreamRequestLimits {
+  readonly maxBodyBytes: number;
+  readonly maxDatabases: number;
+  readonly maxLinksPerDatabase: number;
+}
+
+export const DEFAULT_REQUEST_LIMITS: StreamRequestLimits = Object.freeze({
+  maxBodyBytes: 8 * 1024 * 1024,
+  maxDatabases: 65536,
+  maxLinksPerDatabase: 1024,
+});
+
+/** Why `id` cannot be a cluster id, or null when it can ("" is allowed: not assigned yet). */
+export function clusterIdProblem(id: string): string | null {
+  if (id === "" || CLUSTER_ID.test(id)) return null;
+  return `cluster id ${JSON.stringify(id.slice(0, 80))} is not 1..64 of [A-Za-z0-9_-]`;
+}
+
+export function formatNodeId(id: bigint): string {
+  return formatHex64(id);
+}
+
+/** Parses a `Litefs-Id` value: 16 hex digits, not all zero. Throws ESTREAMNODE. */
+export function parseNodeId(value: string | undefined): bigint {
+  if (value === undefined || !/^[0-9a-fA-F]{16}$/.test(value)) {
+    throw new StreamError(
+      "ESTREAMNODE",
+      `${NODE_ID_HEADER} ${value === undefined ? "is missing" : `${JSON.stringify(value.slice(0, 40))} is not 16 hex digits`}`,
+      { rule: "node id" },
+    );
+  }
+  const id = BigInt(`0x${value}`);
+  if (id === 0n) throw new StreamError("ESTREAMNODE", `${NODE_ID_HEADER} is zero`, { rule: "node id" });
+  return id;
+}
+
+/** Lays out a request body. Throws ESTREAMENCODE for a request the primary would refuse. */
+export function encodeStreamRequest(request: StreamRequest, limits = DEFAULT_REQUEST_LIMITS): Uint8Array {
+  let body: Uint8Array;
+  try {
+    const w = new PayloadWriter().bytes(REQUEST_MAGIC).u8(REQUEST_VERSION).u8(0);
+    const cluster = utf8(request.clusterId, "cluster id");
+    w.u64(request.nodeId, "node id").u64(request.epochSeen, "epoch").u16(cluster.length, "cluster id length");
+    w.bytes(cluster).u32(request.databases.length, "database count");
+    for (const { db, pos, recent } of request.databases) {
+      const name = utf8(db, "database name");
+      w.u16(name.length, "name length").bytes(name).u64(pos.txid, "TXID").u64(pos.checksum, "checksum");
+      w.u16(recent.length, "link count");
+      for (const link of recent) {
+        w.u64(link.minTxid, "min TXID").u64(link.maxTxid, "max TXID");
+        w.u64(link.preApplyChecksum, "pre-apply checksum").u64(link.postApplyChecksum, "post-apply checksum");
+      }
+    }
+    const unsealed = w.finish();
+    body = new PayloadWriter().bytes(unsealed).u32(crc32(unsealed), "crc").finish();
+  } catch (err) {
+    if (!(err instanceof StreamViolation)) throw err;
+    throw new StreamError("ESTREAMENCODE", `cannot encode the stream request: ${err.message}`, {
+      rule: err.rule,
+    });
+  }
+  try {
+    decodeStreamRequest(body, limits);
+  } catch (err) {
+    if (!(err instanceof StreamError)) throw err;
+    throw new StreamError("ESTREAMENCODE", `the stream request would be refused: ${err.detail}`, {
+      rule: err.rule,
+      db: err.db,
+      cause: err,
+    });
+  }
+  return body;
+}
+
+/** Decodes and validates a whole request body. Throws StreamError ESTREAMREQUEST naming the offset. */
+export function decodeStreamRequest(body: Uint8Array, limits = DEFAULT_REQUEST_LIMITS): StreamRequest {
+  const fail = (detail: string, rule: string, offset: number, db?: string): never => {
+    throw new StreamError("ESTREAMREQUEST", detail, { offset, rule, db });
+  };
+  if (body.length > limits.maxBodyBytes) {
+    fail(
+      `request body of ${body.length} bytes: limit ${limits.maxBodyBytes}`,
+      "body limit",
+      limits.maxBodyBytes,
+    );
+  }
+  if (body.length < 8 + 4)
+    fail(`request body of ${body.length} bytes is too short`, "payload layout", body.length);
+  for (let i = 0; i < REQUEST_MAGIC.length; i++) {
+    if (body[i] !== REQUEST_MAGIC[i]) fail("not a stream request (magic is not LFSREQ)", "magic", 0);
+  }
+  if (body[6] !== REQUEST_VERSION)
+    fail(`request version ${body[6]}, this node speaks ${REQUEST_VERSION}`, "version", 6);
+  if (body[7] !== 0) fail("reserved byte is not 0", "reserved", 7);
+  const sealed = body.length - 4;
+  const expected = new DataView(body.buffer, body.byteOffset + sealed, 4).getUint32(0);
+  if (crc32(body.subarray(0, sealed)) !== expected) fail("request CRC-32 does not match", "checksum", sealed);
+
+  const r = new PayloadReader(body.subarray(8, sealed));
+  let db: string | undefined;
+  try {
+    const nodeId = r.u64("node id");
+    if (nodeId === 0n) fail("node id is zero", "node id", 8);
+    const epochSeen = r.u64("epoch");
+    const clusterId = r.text(r.u16("cluster id length"), "cluster id");
+    const clusterProblem = clusterIdProblem(clusterId);
+    if (clusterProblem !== null) fail(clusterProblem, "cluster id", 24);
+    const count = r.u32("database count");
+    if (count > limits.maxDatabases)
+      fail(`${count} databases: limit ${limits.maxDatabases}`, "database count", 8 + r.at - 4);
+    const databases: ReplicaDatabase[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      const at = 8 + r.at;
+      db = undefined;
+      const name = r.text(r.u16("name length"), "database name");
+      const problem = databaseNameProblem(name);
+      if (problem !== null) fail(`invalid database name: ${problem}`, "database name", at, name);
+      db = name;
+      if (seen.has(name)) fail("database named twice", "unique names", at, name);
+      seen.add(name);
+      const pos = { txid: r.u64("TXID"), checksum: r.u64("checksum") };
+      const linkCount = r.u16("link count");
+      if (linkCount > limits.maxLinksPerDatabase) {
+        fail(`${linkCount} LTX files: limit ${limits.maxLinksPerDatabase}`, "link count", at, name);
+      }
+      const recent: ChainLink[] = [];
+      for (let j = 0; j < linkCount; j++) {
+        recent.push({
+          minTxid: r.u64("min TXID"),
+          maxTxid: r.u64("max TXID"),
+          preApplyChecksum: r.u64("pre-apply checksum"),
+          postApplyChecksum: r.u64("post-apply checksum"),
+        });
+      }
+      try {
+        knownPositions({ pos, links: recent }, "replica");
+      } catch (err) {
+        if (!(err instanceof ChainError)) throw err;
+        fail(`the database's position and LTX files disagree: ${err.message}`, "history", at, name);
+      }
+      databases.push({ db: name, pos, recent });
+    }
+    r.end();
+    return { nodeId, clusterId, epochSeen, databases };
+  } catch (err) {
+    if (!(err instanceof StreamViolation)) throw err;
+    return fail(err.message, err.rule, 8 + r.at, db);
+  }
+}
