@@ -1,0 +1,291 @@
+// A small client for etcd's v3 JSON gateway (`POST /v3/...`, grpc-gateway), spoken with fetch: etcd
+// 3.4 serves lease grant/keepalive/revoke, KV range/txn and watch there, which is all the leaser needs,
+// without a gRPC stack or the 37 packages of the `etcd3` client.
+//
+// Wire facts this relies on (etcd 3.4, checked against the real server by the tests): int64 fields are
+// JSON strings, fields equal to their zero value are omitted (`succeeded: false`, `TTL: 0`, `type: PUT`),
+// keys and values are base64, errors are `{"error","message","code"}` with the gRPC code and an HTTP
+// status (5xx for "no leader"/unavailable), and streaming calls (keepalive, watch) answer with one JSON
+// object per line, `{"result": …}` or `{"error": …}`.
+//
+// Endpoints: every call tries the endpoint that answered last, then each other one in order, with a
+// per-endpoint timeout, so a cluster that lost a member (refused connections) or has a hung one
+// (timeouts) keeps working. A call is retried on another endpoint only after a network error, a timeout
+// or a 5xx — callers make their writes safe to repeat (compare-guarded transactions).
+import { LeaseError } from "./lease-error.js";
+
+export interface EtcdGatewayOptions {
+  /** Client URLs of the members, e.g. ["http://10.0.0.1:2379"]; at least one. */
+  endpoints: readonly string[];
+  /** Limit for one request to one endpoint (ms); for streams, until the response headers arrive. */
+  requestTimeoutMs: number;
+}
+
+/** One key-value as the gateway returns it (int64s as strings, zero values omitted). */
+export interface EtcdKeyValue {
+  key: string;
+  value?: string;
+  create_revision?: string;
+  mod_revision?: string;
+  version?: string;
+  lease?: string;
+}
+
+export interface EtcdHeader {
+  revision?: string;
+}
+
+const RESPONSE_BYTES_MAX = 4 * 1024 * 1024;
+
+export class EtcdGatewayClient {
+  readonly #endpoints: string[];
+  readonly #requestTimeoutMs: number;
+  #preferred = 0;
+
+  constructor(options: EtcdGatewayOptions) {
+    if (options.endpoints.length === 0) {
+      throw new LeaseError("ELEASECONFIG", "etcd: at least one endpoint is required");
+    }
+    this.#endpoints = options.endpoints.map((endpoint) => {
+      let url: URL;
+      try {
+        url = new URL(endpoint);
+      } catch (error) {
+        throw new LeaseError("ELEASECONFIG", `etcd endpoint ${JSON.stringify(endpoint)} is not a URL`, {
+          cause: error,
+        });
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new LeaseError("ELEASECONFIG", `etcd endpoint ${endpoint} must be http:// or https://`);
+      }
+      return endpoint.replace(/\/+$/, "");
+    });
+    if (!(options.requestTimeoutMs > 0)) {
+      throw new LeaseError("ELEASECONFIG", "etcd: request timeout must be > 0");
+    }
+    this.#requestTimeoutMs = options.requestTimeoutMs;
+  }
+
+  get endpoints(): readonly string[] {
+    return this.#endpoints;
+  }
+
+  /**
+   * POSTs `body` to `path` (e.g. "/v3/kv/range") and returns the parsed JSON answer. Rejects with
+   * ELEASEUNAVAILABLE when no endpoint answers, ELEASEPROTOCOL (with `grpcCode`) when etcd refuses the
+   * request, or the signal's reason when `signal` aborts.
+   */
+  async call(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
+    const failures: string[] = [];
+    const causes: unknown[] = [];
+    for (let i = 0; i < this.#endpoints.length; i++) {
+      const index = (this.#preferred + i) % this.#endpoints.length;
+      const endpoint = this.#endpoints[index];
+      throwIfAborted(signal);
+      const attemptSignal = this.#attemptSignal(signal);
+      let status: number;
+      let text: string;
+      try {
+        const response = await fetch(endpoint + path, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+          signal: attemptSignal,
+        });
+        status = response.status;
+        text = await response.text();
+      } catch (error) {
+        throwIfAborted(signal);
+        failures.push(`${endpoint}: ${describeFetchError(error)}`);
+        causes.push(error);
+        continue;
+      }
+      if (text.length > RESPONSE_BYTES_MAX) {
+        throw new LeaseError("ELEASEPROTOCOL", `answer of ${text.length} bytes is over the limit`, {
+          where: `etcd ${endpoint}${path}`,
+        });
+      }
+      if (status >= 500) {
+        failures.push(`${endpoint}: HTTP ${status} ${text.slice(0, 200)}`);
+        continue;
+      }
+      const parsed = parseJson(text, `etcd ${endpoint}${path}`);
+      if (status !== 200) throw gatewayError(parsed, status, `etcd ${endpoint}${path}`);
+      this.#preferred = index;
+      return parsed;
+    }
+    throw new LeaseError("ELEASEUNAVAILABLE", `no etcd endpoint answered: ${failures.join("; ")}`, {
+      where: `etcd ${path}`,
+      cause: new AggregateError(causes, "etcd endpoint failures"),
+    });
+  }
+
+  /**
+   * Calls a streaming method (one request, many answers) and yields each answer's `result`. Connects
+   * like `call` (trying every endpoint); once connected, a broken stream ends the iteration with
+   * ELEASEUNAVAILABLE. Ends quietly when the server closes the stream or `signal` aborts.
+   */
+  async *stream(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<unknown> {
+    const failures: string[] = [];
+    for (let i = 0; i < this.#endpoints.length; i++) {
+      const index = (this.#preferred + i) % this.#endpoints.length;
+      const endpoint = this.#endpoints[index];
+      if (signal.aborted) return;
+      const connect = new AbortController();
+      const onAbort = (): void => connect.abort(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      const connectTimer = setTimeout(
+        () => connect.abort(new Error(`no answer within ${this.#requestTimeoutMs} ms`)),
+        this.#requestTimeoutMs,
+      );
+      let response: Response;
+      try {
+        response = await fetch(endpoint + path, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+          signal: connect.signal,
+        });
+      } catch (error) {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) return;
+        failures.push(`${endpoint}: ${describeFetchError(error)}`);
+        continue;
+      } finally {
+        clearTimeout(connectTimer);
+      }
+      try {
+        if (response.status !== 200 || response.body === null) {
+          const text = await response.text();
+          if (response.status >= 500) {
+            failures.push(`${endpoint}: HTTP ${response.status} ${text.slice(0, 200)}`);
+            continue;
+          }
+          throw gatewayError(parseJson(text, `etcd ${endpoint}${path}`), response.status, endpoint + path);
+        }
+        this.#preferred = index;
+        yield* readJsonLines(response.body, `etcd ${endpoint}${path}`, signal);
+        return;
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+        connect.abort(new Error("stream finished"));
+      }
+    }
+    throw new LeaseError(
+      "ELEASEUNAVAILABLE",
+      `no etcd endpoint accepted the stream: ${failures.join("; ")}`,
+      {
+        where: `etcd ${path}`,
+      },
+    );
+  }
+
+  #attemptSignal(outer: AbortSignal | undefined): AbortSignal {
+    const timeout = AbortSignal.timeout(this.#requestTimeoutMs);
+    return outer === undefined ? timeout : AbortSignal.any([outer, timeout]);
+  }
+}
+
+/** Yields `result` of every NDJSON line of a streaming answer; an `error` line becomes an exception. */
+async function* readJsonLines(
+  body: ReadableStream<Uint8Array>,
+  where: string,
+  signal: AbortSignal,
+): AsyncGenerator<unknown> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  try {
+    for await (const chunk of body) {
+      pending += decoder.decode(chunk, { stream: true });
+      if (pending.length > RESPONSE_BYTES_MAX) {
+        throw new LeaseError("ELEASEPROTOCOL", "stream line over the size limit", { where });
+      }
+      let newline: number;
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, newline).trim();
+        pending = pending.slice(newline + 1);
+        if (line === "") continue;
+        yield unwrapStreamLine(parseJson(line, where), where);
+      }
+    }
+  } catch (error) {
+    if (signal.aborted) return;
+    if (error instanceof LeaseError) throw error;
+    throw new LeaseError("ELEASEUNAVAILABLE", `stream broke: ${describeFetchError(error)}`, {
+      where,
+      cause: error,
+    });
+  }
+  const last = pending.trim();
+  if (last !== "") yield unwrapStreamLine(parseJson(last, where), where);
+}
+
+function unwrapStreamLine(message: unknown, where: string): unknown {
+  const record = asRecord(message);
+  if (record["result"] !== undefined) return record["result"];
+  const error = asRecord(record["error"]);
+  const grpcCode = typeof error["grpc_code"] === "number" ? error["grpc_code"] : undefined;
+  const text = typeof error["message"] === "string" ? error["message"] : JSON.stringify(message);
+  const code = grpcCode === 14 || grpcCode === 4 ? "ELEASEUNAVAILABLE" : "ELEASEPROTOCOL";
+  throw Object.assign(new LeaseError(code, `etcd stream error: ${text}`, { where }), { grpcCode });
+}
+
+/** An etcd refusal (4xx): ELEASEPROTOCOL carrying the gRPC code and message. */
+function gatewayError(body: unknown, status: number, where: string): LeaseError {
+  const record = asRecord(body);
+  const grpcCode = typeof record["code"] === "number" ? record["code"] : undefined;
+  const message = typeof record["message"] === "string" ? record["message"] : JSON.stringify(body);
+  return Object.assign(
+    new LeaseError(
+      "ELEASEPROTOCOL",
+      `etcd refused the request (HTTP ${status}, gRPC ${grpcCode}): ${message}`,
+      {
+        where,
+      },
+    ),
+    { grpcCode },
+  );
+}
+
+function parseJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new LeaseError("ELEASEPROTOCOL", `answer is not JSON: ${text.slice(0, 200)}`, {
+      where,
+      cause: error,
+    });
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) {
+    throw signal.reason instanceof Error ? signal.reason : new LeaseError("ELEASEUNAVAILABLE", "aborted");
+  }
+}
+
+function describeFetchError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return `${error.message}${cause}`;
+}
+
+/** The object itself, or an empty one for anything that is not an object (missing fields then). */
+export function asRecord(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+}
+
+export function toBase64(text: string): string {
+  return Buffer.from(text, "utf8").toString("base64");
+}
+
+export function fromBase64(value: string | undefined): string {
+  return Buffer.from(value ?? "", "base64").toString("utf8");
+}
+
+/** An int64 field of a gateway answer (a decimal string, omitted when zero) as a bigint. */
+export function int64Field(value: unknown, where: string): bigint {
+  if (value === undefined) return 0n;
+  if (typeof value === "string" && /^-?\d+$/.test(value)) return BigInt(value);
+  throw new LeaseError("ELEASEPROTOCOL", `expected an int64 string, got ${JSON.stringify(value)}`, { where });
+}

@@ -1,0 +1,359 @@
+// The lease on etcd v3, through its JSON gateway (see etcd-gateway-client.ts; key layout in
+// etcd-lease-keys.ts).
+//
+// Acquire: read every key under the prefix in one range; if P/primary exists, refuse with its holder;
+// if P/handoff reserves the lease for another node, refuse; if P/last says the previous holder was still
+// "holding" (it lost the lease by expiry, or crashed), wait the lock delay once — counted from when we
+// saw the key gone, which is no earlier than when etcd deleted it. Then grant an etcd lease and put
+// P/primary in a transaction that requires P/primary absent and P/last and P/handoff unchanged since the
+// read, so a holder that appeared meanwhile always wins over us. The epoch is the create revision.
+//
+// Handoff: the holder, in one transaction guarded by its epoch, deletes P/primary, records
+// "handed-off" in P/last and puts P/handoff {to} attached to its own etcd lease, then stops renewing.
+// The target's acquire sees the marker naming it, skips the lock delay and takes the lease (deleting the
+// marker in the same transaction) without waiting for any TTL; everyone else is refused until then, or
+// until the old etcd lease lapses (≤ TTL) if the target never comes.
+//
+// Safety while held: see lease-keeper.ts. The keep-alive is the first request of every renewal, and its
+// send time starts the next deadline.
+import { type Clock, sleepOn, systemClock } from "./clock.js";
+import {
+  asRecord,
+  EtcdGatewayClient,
+  int64Field,
+  toBase64,
+  type EtcdKeyValue,
+} from "./etcd-gateway-client.js";
+import { EtcdLeaseBackend } from "./etcd-lease-backend.js";
+import {
+  decodeLastHolder,
+  EtcdLeaseKeys,
+  encodeLastHolder,
+  keyValuesByName,
+  storedKey,
+  txn,
+  txnOutcome,
+  type StoredKey,
+} from "./etcd-lease-keys.js";
+import { decodeHandoffMarker } from "./handoff-marker.js";
+import { KeptLease } from "./kept-lease.js";
+import { LeaseError, LeaseExistsError, LeaseHandoffPendingError } from "./lease-error.js";
+import { defaultRequestTimeoutMs, defaultSafetyMarginMs } from "./lease-timing.js";
+import type { Lease, Leaser, NodeIdentity, PrimaryInfo } from "./leaser.js";
+import { decodePrimaryRecord, encodePrimaryRecord, samePrimary } from "./primary-record.js";
+
+export interface EtcdLeaserOptions {
+  /** Client URLs of the etcd members; each is tried in turn. */
+  endpoints: readonly string[];
+  /** Key prefix of this cluster's lease, e.g. "/litefs/cluster1". */
+  key: string;
+  identity: NodeIdentity;
+  /** Lease TTL in ms, whole seconds (etcd's unit), ≥ 1 s. Default 10 s. */
+  ttlMs?: number;
+  /** Wait before taking a lease whose holder lost it by expiry (ms). Default 1 s. */
+  lockDelayMs?: number;
+  /** Subtracted from every local deadline (ms). Default: defaultSafetyMarginMs(ttl). */
+  safetyMarginMs?: number;
+  /** Limit for one request to one endpoint (ms). Default: defaultRequestTimeoutMs(ttl). */
+  requestTimeoutMs?: number;
+  /** Pause before a broken watch reconnects (ms). Default 500. */
+  watchRetryDelayMs?: number;
+  /** A watch stream is re-established this often (ms), bounding how long a silently stalled one can
+   *  hide a change. Default 30 s. */
+  watchResyncMs?: number;
+  clock?: Clock;
+  /** Failures of work nobody awaits (cleanup after a loss, watch reconnects). Default: ignored. */
+  onBackgroundError?: (error: Error) => void;
+}
+
+export const ETCD_LEASE_DEFAULTS = {
+  ttlMs: 10_000,
+  lockDelayMs: 1_000,
+  watchRetryDelayMs: 500,
+  watchResyncMs: 30_000,
+};
+
+/** Rounds of read-then-write in one acquire before giving up on a lease whose keys keep changing. */
+const ACQUIRE_ROUNDS_MAX = 4;
+
+export class EtcdLeaser implements Leaser {
+  readonly type = "etcd";
+  readonly identity: NodeIdentity;
+  readonly keys: EtcdLeaseKeys;
+  readonly ttlMs: number;
+  readonly #client: EtcdGatewayClient;
+  readonly #lockDelayMs: number;
+  readonly #safetyMarginMs: number;
+  readonly #watchRetryDelayMs: number;
+  readonly #watchResyncMs: number;
+  readonly #clock: Clock;
+  readonly #onBackgroundError: (error: Error) => void;
+  readonly #closing = new AbortController();
+  #held: KeptLease | undefined;
+  #acquiring = false;
+
+  constructor(options: EtcdLeaserOptions) {
+    this.identity = options.identity;
+    this.keys = new EtcdLeaseKeys(options.key);
+    this.ttlMs = options.ttlMs ?? ETCD_LEASE_DEFAULTS.ttlMs;
+    if (!Number.isInteger(this.ttlMs / 1000) || this.ttlMs < 1000) {
+      throw new LeaseError(
+        "ELEASECONFIG",
+        `etcd lease TTL must be whole seconds ≥ 1 s, got ${this.ttlMs} ms`,
+      );
+    }
+    this.#lockDelayMs = options.lockDelayMs ?? ETCD_LEASE_DEFAULTS.lockDelayMs;
+    if (!(this.#lockDelayMs >= 0)) throw new LeaseError("ELEASECONFIG", "etcd lock delay must be ≥ 0");
+    this.#safetyMarginMs = options.safetyMarginMs ?? defaultSafetyMarginMs(this.ttlMs);
+    this.#watchRetryDelayMs = options.watchRetryDelayMs ?? ETCD_LEASE_DEFAULTS.watchRetryDelayMs;
+    this.#watchResyncMs = options.watchResyncMs ?? ETCD_LEASE_DEFAULTS.watchResyncMs;
+    this.#clock = options.clock ?? systemClock;
+    this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
+    this.#client = new EtcdGatewayClient({
+      endpoints: options.endpoints,
+      requestTimeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs(this.ttlMs),
+    });
+  }
+
+  async acquire(): Promise<Lease> {
+    this.#assertOpen();
+    if (this.#acquiring) {
+      throw new LeaseError("ELEASESTATE", "another acquire() of this leaser is still running", {
+        where: this.keys.primary,
+      });
+    }
+    this.#acquiring = true;
+    try {
+      return await this.#acquire();
+    } finally {
+      this.#acquiring = false;
+    }
+  }
+
+  async #acquire(): Promise<Lease> {
+    if (this.#held !== undefined) {
+      throw new LeaseError("ELEASESTATE", `this node already holds the lease (epoch ${this.#held.epoch})`, {
+        where: this.keys.primary,
+      });
+    }
+    let lockDelayServedFor: bigint | undefined; // mod revision of the P/last record we already waited on
+    for (let round = 0; round < ACQUIRE_ROUNDS_MAX; round++) {
+      const keys = await this.#readAll();
+      const primary = keys.get(this.keys.primary);
+      if (primary !== undefined) {
+        throw new LeaseExistsError(this.#primaryInfo(primary), { where: this.keys.primary });
+      }
+      const handoff = keys.get(this.keys.handoff);
+      const marker =
+        handoff === undefined ? undefined : decodeHandoffMarker(handoff.value, this.keys.handoff);
+      const targeted = marker?.toNodeId === this.identity.nodeId;
+      if (marker !== undefined && !targeted) {
+        throw new LeaseHandoffPendingError(marker.toNodeId, { where: this.keys.handoff });
+      }
+      const last = keys.get(this.keys.last);
+      const lastState = last === undefined ? undefined : decodeLastHolder(last.value, this.keys.last).state;
+      if (
+        !targeted &&
+        lastState === "holding" &&
+        this.#lockDelayMs > 0 &&
+        lockDelayServedFor !== last!.modRevision
+      ) {
+        await sleepOn(this.#clock, this.#lockDelayMs, this.#closing.signal);
+        lockDelayServedFor = last!.modRevision;
+        continue; // read again: someone may have taken it meanwhile
+      }
+      const lease = await this.#tryCreate(last?.modRevision ?? 0n, handoff?.modRevision ?? 0n, targeted);
+      if (lease !== undefined) return lease;
+    }
+    throw new LeaseError(
+      "ELEASEDELAY",
+      `the lease keys changed during ${ACQUIRE_ROUNDS_MAX} attempts; retry`,
+      {
+        where: this.keys.primary,
+      },
+    );
+  }
+
+  async primaryInfo(): Promise<PrimaryInfo | null> {
+    this.#assertOpen();
+    const primary = (await this.#readAll()).get(this.keys.primary);
+    return primary === undefined ? null : this.#primaryInfo(primary);
+  }
+
+  async *watch(signal: AbortSignal): AsyncGenerator<PrimaryInfo | null> {
+    this.#assertOpen();
+    const stop = AbortSignal.any([signal, this.#closing.signal]);
+    let latest: PrimaryInfo | null | undefined;
+    while (!stop.aborted) {
+      try {
+        const answer = await this.#client.call("/v3/kv/range", this.keys.rangeAll(), stop);
+        const revision = int64Field(asRecord(asRecord(answer)["header"])["revision"], this.keys.primary);
+        const stored = keyValuesByName(answer, this.keys.primary).get(this.keys.primary);
+        const current = stored === undefined ? null : this.#primaryInfo(stored);
+        if (latest === undefined || !samePrimary(latest, current)) yield (latest = current);
+        const request = {
+          create_request: { key: toBase64(this.keys.primary), start_revision: (revision + 1n).toString() },
+        };
+        const streamSignal = AbortSignal.any([stop, AbortSignal.timeout(this.#watchResyncMs)]);
+        for await (const result of this.#client.stream("/v3/watch", request, streamSignal)) {
+          const message = asRecord(result);
+          if (message["canceled"] === true) break; // e.g. compacted: start over from a fresh read
+          const events = message["events"];
+          if (!Array.isArray(events)) continue;
+          for (const event of events as unknown[]) {
+            const record = asRecord(event);
+            const kv = asRecord(record["kv"]);
+            const next =
+              record["type"] === "DELETE"
+                ? null
+                : this.#primaryInfo(storedKey(kv as unknown as EtcdKeyValue, this.keys.primary));
+            if (!samePrimary(latest, next)) yield (latest = next);
+          }
+        }
+        // Ended before its resync time (closed or cancelled by the server): do not spin on reconnects.
+        if (!streamSignal.aborted) await sleepOn(this.#clock, this.#watchRetryDelayMs, stop);
+      } catch (error) {
+        if (stop.aborted) return;
+        this.#onBackgroundError(error instanceof Error ? error : new Error(String(error)));
+        await sleepOn(this.#clock, this.#watchRetryDelayMs, stop).catch(() => undefined);
+      }
+    }
+  }
+
+  async clusterId(): Promise<string | null> {
+    this.#assertOpen();
+    return (await this.#readAll()).get(this.keys.clusterId)?.value ?? null;
+  }
+
+  async setClusterIdIfAbsent(id: string): Promise<string> {
+    this.#assertOpen();
+    if (id === "") throw new LeaseError("ELEASECONFIG", "cluster id must not be empty");
+    const answer = await this.#client.call("/v3/kv/txn", {
+      compare: [txn.createRevisionIs(this.keys.clusterId, 0n)],
+      success: [txn.put(this.keys.clusterId, id)],
+      failure: [txn.range(this.keys.clusterId)],
+    });
+    const outcome = txnOutcome(answer, this.keys.clusterId);
+    if (outcome.succeeded) return id;
+    const stored = outcome.ranges[0]?.get(this.keys.clusterId);
+    if (stored === undefined) {
+      throw new LeaseError("ELEASEPROTOCOL", "cluster id exists but could not be read", {
+        where: this.keys.clusterId,
+      });
+    }
+    return stored.value;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort(new LeaseError("ELEASECLOSED", "etcd leaser closed", { where: this.keys.prefix }));
+    await this.#held?.release();
+  }
+
+  /** Grants an etcd lease and tries to create P/primary with it; undefined when the keys changed. */
+  async #tryCreate(
+    lastRevision: bigint,
+    handoffRevision: bigint,
+    targeted: boolean,
+  ): Promise<Lease | undefined> {
+    const grantSentAt = this.#clock.now();
+    const grant = asRecord(
+      await this.#client.call("/v3/lease/grant", { TTL: String(this.ttlMs / 1000) }, this.#closing.signal),
+    );
+    const leaseId = grant["ID"];
+    const grantedTtlSeconds = int64Field(grant["TTL"], this.keys.primary);
+    if (typeof leaseId !== "string" || !/^\d+$/.test(leaseId) || grantedTtlSeconds <= 0n) {
+      throw new LeaseError("ELEASEPROTOCOL", `lease grant answered ${JSON.stringify(grant)}`, {
+        where: this.keys.primary,
+      });
+    }
+    let epoch: bigint | undefined;
+    try {
+      const answer = await this.#client.call(
+        "/v3/kv/txn",
+        {
+          compare: [
+            txn.createRevisionIs(this.keys.primary, 0n),
+            txn.modRevisionIs(this.keys.last, lastRevision),
+            txn.modRevisionIs(this.keys.handoff, handoffRevision),
+          ],
+          success: [
+            txn.put(this.keys.primary, encodePrimaryRecord(this.identity), leaseId),
+            txn.put(this.keys.last, this.#holdingRecord()),
+            ...(targeted ? [txn.remove(this.keys.handoff)] : []),
+          ],
+          failure: [txn.range(this.keys.primary)],
+        },
+        this.#closing.signal,
+      );
+      const outcome = txnOutcome(answer, this.keys.primary);
+      if (outcome.succeeded) epoch = outcome.revision;
+      else {
+        // An earlier try of this same transaction may have gone through with only its answer lost.
+        const primary = outcome.ranges[0]?.get(this.keys.primary);
+        if (primary !== undefined && primary.lease === leaseId) epoch = primary.createRevision;
+      }
+    } finally {
+      if (epoch === undefined) this.#revokeInBackground(leaseId);
+    }
+    if (epoch === undefined) return undefined;
+    const lease: KeptLease = new KeptLease({
+      backend: new EtcdLeaseBackend({
+        client: this.#client,
+        keys: this.keys,
+        identity: this.identity,
+        leaseId,
+        epoch,
+        onBackgroundError: this.#onBackgroundError,
+      }),
+      epoch,
+      clock: this.#clock,
+      ttlMs: this.ttlMs,
+      safetyMarginMs: this.#safetyMarginMs,
+      grantSentAt,
+      grantedTtlMs: Number(grantedTtlSeconds) * 1000,
+      onBackgroundError: this.#onBackgroundError,
+      onEnd: (ended) => {
+        if (this.#held === ended) this.#held = undefined;
+      },
+    });
+    this.#held = lease;
+    if (this.#closing.signal.aborted) {
+      // close() ran while the transaction was in flight and saw no lease to release.
+      await lease.release();
+      this.#assertOpen();
+    }
+    return lease;
+  }
+
+  #holdingRecord(): string {
+    // The epoch is not known before the transaction runs; the record's own mod revision equals it.
+    return encodeLastHolder({
+      nodeId: this.identity.nodeId,
+      hostname: this.identity.hostname,
+      state: "holding",
+    });
+  }
+
+  async #readAll(): Promise<Map<string, StoredKey>> {
+    const answer = await this.#client.call("/v3/kv/range", this.keys.rangeAll(), this.#closing.signal);
+    return keyValuesByName(answer, this.keys.prefix);
+  }
+
+  #primaryInfo(stored: StoredKey): PrimaryInfo {
+    return decodePrimaryRecord(stored.value, stored.createRevision, this.keys.primary);
+  }
+
+  #revokeInBackground(leaseId: string): void {
+    this.#client.call("/v3/lease/revoke", { ID: leaseId }).catch((error: unknown) => {
+      if ((error as { grpcCode?: number }).grpcCode === 5) return; // already gone
+      this.#onBackgroundError(error instanceof Error ? error : new Error(String(error)));
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closing.signal.aborted) {
+      throw new LeaseError("ELEASECLOSED", "etcd leaser is closed", { where: this.keys.prefix });
+    }
+  }
+}

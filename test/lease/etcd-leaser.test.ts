@@ -1,0 +1,301 @@
+// The etcd leaser against a real one-member etcd (Debian's etcd 3.4, started by the test on free
+// loopback ports): acquire, refusal with the holder's identity, renew, expiry after a holder dies,
+// partition of the holder (it steps down before anyone else gets the lease), watch, release, handoff,
+// fencing epochs, cluster id, and a primary key deleted behind the holder's back.
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import { EtcdLeaser } from "../../src/lease/etcd-leaser.js";
+import { LeaseExistsError, LeaseHandoffPendingError, LeaseLostError } from "../../src/lease/lease-error.js";
+import type { PrimaryInfo } from "../../src/lease/leaser.js";
+import { EtcdCluster } from "../support/etcd.js";
+import { REPO_ROOT } from "../support/paths.js";
+import { TrackedProcess } from "../support/tracked-process.js";
+import {
+  acquireWhenFree,
+  freshPrefix,
+  identity,
+  LeaserSet,
+  pollUntil,
+  rejectsWithCode,
+} from "./lease-test-kit.js";
+import { TcpBlackholeProxy } from "./tcp-blackhole-proxy.js";
+
+const TTL_MS = 2000;
+/** So large that a test waiting for it would time out: proves a path does not wait. */
+const LOCK_DELAY_NEVER_MS = 600_000;
+
+let etcd: EtcdCluster;
+before(async () => {
+  etcd = await EtcdCluster.start({ members: 1, label: "lease-etcd1" });
+});
+after(async () => {
+  await etcd?.stop();
+});
+
+function leasers(t: { after: (fn: () => Promise<void>) => void }): LeaserSet {
+  const set = new LeaserSet();
+  t.after(() => set.closeAll());
+  return set;
+}
+
+test("acquire: the first node holds the lease, a second is refused with the holder's identity", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("acquire");
+  const a = set.etcd("a", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS });
+  const b = set.etcd("b", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS });
+  assert.equal(await a.primaryInfo(), null);
+  const acquiring = a.acquire();
+  await rejectsWithCode(a.acquire(), "ELEASESTATE"); // one acquire at a time per leaser
+  const lease = await acquiring;
+  assert.ok(lease.isHeld());
+  assert.equal(lease.state, "held");
+  assert.ok(lease.epoch > 0n);
+  assert.ok(lease.expiresAt > lease.renewedAt && lease.expiresAt <= lease.renewedAt + TTL_MS);
+  const refused = await rejectsWithCode<LeaseExistsError>(b.acquire(), "ELEASEEXISTS");
+  assert.ok(refused instanceof LeaseExistsError);
+  assert.deepEqual(refused.primary, { ...identity("a"), epoch: lease.epoch });
+  assert.deepEqual(await b.primaryInfo(), { ...identity("a"), epoch: lease.epoch });
+  await rejectsWithCode(a.acquire(), "ELEASESTATE");
+});
+
+test("renew: explicit and automatic renewals move the deadline forward", async (t) => {
+  const set = leasers(t);
+  const a = set.etcd("a", { endpoints: etcd.endpoints, key: freshPrefix("renew"), ttlMs: TTL_MS });
+  const lease = await a.acquire();
+  const firstDeadline = lease.expiresAt;
+  await lease.renew();
+  assert.ok(lease.expiresAt > firstDeadline);
+  // Held well past one TTL by the automatic renewals alone.
+  await new Promise((resolve) => setTimeout(resolve, TTL_MS * 1.6));
+  assert.ok(lease.isHeld());
+  assert.ok(lease.expiresAt > firstDeadline + TTL_MS);
+});
+
+test("expiry: when the holder dies, another node gets the lease after the TTL and the lock delay", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("expiry");
+  const lockDelayMs = 500;
+  const child = await TrackedProcess.spawn({
+    label: "etcd lease holder",
+    command: process.execPath,
+    args: [
+      path.join(REPO_ROOT, "dist/test/lease/etcd-holder-child.js"),
+      JSON.stringify({ endpoints: etcd.endpoints, key, name: "dying", ttlMs: TTL_MS }),
+    ],
+  });
+  t.after(() => child.stop());
+  const line = await child.waitForLine(/^acquired \d+$/, 10_000);
+  const childEpoch = BigInt(line.split(" ")[1]);
+  const b = set.etcd("b", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs });
+  await rejectsWithCode(b.acquire(), "ELEASEEXISTS");
+  child.killGroup();
+  await child.exit;
+  const killedAt = performance.now();
+  const lease = await acquireWhenFree(b, TTL_MS + lockDelayMs + 5_000);
+  // The holder was last renewed before the kill, so the key lasted < TTL after it; the lock delay
+  // counts from when b saw it gone.
+  assert.ok(performance.now() - killedAt >= lockDelayMs);
+  assert.ok(lease.epoch > childEpoch);
+});
+
+test("partition: a holder cut off from etcd steps down before anyone else can acquire", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("partition");
+  const proxy = await TcpBlackholeProxy.start(Number(new URL(etcd.endpoints[0]).port));
+  t.after(() => proxy.close());
+  const holder = set.etcd("holder", { endpoints: [proxy.url], key, ttlMs: TTL_MS, lockDelayMs: 0 });
+  const other = set.etcd("other", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs: 0 });
+  const lease = await holder.acquire();
+  let lostAt: number | undefined;
+  let lostError: Error | undefined;
+  lease.onLost((error) => {
+    lostAt = performance.now();
+    lostError = error;
+  });
+  await lease.renew();
+  proxy.blackhole();
+  const otherLease = await acquireWhenFree(other, TTL_MS + 5_000);
+  const acquiredAt = performance.now();
+  assert.ok(lostAt !== undefined, "the holder must have declared the loss before the other node acquired");
+  assert.ok(lostAt < acquiredAt);
+  assert.ok(lostError instanceof LeaseLostError && lostError.reason === "deadline", String(lostError));
+  assert.equal(lease.isHeld(), false);
+  assert.equal(lease.state, "lost");
+  assert.ok(otherLease.epoch > lease.epoch);
+  assert.throws(
+    () => lease.assertHeld(),
+    (e: Error) => e instanceof LeaseLostError,
+  );
+});
+
+test("release lets another node acquire at once, without the lock delay", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("release");
+  const a = set.etcd("a", {
+    endpoints: etcd.endpoints,
+    key,
+    ttlMs: TTL_MS,
+    lockDelayMs: LOCK_DELAY_NEVER_MS,
+  });
+  const b = set.etcd("b", {
+    endpoints: etcd.endpoints,
+    key,
+    ttlMs: TTL_MS,
+    lockDelayMs: LOCK_DELAY_NEVER_MS,
+  });
+  const first = await a.acquire();
+  let lostCalled = false;
+  first.onLost(() => (lostCalled = true));
+  await first.release();
+  assert.equal(first.state, "released");
+  assert.equal(first.isHeld(), false);
+  await rejectsWithCode(first.renew(), "ELEASESTATE");
+  const second = await b.acquire();
+  assert.ok(second.epoch > first.epoch);
+  assert.equal(lostCalled, false);
+});
+
+test("handoff: the target acquires at once, others are refused meanwhile, epochs keep increasing", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("handoff");
+  const options = { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs: LOCK_DELAY_NEVER_MS };
+  const a = set.etcd("a", options);
+  const b = set.etcd("b", options);
+  const c = set.etcd("c", options);
+  const first = await a.acquire();
+  await first.handoff(b.identity.nodeId);
+  assert.equal(first.state, "handed-off");
+  assert.equal(first.isHeld(), false);
+  assert.equal(await c.primaryInfo(), null);
+  const pending = await rejectsWithCode<LeaseHandoffPendingError>(c.acquire(), "ELEASEHANDOFF");
+  assert.equal(pending.toNodeId, b.identity.nodeId);
+  const second = await b.acquire();
+  assert.ok(second.epoch > first.epoch);
+  assert.deepEqual(await c.primaryInfo(), { ...identity("b"), epoch: second.epoch });
+  // And back again: the marker was consumed, so only a new handoff lets a in.
+  await rejectsWithCode(a.acquire(), "ELEASEEXISTS");
+  await second.handoff(a.identity.nodeId);
+  const third = await a.acquire();
+  assert.ok(third.epoch > second.epoch);
+  await rejectsWithCode(first.handoff(c.identity.nodeId), "ELEASESTATE");
+});
+
+test("an unclaimed handoff reservation lapses within a TTL", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("handoff-lapse");
+  const a = set.etcd("a", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs: 0 });
+  const c = set.etcd("c", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs: 0 });
+  const first = await a.acquire();
+  await first.handoff("id-nobody");
+  await rejectsWithCode(c.acquire(), "ELEASEHANDOFF");
+  const lease = await acquireWhenFree(c, TTL_MS + 5_000);
+  assert.ok(lease.epoch > first.epoch);
+});
+
+test("epochs strictly increase across many holders", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("epochs");
+  const nodes = ["a", "b", "c"].map((n) => set.etcd(n, { endpoints: etcd.endpoints, key, ttlMs: TTL_MS }));
+  let previous = 0n;
+  for (let i = 0; i < 9; i++) {
+    const lease = await nodes[i % 3].acquire();
+    assert.ok(lease.epoch > previous, `epoch ${lease.epoch} after ${previous}`);
+    previous = lease.epoch;
+    if (i % 2 === 0) await lease.release();
+    else await lease.handoff(nodes[(i + 1) % 3].identity.nodeId);
+  }
+});
+
+test("watch: sees the current primary and every change of primary", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("watch");
+  const options = { endpoints: etcd.endpoints, key, ttlMs: TTL_MS };
+  const watcher = set.etcd("w", options);
+  const a = set.etcd("a", options);
+  const b = set.etcd("b", options);
+  const controller = new AbortController();
+  t.after(() => controller.abort());
+  const seen: Array<PrimaryInfo | null> = [];
+  const watching = (async () => {
+    for await (const primary of watcher.watch(controller.signal)) seen.push(primary);
+  })();
+  await pollUntil("initial watch answer", async () => (seen.length >= 1 ? true : undefined), 5000);
+  const first = await a.acquire();
+  await pollUntil("a seen", async () => (seen.length >= 2 ? true : undefined), 5000);
+  await first.handoff(b.identity.nodeId);
+  const second = await b.acquire();
+  await pollUntil("b seen", async () => (seen.at(-1)?.hostname === "b" ? true : undefined), 5000);
+  await second.release();
+  await pollUntil("release seen", async () => (seen.length >= 5 ? true : undefined), 5000);
+  controller.abort();
+  await watching;
+  assert.deepEqual(seen, [
+    null,
+    { ...identity("a"), epoch: first.epoch },
+    null,
+    { ...identity("b"), epoch: second.epoch },
+    null,
+  ]);
+});
+
+test("a holder whose key is deleted behind its back loses the lease at its next renewal", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("taken");
+  const a = set.etcd("a", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS });
+  const lease = await a.acquire();
+  const lost = new Promise<Error>((resolve) => lease.onLost(resolve));
+  const response = await fetch(`${etcd.endpoints[0]}/v3/kv/deleterange`, {
+    method: "POST",
+    body: JSON.stringify({ key: Buffer.from(`${key}/primary`).toString("base64") }),
+  });
+  assert.equal(response.status, 200);
+  await rejectsWithCode(lease.renew(), "ELEASELOST");
+  const error = await lost;
+  assert.ok(error instanceof LeaseLostError && error.reason === "taken", String(error));
+  assert.equal(lease.isHeld(), false);
+});
+
+test("cluster id: set once, then every node reads the first one", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("clusterid");
+  const a = set.etcd("a", { endpoints: etcd.endpoints, key });
+  const b = set.etcd("b", { endpoints: etcd.endpoints, key });
+  assert.equal(await a.clusterId(), null);
+  assert.equal(await a.setClusterIdIfAbsent("LFSC0001"), "LFSC0001");
+  assert.equal(await b.setClusterIdIfAbsent("LFSC0002"), "LFSC0001");
+  assert.equal(await b.clusterId(), "LFSC0001");
+  await rejectsWithCode(b.setClusterIdIfAbsent(""), "ELEASECONFIG");
+});
+
+test("close releases a held lease and refuses further calls", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("close");
+  const a = new EtcdLeaser({ endpoints: etcd.endpoints, key, identity: identity("a"), ttlMs: TTL_MS });
+  const b = set.etcd("b", {
+    endpoints: etcd.endpoints,
+    key,
+    ttlMs: TTL_MS,
+    lockDelayMs: LOCK_DELAY_NEVER_MS,
+  });
+  const lease = await a.acquire();
+  await a.close();
+  assert.equal(lease.state, "released");
+  await rejectsWithCode(a.acquire(), "ELEASECLOSED");
+  await b.acquire();
+});
+
+test("options are checked: TTL in whole seconds, endpoints are URLs, a prefix is given", () => {
+  const base = { endpoints: ["http://127.0.0.1:1"], key: "/k", identity: identity("a") };
+  assert.throws(() => new EtcdLeaser({ ...base, ttlMs: 1500 }), { code: "ELEASECONFIG" });
+  assert.throws(() => new EtcdLeaser({ ...base, endpoints: [] }), { code: "ELEASECONFIG" });
+  assert.throws(() => new EtcdLeaser({ ...base, endpoints: ["127.0.0.1:2379"] }), { code: "ELEASECONFIG" });
+  assert.throws(() => new EtcdLeaser({ ...base, key: "/" }), { code: "ELEASECONFIG" });
+});
+
+test("an unreachable etcd is reported as ELEASEUNAVAILABLE", async (t) => {
+  const set = leasers(t);
+  const a = set.etcd("a", { endpoints: ["http://127.0.0.1:9"], key: freshPrefix("down"), ttlMs: TTL_MS });
+  const error = await rejectsWithCode(a.acquire(), "ELEASEUNAVAILABLE");
+  assert.match(error.message, /127\.0\.0\.1:9/);
+});
