@@ -1,0 +1,24 @@
+// What the proxy needs to know about the node it runs on. The node layer implements it over the store
+// and the lease; tests implement it with a small object whose positions they move by hand. The proxy
+// imports nothing from store or lease: this interface is its whole view of replication.
+
+export interface ProxyNodeView {
+  /** True while this node holds the lease; writes then go to the local app. */
+  isPrimary(): boolean;
+  /**
+   * Base URL of the primary's proxy (e.g. "http://10.0.0.2:8080"), where writes reaching a replica are
+   * forwarded; undefined while no primary is known (or on the primary itself).
+   */
+  primaryProxyURL(): string | undefined;
+  /** The primary's hostname as the lease records it, for `fly-replay: instance=<hostname>`. */
+  primaryHostname(): string | undefined;
+  /** The local TXID of database `db` (0n when it does not exist yet). Cheap: called on every write. */
+  txid(db: string): bigint;
+  /**
+   * Resolves once the local TXID of `db` is ≥ `txid`. Rejects (with any error) when `signal` aborts;
+   * the proxy aborts it on timeout and when the client goes away, so it must not leak waiters.
+   */
+  waitForTxid(db: string, txid: bigint, signal: AbortSignal): Promise<void>;
+  /** How far this node is behind the primary, in milliseconds (0 on the primary). */
+  lagMs(): number;
+}

@@ -1,0 +1,362 @@
+// The app-facing HTTP proxy of one node (LiteFS's `proxy` section): sits in front of the app, sends
+// writes that reach a replica to the primary (forwarded to the primary's proxy, or answered with
+// fly-replay), gives clients read-your-writes across nodes with the TXID of their last write, answers
+// /litefs/health, and relays everything else to the app — bodies streamed both ways, WebSockets
+// included. It serves no other route of its own: node routes (stream, halt, tx, …) are not reachable
+// through it.
+//
+// It is handed its view of the node (ProxyNodeView) and knows nothing else about replication.
+//
+// Lifetimes: every exchange has an ExchangeLifetime, ended when the client disconnects (the upstream
+// request and its socket are destroyed, so the app sees the disconnect) or when proxy.write-timeout
+// expires. Upstream connections come from keep-alive agents without a socket limit: a slow app request
+// holds one socket and never queues the others.
+
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+import type { ProxyConfig } from "../config/config.js";
+import { parseHostPort } from "../config/host-port.js";
+import {
+  HOP_MARKER_HEADER,
+  downstreamResponseHeaders,
+  upstreamRequestHeaders,
+} from "./forwarding-headers.js";
+import { relayBody } from "./body-relay.js";
+import { ExchangeLifetime } from "./exchange-lifetime.js";
+import { PrimaryLocator } from "./primary-locator.js";
+import { errorAnswer, healthAnswer, replayAnswer, type ProxyAnswer } from "./proxy-answer.js";
+import { ClientGoneError, ProxyError, exchangeFailure, forwardLoopError } from "./proxy-error.js";
+import { SILENT_PROXY_LOGGER, type ProxyLogger } from "./proxy-logger.js";
+import { ProxyCounters, type ProxyMetrics } from "./proxy-metrics.js";
+import type { ProxyNodeView } from "./proxy-node-view.js";
+import { ReadYourWrites } from "./read-your-writes.js";
+import { RequestRouter, requestTarget, type ProxyRoute, type RequestTarget } from "./request-route.js";
+import { TXID_HEADER } from "./txid-token.js";
+import { UpgradeRelay } from "./upgrade-relay.js";
+import { appTarget, primaryTarget } from "./upstream-target.js";
+import { sendUpstream, type UpstreamTarget } from "./upstream-request.js";
+
+export interface ProxyServerOptions {
+  readonly config: ProxyConfig;
+  readonly view: ProxyNodeView;
+  /** Defaults to a private ProxyCounters (see `metrics`). */
+  readonly metrics?: ProxyMetrics;
+  readonly log?: ProxyLogger;
+  /** How long connection failures to the app or the primary's proxy are retried (default 2000 ms). */
+  readonly connectRetryMs?: number;
+  /** How often a write waiting for a primary to be known looks again (default 50 ms). */
+  readonly primaryPollMs?: number;
+}
+
+export const DEFAULT_CONNECT_RETRY_MS = 2_000;
+export const DEFAULT_PRIMARY_POLL_MS = 50;
+/** How often Node checks header/request timeouts (its default, 30 s, would make them very coarse). */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+const NO_TXID_FROM_APP: ReadonlySet<string> = new Set([TXID_HEADER]);
+
+export class ProxyServer {
+  readonly metrics: ProxyMetrics;
+  readonly #config: ProxyConfig;
+  readonly #view: ProxyNodeView;
+  readonly #log: ProxyLogger;
+  readonly #router: RequestRouter;
+  readonly #readYourWrites: ReadYourWrites;
+  readonly #primaryLocator: PrimaryLocator;
+  readonly #upgrades: UpgradeRelay;
+  readonly #app: UpstreamTarget;
+  readonly #appAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+  readonly #primaryAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
+  readonly #connectRetryMs: number;
+  readonly #server: http.Server;
+  #address: AddressInfo | undefined;
+
+  constructor(opts: ProxyServerOptions) {
+    const config = opts.config;
+    this.#config = config;
+    this.#view = opts.view;
+    this.metrics = opts.metrics ?? new ProxyCounters();
+    this.#log = opts.log ?? SILENT_PROXY_LOGGER;
+    this.#connectRetryMs = opts.connectRetryMs ?? DEFAULT_CONNECT_RETRY_MS;
+    this.#app = appTarget(config.target);
+    this.#router = new RequestRouter(config);
+    this.#readYourWrites = new ReadYourWrites({
+      view: opts.view,
+      db: config.db,
+      timeoutMs: config.txidWaitTimeoutMs,
+      metrics: this.metrics,
+    });
+    this.#primaryLocator = new PrimaryLocator({
+      view: opts.view,
+      mode: config.mode,
+      timeoutMs: config.primaryRedirectTimeoutMs,
+      pollMs: opts.primaryPollMs ?? DEFAULT_PRIMARY_POLL_MS,
+    });
+    this.#upgrades = new UpgradeRelay({
+      router: this.#router,
+      view: opts.view,
+      readYourWrites: this.#readYourWrites,
+      primaryLocator: this.#primaryLocator,
+      metrics: this.metrics,
+      log: this.#log,
+      app: this.#app,
+      connectRetryMs: this.#connectRetryMs,
+      maxLagMs: config.maxLagMs,
+    });
+    const read = config.readTimeoutMs;
+    const header = config.readHeaderTimeoutMs;
+    this.#server = http.createServer(
+      {
+        // Node requires headersTimeout ≤ requestTimeout when both are set.
+        requestTimeout: read,
+        headersTimeout: read > 0 && (header === 0 || header > read) ? read : header,
+        keepAliveTimeout: config.idleTimeoutMs,
+        connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+    this.#server.on("upgrade", (req: http.IncomingMessage, socket, head: Buffer) =>
+      this.#upgrades.handle(req, socket, head),
+    );
+  }
+
+  /** Binds `proxy.addr` (port 0 picks a free port); resolves with the bound address. */
+  async listen(): Promise<AddressInfo> {
+    const addr = parseHostPort(this.#config.addr);
+    if (!addr.ok) throw new RangeError(`proxy.addr: ${addr.reason}`);
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(addr.port, addr.host === "" ? undefined : addr.host, () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
+    this.#address = this.#server.address() as AddressInfo;
+    return this.#address;
+  }
+
+  /** The proxy's base URL once listening, e.g. "http://127.0.0.1:8080" (what other nodes forward to). */
+  get url(): string {
+    const address = this.#address;
+    if (address === undefined) throw new Error("ProxyServer.url: not listening");
+    const unspecified = address.address === "::" || address.address === "0.0.0.0";
+    const host = unspecified
+      ? "127.0.0.1"
+      : address.family === "IPv6"
+        ? `[${address.address}]`
+        : address.address;
+    return `http://${host}:${address.port}`;
+  }
+
+  /** Stops listening and ends every open exchange, tunnel and upstream connection. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#upgrades.closeAll();
+    this.#server.closeAllConnections();
+    this.#appAgent.destroy();
+    this.#primaryAgent.destroy();
+    await closed;
+  }
+
+  #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const exchange = new ExchangeLifetime();
+    const started = performance.now();
+    res.once("close", () => {
+      clearTimeout(writeTimer);
+      if (!res.writableFinished) exchange.end(new ClientGoneError());
+      if (this.#config.debug) {
+        this.#log.info("proxy: request", {
+          method: req.method,
+          path: req.url,
+          status: res.statusCode,
+          finished: res.writableFinished,
+          ms: Math.round(performance.now() - started),
+        });
+      }
+    });
+    const writeTimeoutMs = this.#config.writeTimeoutMs;
+    const writeTimer =
+      writeTimeoutMs > 0
+        ? setTimeout(() => {
+            const reason = new ProxyError(
+              "EPROXYWRITETIMEOUT",
+              `the exchange took longer than proxy.write-timeout (${writeTimeoutMs} ms)`,
+            );
+            exchange.end(reason);
+          }, writeTimeoutMs)
+        : undefined;
+    this.#serve(req, res, exchange).catch((err: unknown) => this.#fail(req, res, err, exchange));
+  }
+
+  async #serve(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    lifetime: ExchangeLifetime,
+  ): Promise<void> {
+    const target = requestTarget(req.url);
+    const route = this.#router.route({
+      method: req.method ?? "GET",
+      path: target.path,
+      isPrimary: this.#view.isPrimary(),
+      forwarded: req.headers[HOP_MARKER_HEADER] !== undefined,
+    });
+    await this.#carryOut(route, req, res, target, lifetime);
+  }
+
+  async #carryOut(
+    route: ProxyRoute,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    target: RequestTarget,
+    lifetime: ExchangeLifetime,
+  ): Promise<void> {
+    switch (route.kind) {
+      case "health":
+        this.metrics.countRequest("health");
+        if (req.method !== "GET" && req.method !== "HEAD") {
+          throw new ProxyError("EPROXYMETHOD", `${req.method} is not allowed on /litefs/health; use GET`);
+        }
+        return this.#answer(res, healthAnswer(this.#view, this.#config.maxLagMs));
+      case "passthrough":
+        this.metrics.countRequest("passthrough");
+        return this.#toApp(req, res, target, lifetime, false);
+      case "read":
+        this.metrics.countRequest("read");
+        if (route.waitForTxid) await this.#readYourWrites.admit(req.headers, lifetime);
+        return this.#toApp(req, res, target, lifetime, false);
+      case "write":
+        this.metrics.countRequest("write");
+        return this.#toApp(req, res, target, lifetime, true);
+      case "loop":
+        throw forwardLoopError();
+      case "forward":
+      case "replay": {
+        const location = await this.#primaryLocator.locate(lifetime);
+        if (location.kind === "self") {
+          // Became primary while waiting: serve it here, as the primary would.
+          const local = this.#router.route({
+            method: req.method ?? "GET",
+            path: target.path,
+            isPrimary: true,
+            forwarded: false,
+          });
+          return this.#carryOut(local, req, res, target, lifetime);
+        }
+        if (location.kind === "replay") {
+          this.metrics.countRequest("replayed");
+          return this.#answer(res, replayAnswer(location.hostname));
+        }
+        this.metrics.countRequest("forwarded");
+        return this.#toPrimary(req, res, target, lifetime, location.url);
+      }
+    }
+  }
+
+  /** To the local app; a write's answer gets the TXID after it (`stampTxid`). */
+  async #toApp(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    target: RequestTarget,
+    lifetime: ExchangeLifetime,
+    stampTxid: boolean,
+  ): Promise<void> {
+    const reply = await sendUpstream({
+      target: this.#app,
+      method: req.method ?? "GET",
+      path: target.originForm,
+      headers: upstreamRequestHeaders(req.headers, {
+        clientAddress: req.socket.remoteAddress,
+        hopMarker: "strip",
+        upgrade: false,
+      }),
+      body: hasBody(req) ? req : undefined,
+      agent: this.#appAgent,
+      lifetime,
+      connectRetryMs: this.#connectRetryMs,
+    });
+    if (reply.kind !== "response") {
+      reply.socket.destroy();
+      throw new ProxyError(
+        "EPROXYUPSTREAM",
+        `${this.#app.description} switched protocols on a plain request`,
+      );
+    }
+    const headers = downstreamResponseHeaders(
+      reply.response.rawHeaders,
+      stampTxid ? { drop: NO_TXID_FROM_APP } : {},
+    );
+    // Read after the app answered: a write is committed before its answer, so this TXID includes it.
+    if (stampTxid) headers.push(...this.#readYourWrites.stampHeaders());
+    await this.#relay(reply.response, res, headers);
+  }
+
+  /** To the primary's proxy, marked as forwarded; its answer (TXID cookie and header included) relayed. */
+  async #toPrimary(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    target: RequestTarget,
+    lifetime: ExchangeLifetime,
+    url: string,
+  ): Promise<void> {
+    const reply = await sendUpstream({
+      target: primaryTarget(url),
+      method: req.method ?? "GET",
+      path: target.originForm,
+      headers: upstreamRequestHeaders(req.headers, {
+        clientAddress: req.socket.remoteAddress,
+        hopMarker: "add",
+        upgrade: false,
+      }),
+      body: hasBody(req) ? req : undefined,
+      agent: this.#primaryAgent,
+      lifetime,
+      connectRetryMs: this.#connectRetryMs,
+    });
+    if (reply.kind !== "response") {
+      reply.socket.destroy();
+      throw new ProxyError(
+        "EPROXYUPSTREAM",
+        `the primary's proxy at ${url} switched protocols on a plain request`,
+      );
+    }
+    await this.#relay(reply.response, res, downstreamResponseHeaders(reply.response.rawHeaders));
+  }
+
+  async #relay(upstream: http.IncomingMessage, res: http.ServerResponse, headers: string[]): Promise<void> {
+    res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, headers);
+    try {
+      await relayBody(upstream, res);
+    } catch (cause) {
+      // Headers are gone already: the only way left to tell the client is to cut the connection.
+      throw new ProxyError("EPROXYUPSTREAM", "the upstream answer broke off mid-body", { cause });
+    }
+  }
+
+  #answer(res: http.ServerResponse, answer: ProxyAnswer): void {
+    res.writeHead(answer.status, answer.headers as string[]);
+    res.end(answer.body);
+  }
+
+  #fail(req: http.IncomingMessage, res: http.ServerResponse, err: unknown, lifetime: ExchangeLifetime): void {
+    const failure = exchangeFailure(err, lifetime);
+    if (failure instanceof ClientGoneError) {
+      this.#log.debug("proxy: client went away", { method: req.method, path: req.url });
+      return;
+    }
+    this.metrics.countError(failure.code);
+    this.#log.warn("proxy: request failed", {
+      code: failure.code,
+      method: req.method,
+      path: req.url,
+      error: failure.message,
+    });
+    if (res.headersSent) res.destroy();
+    else this.#answer(res, errorAnswer(failure));
+  }
+}
+
+/** Whether the request has a body to stream (a GET normally has none, so it can be retried freely). */
+function hasBody(req: http.IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
