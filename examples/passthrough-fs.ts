@@ -11,7 +11,8 @@
 //   file description is gone, so only its OFD locks can remain), SETLKW waits until granted or
 //   interrupted (EINTR).
 // - Node has no mknod, fallocate or lseek(SEEK_DATA/SEEK_HOLE): MKNOD makes regular files only;
-//   FALLOCATE sets sizes and writes zeros (no blocks are reserved); LSEEK treats the whole file as
+//   FALLOCATE sets sizes, zeroes ranges reaching EOF by truncating and writes zeros only inside a
+//   file (at most 64 MiB, else EOPNOTSUPP; no blocks are reserved); LSEEK treats the whole file as
 //   data, as file systems without hole support do.
 // - Create modes are applied minus this process's umask; the CLI runs with umask 0 so that the mode
 //   the kernel sends (already masked by the caller's umask) is the mode the file gets.
@@ -52,6 +53,8 @@ const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
 const FALLOC_FL_ZERO_RANGE = 0x10;
 const RENAME_NOREPLACE = 1;
+/** Most zeros FALLOCATE writes into the middle of a file (Node.js cannot punch holes). */
+const MAX_ZERO_WRITE = 64 << 20;
 
 interface DirEntrySnapshot {
   name: string;
@@ -279,7 +282,21 @@ export class PassthroughFileSystem implements FuseFileSystem {
       mode === (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) ||
       (mode & ~FALLOC_FL_KEEP_SIZE) === FALLOC_FL_ZERO_RANGE
     ) {
-      writeZeros(fh, offset, Math.min(end, keepSize ? size : end));
+      // Past EOF there is nothing to zero: a range reaching EOF is cut off and the size restored (or
+      // extended), which leaves a hole instead of writing zeros — the caller picks the range, and
+      // writing gibibytes of zeros on this thread would stall the mount and fill the disk.
+      if (end >= size) {
+        if (offset < size) fs.ftruncateSync(fh, offset);
+        fs.ftruncateSync(fh, keepSize ? size : Math.max(size, end));
+        return;
+      }
+      if (end - offset > MAX_ZERO_WRITE) {
+        throw new FuseError(
+          "EOPNOTSUPP",
+          `zeroing ${end - offset} bytes inside a file (at most ${MAX_ZERO_WRITE})`,
+        );
+      }
+      writeZeros(fh, offset, end);
       return;
     }
     throw new FuseError("EOPNOTSUPP", `fallocate mode ${mode}`);

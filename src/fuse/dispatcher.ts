@@ -32,6 +32,7 @@ import {
 } from "./reply-writer.js";
 import {
   BODY,
+  MAX_FILE_OFFSET,
   type RequestHeader,
   decodeHeader,
   decodeInit,
@@ -42,6 +43,7 @@ import {
   isCacheWrite,
   protocolError,
   requireBody,
+  requireFileRange,
 } from "./request-decoder.js";
 import { readName, readU64 } from "./wire-format.js";
 
@@ -62,6 +64,9 @@ const ERR_ENOSYS = new FuseError("ENOSYS").errno;
 const ERR_EIO = new FuseError("EIO").errno;
 const ERR_EINVAL = new FuseError("EINVAL").errno;
 const ERR_EPROTO = new FuseError("EPROTO").errno;
+const ERR_ENXIO = new FuseError("ENXIO").errno;
+const NO_DATA = new Uint8Array(0);
+const encodeNoData: Encoder<Uint8Array> = (w, unique, data) => w.data(unique, data, 0);
 
 function isPromise<T>(v: MaybePromise<T>): v is Promise<T> {
   return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
@@ -217,6 +222,8 @@ export class Dispatcher {
       case Opcode.READ: {
         if (!fs.read) return this.#errno(h.unique, ERR_ENOSYS);
         const io = decodeIo(buf, h, false);
+        // Past the largest offset a number holds exactly no file has data: end of file.
+        if (io.offset > MAX_FILE_OFFSET) return this.#finish(h, ctx, NO_DATA, encodeNoData);
         const result = fs.read(ctx, id, io.fh, io.offset, io.size, {
           flags: io.flags,
           lockOwner: io.lockOwner,
@@ -283,19 +290,17 @@ export class Dispatcher {
         if (!fs.fallocate) return this.#errno(h.unique, ERR_ENOSYS);
         requireBody(h, Size.FALLOCATE_IN, "FALLOCATE");
         const [fh, offset, length] = [readU64(buf, BODY), readU64(buf, BODY + 8), readU64(buf, BODY + 16)];
+        requireFileRange(offset, length, "FALLOCATE");
         const result = fs.fallocate(ctx, id, fh, offset, length, buf.readUInt32LE(BODY + 24));
         return this.#finish(h, ctx, result, encodeEmpty);
       }
       case Opcode.LSEEK: {
         if (!fs.lseek) return this.#errno(h.unique, ERR_ENOSYS);
         requireBody(h, Size.LSEEK_IN, "LSEEK");
-        const result = fs.lseek(
-          ctx,
-          id,
-          readU64(buf, BODY),
-          readU64(buf, BODY + 8),
-          buf.readUInt32LE(BODY + 16),
-        );
+        const offset = readU64(buf, BODY + 8);
+        // SEEK_DATA/SEEK_HOLE at or past the end of every file this library can serve.
+        if (offset > MAX_FILE_OFFSET) return this.#errno(h.unique, ERR_ENXIO);
+        const result = fs.lseek(ctx, id, readU64(buf, BODY), offset, buf.readUInt32LE(BODY + 16));
         return this.#finish(h, ctx, result, encodeLseek);
       }
       case Opcode.INIT:
@@ -324,6 +329,9 @@ export class Dispatcher {
   #readdir(buf: Buffer, h: RequestHeader, ctx: Context): Promise<unknown> | undefined {
     const plus = h.opcode === Opcode.READDIRPLUS;
     const io = decodeIo(buf, h, false);
+    // Cookies are numbers the file system chose, so one past 2^53 was never handed out: the caller
+    // seeked the directory somewhere arbitrary. Nothing there (an empty reply is end of directory).
+    if (io.offset > MAX_FILE_OFFSET) return this.#finish(h, ctx, NO_DATA, encodeNoData);
     const { entryTimeoutMs, attrTimeoutMs } = this.#opts;
     if (plus) {
       if (!this.#fs.readdirplus) return this.#errno(h.unique, ERR_ENOSYS);

@@ -54,9 +54,18 @@ export function errnoOf(err: unknown): number | undefined {
     const n = errnoNumber(code);
     if (n !== undefined) return n;
   }
-  if (typeof errno === "number" && Number.isInteger(errno) && errno < 0 && errno > -4096) return -errno;
+  if (typeof errno === "number" && Number.isInteger(errno) && -errno >= 1 && -errno <= MAX_REPLY_ERRNO) {
+    return -errno;
+  }
   return undefined;
 }
+
+/**
+ * Largest errno a reply may carry: the kernel refuses a reply whose error is ≤ −512 (ERESTARTSYS and
+ * beyond) with EINVAL and leaves the request unanswered, so the caller would hang. libuv's own codes
+ * (UV_EOF = −4095, …) are in that range and answer EIO instead.
+ */
+export const MAX_REPLY_ERRNO = 511;
 
 export type FuseSessionErrorCode =
   | "EFUSEDEVICE" // /dev/fuse could not be opened

@@ -25,6 +25,22 @@ import { joinTimeMs, readU64 } from "./wire-format.js";
 /** Offset of every request body. */
 export const BODY = Size.IN_HEADER;
 
+/**
+ * Largest file offset, size or end handed to a handler. The kernel lets offsets up to 2^63 − 1 through
+ * (a local process may pwrite there), but a JS number is exact only up to 2^53 − 1, and Node's fs calls
+ * treat an inexact position as "no position": a pwrite at 2^62 passed on as a number would write at the
+ * descriptor's current offset instead. No file of this library can be longer (sizes are numbers), so a
+ * request beyond answers as for a file at its size limit: EFBIG to grow, nothing to read.
+ */
+export const MAX_FILE_OFFSET = Number.MAX_SAFE_INTEGER;
+
+/** Throws FuseError EFBIG unless [offset, offset + length) lies within MAX_FILE_OFFSET. */
+export function requireFileRange(offset: number, length: number, what: string): void {
+  if (offset > MAX_FILE_OFFSET || length > MAX_FILE_OFFSET - offset) {
+    throw new FuseError("EFBIG", `${what} at ${offset} of ${length} bytes is beyond 2^53 - 1`);
+  }
+}
+
 export interface RequestHeader {
   /** Total length of the request including this header. */
   length: number;
@@ -97,7 +113,10 @@ export function decodeSetattr(buf: Buffer, h: RequestHeader): SetattrChanges {
   const valid = buf.readUInt32LE(BODY);
   const c: SetattrChanges = { killSuidgid: (valid & SetattrValid.KILL_SUIDGID) !== 0 };
   if (valid & SetattrValid.FH) c.fh = readU64(buf, BODY + 8);
-  if (valid & SetattrValid.SIZE) c.size = readU64(buf, BODY + 16);
+  if (valid & SetattrValid.SIZE) {
+    c.size = readU64(buf, BODY + 16);
+    requireFileRange(0, c.size, "SETATTR size");
+  }
   if (valid & SetattrValid.LOCKOWNER) c.lockOwner = buf.readBigUInt64LE(BODY + 24);
   if (valid & SetattrValid.ATIME_NOW) c.atimeMs = "now";
   else if (valid & SetattrValid.ATIME)
@@ -128,7 +147,10 @@ export interface IoRequest {
   flags: number;
 }
 
-/** struct fuse_read_in and fuse_write_in (same layout); for WRITE the data follows at BODY + 40. */
+/**
+ * struct fuse_read_in and fuse_write_in (same layout); for WRITE the data follows at BODY + 40. A WRITE
+ * reaching past MAX_FILE_OFFSET throws EFBIG; a READ's offset may exceed it (the caller answers EOF).
+ */
 export function decodeIo(buf: Buffer, h: RequestHeader, write: boolean): IoRequest {
   requireBody(h, Size.READ_IN, write ? "WRITE" : "READ");
   const ioFlags = buf.readUInt32LE(BODY + 20);
@@ -146,6 +168,7 @@ export function decodeIo(buf: Buffer, h: RequestHeader, write: boolean): IoReque
       `WRITE (unique ${h.unique}) of ${io.size} bytes carries only ${h.length - BODY - 40}`,
     );
   }
+  if (write) requireFileRange(io.offset, io.size, "WRITE");
   return io;
 }
 

@@ -1,7 +1,12 @@
 // Little-endian primitives of the FUSE wire format. The kernel's 64-bit integers are read as JS
 // numbers where the value is an id or offset this side chose or that fits 2^53 (node ids, file
 // handles, offsets, sizes, request ids), and as bigint where every bit matters (lock owners, lock
-// ranges). Names are NUL-terminated byte strings, decoded as UTF-8.
+// ranges). Names are NUL-terminated byte strings, decoded as UTF-8; a name that is not valid UTF-8 is
+// refused (EILSEQ) rather than decoded with replacement characters, which would give two different
+// names ("a\xff", "a\xfe") one string and so one file.
+
+import { isUtf8 } from "node:buffer";
+import { FuseError } from "./errors.js";
 
 const TWO_32 = 4294967296;
 
@@ -45,10 +50,13 @@ export function joinTimeMs(seconds: number, nanoseconds: number): number {
 
 /**
  * Reads the NUL-terminated name at `offset`, not looking past `end`. Returns the name and the offset
- * just after its NUL; null when there is no NUL before `end` (a malformed request).
+ * just after its NUL; null when there is no NUL before `end` (a malformed request). Throws FuseError
+ * EILSEQ when the bytes are not UTF-8 (a name JS strings cannot carry exactly).
  */
 export function readName(buf: Buffer, offset: number, end: number): { name: string; next: number } | null {
-  const nul = buf.indexOf(0, offset);
-  if (nul < 0 || nul >= end) return null;
-  return { name: buf.toString("utf8", offset, nul), next: nul + 1 };
+  const nul = buf.subarray(0, end).indexOf(0, offset);
+  if (nul < 0) return null;
+  const bytes = buf.subarray(offset, nul);
+  if (!isUtf8(bytes)) throw new FuseError("EILSEQ", `name ${bytes.toString("hex")} is not UTF-8`);
+  return { name: bytes.toString("utf8"), next: nul + 1 };
 }
