@@ -93,17 +93,13 @@ export class EtcdGatewayClient {
           signal: attemptSignal,
         });
         status = response.status;
-        text = await response.text();
+        text = await readBoundedText(response, `etcd ${endpoint}${path}`);
       } catch (error) {
+        if (error instanceof LeaseError) throw error;
         throwIfAborted(signal);
         failures.push(`${endpoint}: ${describeFetchError(error)}`);
         causes.push(error);
         continue;
-      }
-      if (text.length > RESPONSE_BYTES_MAX) {
-        throw new LeaseError("ELEASEPROTOCOL", `answer of ${text.length} bytes is over the limit`, {
-          where: `etcd ${endpoint}${path}`,
-        });
       }
       if (status >= 500) {
         failures.push(`${endpoint}: HTTP ${status} ${text.slice(0, 200)}`);
@@ -139,6 +135,9 @@ export class EtcdGatewayClient {
         this.#requestTimeoutMs,
       );
       let response: Response;
+      // A refusal's body is read under the connect timeout too: a server that sends the headers of
+      // an error and then nothing must not hold the caller.
+      let refusal: { status: number; text: string } | undefined;
       try {
         response = await fetch(endpoint + path, {
           method: "POST",
@@ -146,25 +145,32 @@ export class EtcdGatewayClient {
           body: JSON.stringify(body),
           signal: connect.signal,
         });
+        if (response.status !== 200 || response.body === null) {
+          refusal = { status: response.status, text: await readBoundedText(response, endpoint + path) };
+        }
       } catch (error) {
         signal.removeEventListener("abort", onAbort);
         if (signal.aborted) return;
+        if (error instanceof LeaseError) throw error;
         failures.push(`${endpoint}: ${describeFetchError(error)}`);
         continue;
       } finally {
         clearTimeout(connectTimer);
       }
       try {
-        if (response.status !== 200 || response.body === null) {
-          const text = await response.text();
-          if (response.status >= 500) {
-            failures.push(`${endpoint}: HTTP ${response.status} ${text.slice(0, 200)}`);
+        if (refusal !== undefined) {
+          if (refusal.status >= 500) {
+            failures.push(`${endpoint}: HTTP ${refusal.status} ${refusal.text.slice(0, 200)}`);
             continue;
           }
-          throw gatewayError(parseJson(text, `etcd ${endpoint}${path}`), response.status, endpoint + path);
+          throw gatewayError(
+            parseJson(refusal.text, `etcd ${endpoint}${path}`),
+            refusal.status,
+            endpoint + path,
+          );
         }
         this.#preferred = index;
-        yield* readJsonLines(response.body, `etcd ${endpoint}${path}`, signal);
+        yield* readJsonLines(response.body!, `etcd ${endpoint}${path}`, signal);
         return;
       } finally {
         signal.removeEventListener("abort", onAbort);
@@ -184,6 +190,27 @@ export class EtcdGatewayClient {
     const timeout = AbortSignal.timeout(this.#requestTimeoutMs);
     return outer === undefined ? timeout : AbortSignal.any([outer, timeout]);
   }
+}
+
+/**
+ * The whole body of a unary answer as text, refusing (ELEASEPROTOCOL) as soon as it passes
+ * RESPONSE_BYTES_MAX: an endpoint that streams without end must not fill memory until the timeout.
+ */
+async function readBoundedText(response: Response, where: string): Promise<string> {
+  if (response.body === null) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  // Leaving the loop by the throw below cancels the body (the async iterator's return()).
+  for await (const chunk of response.body as ReadableStream<Uint8Array>) {
+    total += chunk.length;
+    if (total > RESPONSE_BYTES_MAX) {
+      throw new LeaseError("ELEASEPROTOCOL", `answer is over the ${RESPONSE_BYTES_MAX}-byte limit`, {
+        where,
+      });
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total).toString("utf8");
 }
 
 /** Yields `result` of every NDJSON line of a streaming answer; an `error` line becomes an exception. */
@@ -279,8 +306,18 @@ export function toBase64(text: string): string {
   return Buffer.from(text, "utf8").toString("base64");
 }
 
-export function fromBase64(value: string | undefined): string {
-  return Buffer.from(value ?? "", "base64").toString("utf8");
+/**
+ * Decodes a base64 field. Strict: Node's decoder skips characters outside the alphabet, so a mangled
+ * answer would otherwise decode to different bytes without a word.
+ */
+export function fromBase64(value: string | undefined, where = "etcd answer"): string {
+  if (value === undefined) return "";
+  if (value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    throw new LeaseError("ELEASEPROTOCOL", `expected base64, got ${JSON.stringify(value.slice(0, 100))}`, {
+      where,
+    });
+  }
+  return Buffer.from(value, "base64").toString("utf8");
 }
 
 /** An int64 field of a gateway answer (a decimal string, omitted when zero) as a bigint. */

@@ -94,10 +94,10 @@ export interface StoredKey {
 
 export function storedKey(kv: EtcdKeyValue, where: string): StoredKey {
   return {
-    value: fromBase64(kv.value),
+    value: fromBase64(kv.value, where),
     createRevision: int64Field(kv.create_revision, where),
     modRevision: int64Field(kv.mod_revision, where),
-    lease: kv.lease ?? "0",
+    lease: int64Field(kv.lease, where).toString(),
   };
 }
 
@@ -112,7 +112,7 @@ export function keyValuesByName(rangeResponse: unknown, where: string): Map<stri
     if (typeof kv?.key !== "string") {
       throw new LeaseError("ELEASEPROTOCOL", "range answer: a key-value has no key", { where });
     }
-    byName.set(fromBase64(kv.key), storedKey(kv, where));
+    byName.set(fromBase64(kv.key, where), storedKey(kv, where));
   }
   return byName;
 }
