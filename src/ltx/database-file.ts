@@ -62,27 +62,36 @@ export async function readDatabaseShape(
   return { pageSize, pageCount: size / pageSize, size };
 }
 
-/** Reads exactly `length` bytes at `position`; throws ELTXDATABASE if the file is shorter. */
-export async function readFully(
+/**
+ * Reads exactly `length` bytes at `position`. When the file ends first, calls `ended(offset)` with the
+ * offset of the first missing byte; it throws the caller's error.
+ */
+export async function readExactly(
   handle: FileHandle,
-  path: string,
   position: number,
   length: number,
+  ended: (offset: number) => never,
 ): Promise<Uint8Array> {
   const bytes = new Uint8Array(length);
   let got = 0;
   while (got < length) {
     const { bytesRead } = await handle.read(bytes, got, length - got, position + got);
-    if (bytesRead === 0)
-      throw databaseError(
-        path,
-        position + got,
-        "stable size",
-        "database file ended early (changed while read?)",
-      );
+    if (bytesRead === 0) ended(position + got);
     got += bytesRead;
   }
   return bytes;
+}
+
+/** Reads exactly `length` bytes at `position`; throws ELTXDATABASE if the file is shorter. */
+export function readFully(
+  handle: FileHandle,
+  path: string,
+  position: number,
+  length: number,
+): Promise<Uint8Array> {
+  return readExactly(handle, position, length, (offset) => {
+    throw databaseError(path, offset, "stable size", "database file ended early (changed while read?)");
+  });
 }
 
 /** Writes all of `bytes` at `position`. */

@@ -14,6 +14,7 @@ import {
   frameError,
   lz4CompressBound,
   lz4Error,
+  lz4PageFrameBound,
   needOrTruncated,
   notCanonical,
   sameBytes,
@@ -61,7 +62,7 @@ export class V3PageBlockReader implements PageBlockReader {
     this.#lz4Frames = options.lz4Frames;
     this.#pageSize = ctx.header.pageSize;
     this.#maxBlock = lz4CompressBound(this.#pageSize);
-    this.#maxLz4Frame = 2 * this.#pageSize + 1024;
+    this.#maxLz4Frame = lz4PageFrameBound(this.#pageSize);
     this.#slab = new PageSlab(this.#pageSize);
   }
 

@@ -48,6 +48,20 @@ export function lz4CompressBound(n: number): number {
   return n + Math.floor(n / 255) + 16;
 }
 
+/**
+ * Most bytes an early-v3 page's LZ4 frame may take. A frame's size is not stated up front, so this
+ * cap (generous: a page stored uncompressed plus frame overhead is far less) is what stops a runaway
+ * frame before it is buffered.
+ */
+export function lz4PageFrameBound(pageSize: number): number {
+  return 2 * pageSize + 1024;
+}
+
+/** Most bytes one whole page frame (header included) may take in a v3 or early-v3 page block. */
+export function pageFrameBound(pageSize: number, lz4Frames: boolean): number {
+  return lz4Frames ? 6 + lz4PageFrameBound(pageSize) : 10 + lz4CompressBound(pageSize);
+}
+
 export function frameError(
   code: LtxErrorCode,
   ctx: PageBlockContext,

@@ -8,13 +8,14 @@
 // run `verifyLtxFile` once when the file arrives if that matters.
 
 import { open, type FileHandle } from "node:fs/promises";
+import { readExactly } from "./database-file.js";
 import { openLtxFile } from "./decoder.js";
 import { LtxError } from "./errors.js";
 import { detectFormat, DETECT_BYTES, isV1Format, type LtxFormat } from "./format.js";
 import { decodeHeader, HEADER_SIZE, validateHeader, type Header } from "./header.js";
 import { decompressBlock } from "./lz4-block.js";
 import { lz4FrameDecompress } from "./lz4-frame.js";
-import { lz4CompressBound } from "./page-frame.js";
+import { lz4CompressBound, pageFrameBound } from "./page-frame.js";
 import {
   decodePageIndex,
   findPageIndexEntry,
@@ -95,6 +96,20 @@ export class LtxPageReader {
     if (this.index === undefined) return this.#scanFor(pgno);
     const entry = findPageIndexEntry(this.index, pgno);
     if (entry === undefined) return undefined;
+    // The index is consistent with the file, but a frame it describes may still span gigabytes of
+    // it: refuse before reading (and allocating) more than any page's frame can take.
+    const bound = pageFrameBound(this.header.pageSize, this.format !== "v3");
+    if (entry.size > bound) {
+      throw new LtxError(
+        "ELTXFRAME",
+        `page ${pgno} frame of ${entry.size} bytes; a page's frame takes at most ${bound}`,
+        {
+          file: this.path,
+          offset: entry.offset,
+          rule: "frame size bound",
+        },
+      );
+    }
     const frame = await readAt(this.#handle, this.path, entry.offset, entry.size);
     const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
     const fail = (
@@ -163,28 +178,16 @@ export async function readPageAt(path: string, pgno: number): Promise<Uint8Array
   }
 }
 
-async function readAt(
-  handle: FileHandle,
-  path: string,
-  position: number,
-  length: number,
-): Promise<Uint8Array> {
-  const bytes = new Uint8Array(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await handle.read(bytes, got, length - got, position + got);
-    if (bytesRead === 0) {
-      throw new LtxError(
-        "ELTXTRUNCATED",
-        `file ends at byte ${position + got}, ${length - got} bytes short`,
-        {
-          file: path,
-          offset: position + got,
-          rule: "complete file",
-        },
-      );
-    }
-    got += bytesRead;
-  }
-  return bytes;
+function readAt(handle: FileHandle, path: string, position: number, length: number): Promise<Uint8Array> {
+  return readExactly(handle, position, length, (offset) => {
+    throw new LtxError(
+      "ELTXTRUNCATED",
+      `file ends at byte ${offset}, ${position + length - offset} bytes short`,
+      {
+        file: path,
+        offset,
+        rule: "complete file",
+      },
+    );
+  });
 }
