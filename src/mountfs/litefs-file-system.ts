@@ -1,19 +1,25 @@
-// The FUSE view of the store on a primary: a flat directory of databases and their companions.
-// It only translates requests into store calls (and store errors into errno, errno-map.ts); what is a
-// commit, and what goes into an LTX file, is decided in the store.
+// The FUSE view of the store: a flat directory of databases and their companions. It only translates
+// requests into store calls (and store errors into errno, errno-map.ts); what is a commit, and what
+// goes into an LTX file, is decided in the store.
 //
-// Names: `<db>` (a database; any new valid name creates one), `<db>-journal|-wal|-shm` (only while the
-// backing file exists), `<db>-pos` (read-only position, 34 bytes), `<db>-lock` (by lookup only, for
-// HALT locks), `.lag` (`%+010d\n`, 0 on a primary). Databases with no pages are hidden from readdir.
-// Anything else (directories, renames, writes to -pos) is refused with EPERM/EACCES and changes nothing.
+// Names: `<db>` (a database; any new valid name creates one on a primary), `<db>-journal|-wal|-shm`
+// (only while the backing file exists), `<db>-pos` (read-only position, 34 bytes), `<db>-lock` (by
+// lookup only, for HALT locks), `.lag` (`%+010d\n`, 0 on a primary), `.primary` (replicas only: the
+// primary's hostname). Databases with no pages are hidden from readdir. Anything else (directories,
+// renames, writes to -pos) is refused with EPERM/EACCES and changes nothing.
 //
-// Locks: the file system keeps POSIX locks itself (one LockTable per file incarnation), because
-// SQLite's WAL write lock on `-shm` is the signal that a WAL transaction is over (wal-lock-rules.ts).
-// FLUSH (every close) and RELEASE drop the owner's locks, exactly like the kernel would.
+// Role: on a replica every change but to `-shm` is refused so that SQLite reports SQLITE_READONLY
+// (replica-access.ts), and files show mode 0444. The role is asked per request (it may change).
 //
-// Caching: on a primary every change goes through this mount, so the kernel may cache attributes,
-// names and pages (keep_cache) — except `-pos` and `.lag`, whose content changes without a write
-// through the mount (direct I/O). A re-created file gets a new node id (node-table.ts).
+// Locks: the file system keeps POSIX locks itself (mount-locks.ts), because SQLite's WAL write lock on
+// `-shm` is the signal that a WAL transaction is over (wal-lock-rules.ts), and because a replica takes
+// the same locks to keep readers out while it applies a transaction. FLUSH (every close) and RELEASE
+// drop the owner's locks, exactly like the kernel would.
+//
+// Caching: every change on a primary goes through this mount, so the kernel may cache attributes,
+// names and pages (keep_cache) — except `-pos`, `.lag` and `.primary`, whose content changes without a
+// write through the mount (direct I/O). A replica's applier invalidates what it changes behind the
+// kernel's back (node/replica-applier.ts). A re-created file gets a new node id (node-table.ts).
 
 import fs from "node:fs";
 
@@ -34,13 +40,14 @@ import type {
   WriteInfo,
 } from "../fuse/file-system.js";
 import type { DirectoryListing } from "../fuse/directory-listing.js";
-import { LockTable } from "../fuse/lock-table.js";
 import type { Database } from "../store/database.js";
 import { fsyncDirectory } from "../store/durable-file.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { toFuseError } from "./errno-map.js";
 import { formatLag, modeOf, MountAttributes, READ_ONLY_MODE, ROOT_MODE } from "./mount-attributes.js";
+import { LockRefusedError, MountLocks } from "./mount-locks.js";
+import type { LockTable } from "../fuse/lock-table.js";
 import {
   type DatabaseNode,
   LAG_FILE_NAME,
@@ -48,22 +55,31 @@ import {
   type MountFileKind,
   NodeTable,
   parseMountName,
+  PRIMARY_FILE_NAME,
+  PRIMARY_NODE_ID,
   ROOT_NODE_ID,
   SUFFIX_OF_KIND,
 } from "./node-table.js";
-import { checkpointBlockedByWriter, releasesWalWriteLock, walWriteLockHeld } from "./wal-lock-rules.js";
+import { type FileChange, type NodeRole, replicaRefusal } from "./replica-access.js";
+import { walWriteLockHeld } from "./wal-lock-rules.js";
 
 export interface LitefsFileSystemOptions {
   readonly store: Store;
   readonly log: StoreLogger;
   /** Milliseconds behind the primary, for `.lag` (0 on a primary). */
   readonly lagMs?: () => number;
+  /** The node's role now; default primary. A replica refuses changes (replica-access.ts). */
+  readonly role?: () => NodeRole;
+  /** The primary's hostname for `.primary` (shown on replicas only); null when unknown. */
+  readonly primaryHostname?: () => string | null;
   /** Skip fsyncs (tests only). */
   readonly noSync?: boolean;
+  /** Called after each successful write through the mount (the node's write-count metrics). */
+  readonly onWrite?: (db: string, kind: MountFileKind) => void;
 }
 
 interface OpenFile {
-  readonly node: DatabaseNode | null; // null: .lag
+  readonly node: DatabaseNode | null; // null: .lag or .primary
   readonly flags: number;
 }
 
@@ -73,18 +89,26 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #store: Store;
   readonly #log: StoreLogger;
   readonly #lagMs: () => number;
+  readonly #role: () => NodeRole;
+  readonly #primaryHostname: () => string | null;
   readonly #noSync: boolean;
+  readonly #onWrite: ((db: string, kind: MountFileKind) => void) | undefined;
   readonly #nodes = new NodeTable();
   readonly #handles = new Map<number, OpenFile>();
-  readonly #locks = new Map<string, LockTable>();
   readonly #attrs = new MountAttributes();
+  /** The mount's POSIX lock tables (also used by the node for its own locks). */
+  readonly locks: MountLocks;
   #nextFh = 1;
 
   constructor(opts: LitefsFileSystemOptions) {
     this.#store = opts.store;
     this.#log = opts.log;
     this.#lagMs = opts.lagMs ?? (() => 0);
+    this.#role = opts.role ?? (() => "primary");
+    this.#primaryHostname = opts.primaryHostname ?? (() => null);
     this.#noSync = opts.noSync === true;
+    this.#onWrite = opts.onWrite;
+    this.locks = new MountLocks({ store: this.#store, log: this.#log, role: this.#role });
   }
 
   // --- names ---------------------------------------------------------------------------------------
@@ -93,6 +117,10 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
     const parsed = parseMountName(name);
     if (parsed.type === "lag") return this.#entry(LAG_NODE_ID, this.#attrs.lag(this.#lagText()));
+    if (parsed.type === "primary") {
+      const text = this.#primaryText();
+      return text === null ? null : this.#entry(PRIMARY_NODE_ID, this.#attrs.primary(text));
+    }
     if (parsed.type === "invalid") return null;
     const db = this.#store.db(parsed.db);
     if (db === undefined || !this.#exists(db, parsed.kind)) return null;
@@ -112,15 +140,18 @@ export class LitefsFileSystem implements FuseFileSystem {
     const node = this.#node(nodeId);
     if (changes.size !== undefined) {
       if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EPERM", `${this.#name(node)} cannot be resized`);
+      this.#refuseOnReplica("truncate", node);
       this.#call(() => this.#mustDb(node).truncate(node.kind as "database", changes.size!));
     }
     return { attr: this.#attr(node) };
   }
 
   access(_ctx: RequestContext, nodeId: number, mask: number): void {
-    if (nodeId === ROOT_NODE_ID || nodeId === LAG_NODE_ID) return;
+    if (nodeId === ROOT_NODE_ID || nodeId === LAG_NODE_ID || nodeId === PRIMARY_NODE_ID) return;
     const node = this.#node(nodeId);
-    if ((mask & fs.constants.W_OK) !== 0 && node.kind === "pos") throw new FuseError("EACCES");
+    if ((mask & fs.constants.W_OK) === 0) return;
+    if (node.kind === "pos") throw new FuseError("EACCES");
+    this.#refuseOnReplica("open-for-write", node);
   }
 
   readdir(_ctx: RequestContext, nodeId: number, _fh: number, offset: number, out: DirectoryListing): void {
@@ -130,12 +161,16 @@ export class LitefsFileSystem implements FuseFileSystem {
       { name: "..", ino: ROOT_NODE_ID, mode: ROOT_MODE },
       { name: LAG_FILE_NAME, ino: LAG_NODE_ID, mode: READ_ONLY_MODE },
     ];
+    if (this.#primaryText() !== null) {
+      entries.push({ name: PRIMARY_FILE_NAME, ino: PRIMARY_NODE_ID, mode: READ_ONLY_MODE });
+    }
+    const role = this.#role();
     for (const db of this.#store.databases()) {
       if (!db.exists("database") || (db.pageCount === 0 && db.size("database") === 0)) continue;
       for (const kind of ["database", "journal", "wal", "shm", "pos"] as const) {
         if (!this.#exists(db, kind)) continue;
         const node = this.#nodes.nodeOf(db.name, kind);
-        entries.push({ name: db.name + SUFFIX_OF_KIND[kind], ino: node.nodeId, mode: modeOf(kind) });
+        entries.push({ name: db.name + SUFFIX_OF_KIND[kind], ino: node.nodeId, mode: modeOf(kind, role) });
       }
     }
     for (let i = offset; i < entries.length; i++) {
@@ -164,6 +199,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     const parsed = parseMountName(name);
     if (parsed.type !== "file")
       throw new FuseError("EPERM", `${JSON.stringify(name)} cannot be created here`);
+    this.#refuseOnReplica("create", { kind: parsed.kind, db: parsed.db });
     let db: Database;
     if (parsed.kind === "database") {
       db = this.#call(() => this.#store.createDatabase(parsed.db));
@@ -199,10 +235,11 @@ export class LitefsFileSystem implements FuseFileSystem {
   unlink(_ctx: RequestContext, parent: number, name: string): void {
     if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
     const parsed = parseMountName(name);
-    if (parsed.type !== "file") throw new FuseError(parsed.type === "lag" ? "EPERM" : "ENOENT");
+    if (parsed.type !== "file") throw new FuseError(parsed.type === "invalid" ? "ENOENT" : "EPERM");
     const db = this.#store.db(parsed.db);
     if (db === undefined || !this.#exists(db, parsed.kind)) throw new FuseError("ENOENT");
     if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be removed`);
+    this.#refuseOnReplica("unlink", { kind: parsed.kind, db: parsed.db });
     this.#call(() => db.unlink(parsed.kind as "journal"));
     this.#nodes.renew(db.name, parsed.kind);
     if (parsed.kind === "database")
@@ -212,13 +249,16 @@ export class LitefsFileSystem implements FuseFileSystem {
   // --- open files ---------------------------------------------------------------------------------
 
   open(_ctx: RequestContext, nodeId: number, flags: number): OpenReply {
-    if (nodeId === LAG_NODE_ID) {
-      if ((flags & 3) !== fs.constants.O_RDONLY) throw new FuseError("EACCES", ".lag is read-only");
+    if (nodeId === LAG_NODE_ID || nodeId === PRIMARY_NODE_ID) {
+      if ((flags & 3) !== fs.constants.O_RDONLY) throw new FuseError("EACCES", "the file is read-only");
       return this.#newHandle({ node: null, flags }, { directIo: true });
     }
     const node = this.#node(nodeId);
     if (node.kind === "pos" && (flags & 3) !== fs.constants.O_RDONLY) {
       throw new FuseError("EACCES", `${this.#name(node)} is read-only`);
+    }
+    if ((flags & 3) !== fs.constants.O_RDONLY || (flags & fs.constants.O_TRUNC) !== 0) {
+      this.#refuseOnReplica("open-for-write", node);
     }
     const db = this.#mustDb(node);
     if (!this.#exists(db, node.kind)) throw new FuseError("ENOENT");
@@ -230,6 +270,7 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   read(_ctx: RequestContext, nodeId: number, _fh: number, offset: number, size: number): Uint8Array {
     if (nodeId === LAG_NODE_ID) return slice(this.#lagText(), offset, size);
+    if (nodeId === PRIMARY_NODE_ID) return slice(this.#primaryText() ?? "", offset, size);
     const node = this.#node(nodeId);
     const db = this.#mustDb(node);
     switch (node.kind) {
@@ -252,6 +293,7 @@ export class LitefsFileSystem implements FuseFileSystem {
   ): number {
     const node = this.#node(nodeId);
     if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EACCES", `${this.#name(node)} is not writable`);
+    this.#refuseOnReplica("write", node);
     const db = this.#mustDb(node);
     if (node.kind === "wal" && !walWriteLockHeld(this.lockTableOf(db.name, "shm"))) {
       this.#log.error(
@@ -266,6 +308,7 @@ export class LitefsFileSystem implements FuseFileSystem {
       );
     }
     this.#call(() => db.write(node.kind as "database", offset, data));
+    this.#onWrite?.(db.name, node.kind);
     return data.length;
   }
 
@@ -293,54 +336,29 @@ export class LitefsFileSystem implements FuseFileSystem {
   // --- locks --------------------------------------------------------------------------------------
 
   getlk(_ctx: RequestContext, nodeId: number, lock: LockRequest): FileLock | null {
-    const held = this.#lockTable(nodeId).test(lock.owner, lock.start, lock.end, lock.type);
-    return held === null ? null : { start: held.start, end: held.end, type: held.type, pid: held.pid };
+    return this.locks.getlk(this.#lockNode(nodeId), lock);
   }
 
   setlk(ctx: RequestContext, nodeId: number, lock: LockRequest): void | Promise<void> {
-    const table = this.#lockTable(nodeId);
-    const node = this.#nodes.byId(nodeId);
-    if (node?.kind === "shm") {
-      if (checkpointBlockedByWriter(table, lock.owner, lock)) throw new FuseError("EAGAIN");
-      if (releasesWalWriteLock(table, lock.owner, lock)) this.#captureWal(node);
+    try {
+      return this.locks.setlk(ctx, this.#lockNode(nodeId), lock);
+    } catch (err) {
+      if (err instanceof LockRefusedError) throw new FuseError("EAGAIN");
+      throw err;
     }
-    if (lock.wait) return table.waitFor(lock.owner, lock.pid, lock.start, lock.end, lock.type, ctx.signal);
-    if (!table.set(lock.owner, lock.pid, lock.start, lock.end, lock.type)) throw new FuseError("EAGAIN");
   }
 
   // --- helpers ------------------------------------------------------------------------------------
 
   #releaseOwner(nodeId: number, owner: bigint): void {
     const node = this.#nodes.byId(nodeId);
-    if (node === undefined) return;
-    const table = this.#locks.get(`${node.kind}\0${node.db}`);
-    if (table === undefined) return;
-    if (
-      node.kind === "shm" &&
-      releasesWalWriteLock(table, owner, { start: 0n, end: 0x7fffffffffffffffn, type: "unlock" })
-    ) {
-      this.#captureWal(node);
-    }
-    table.releaseOwner(owner);
+    if (node !== undefined) this.locks.releaseOwner(node, owner);
   }
 
-  /** Captures the WAL transaction whose writer is letting go; the lock is released whatever happens. */
-  #captureWal(node: DatabaseNode): void {
-    const db = this.#store.db(node.db);
-    if (db === undefined) return;
-    try {
-      db.captureWal();
-    } catch (err) {
-      // The frames stay in the WAL: the next release of the write lock, or the next restart of the
-      // WAL, tries again (Database#captureBeforeLosingWal). Releasing the lock must not fail.
-      this.#log.error("WAL commit capture failed", { db: db.name, error: (err as Error).message });
-    }
-  }
-
-  #lockTable(nodeId: number): LockTable {
-    if (nodeId === LAG_NODE_ID) throw new FuseError("ENOLCK", ".lag cannot be locked");
-    const node = this.#node(nodeId);
-    return this.lockTableOf(node.db, node.kind);
+  #lockNode(nodeId: number): DatabaseNode {
+    if (nodeId === LAG_NODE_ID || nodeId === PRIMARY_NODE_ID)
+      throw new FuseError("ENOLCK", "cannot be locked");
+    return this.#node(nodeId);
   }
 
   /**
@@ -348,13 +366,25 @@ export class LitefsFileSystem implements FuseFileSystem {
    * incarnation of `-shm` or of the database file shares one table, as SQLite expects.
    */
   lockTableOf(db: string, kind: MountFileKind): LockTable {
-    const key = `${kind}\0${db}`;
-    let table = this.#locks.get(key);
-    if (table === undefined) {
-      table = new LockTable();
-      this.#locks.set(key, table);
-    }
-    return table;
+    return this.locks.tableOf(db, kind);
+  }
+
+  /** The node id the kernel currently knows (db, kind) by, or undefined when it was never looked up. */
+  currentNodeId(db: string, kind: MountFileKind): number | undefined {
+    return this.#nodes.current(db, kind)?.nodeId;
+  }
+
+  /** Names of a database's files, for invalidating the kernel's cached entries after a change. */
+  fileNamesOf(db: string): string[] {
+    return (["database", "journal", "wal", "shm", "pos"] as const).map((kind) => db + SUFFIX_OF_KIND[kind]);
+  }
+
+  /**
+   * Gives (db, kind) a fresh node id after the node removed or re-created the file behind the kernel's
+   * back, so that nothing cached for the old file is ever served for the new one.
+   */
+  renewFile(db: string, kind: MountFileKind): void {
+    this.#nodes.renew(db, kind);
   }
 
   /**
@@ -411,23 +441,41 @@ export class LitefsFileSystem implements FuseFileSystem {
   }
 
   #entry(nodeId: number, attr: FileAttributes): Entry {
-    if (nodeId !== LAG_NODE_ID) this.#nodes.looked(nodeId);
+    if (nodeId !== LAG_NODE_ID && nodeId !== PRIMARY_NODE_ID) this.#nodes.looked(nodeId);
     return { nodeId, generation: 0, attr };
   }
 
   #attrOf(nodeId: number): FileAttributes {
     if (nodeId === ROOT_NODE_ID) return this.#attrs.root();
     if (nodeId === LAG_NODE_ID) return this.#attrs.lag(this.#lagText());
+    if (nodeId === PRIMARY_NODE_ID) return this.#attrs.primary(this.#primaryText() ?? "");
     return this.#attr(this.#node(nodeId));
   }
 
   #attr(node: DatabaseNode): FileAttributes {
     if (node.kind === "pos" || node.kind === "lock") return this.#attrs.virtualFile(node.nodeId, node.kind);
-    return this.#attrs.backed(node.nodeId, this.#mustDb(node).files.stat(node.kind));
+    const st = this.#mustDb(node).files.stat(node.kind);
+    return this.#attrs.backed(node.nodeId, st, modeOf(node.kind, this.#role()));
   }
 
   #lagText(): string {
     return formatLag(this.#lagMs());
+  }
+
+  /** `.primary`'s content, or null when the file does not exist (on a primary, or primary unknown). */
+  #primaryText(): string | null {
+    if (this.#role() !== "replica") return null;
+    const host = this.#primaryHostname();
+    return host === null ? null : host + "\n";
+  }
+
+  /** Throws the errno replica-access.ts gives `change` on a replica; nothing on a primary. */
+  #refuseOnReplica(change: FileChange, node: { kind: MountFileKind; db: string }): void {
+    if (this.#role() !== "replica") return;
+    const errno = replicaRefusal(change, node.kind);
+    if (errno !== null) {
+      throw new FuseError(errno, `${node.db + SUFFIX_OF_KIND[node.kind]}: this node is a read-only replica`);
+    }
   }
 
   /** Runs a store call, answering its errors with the errno of errno-map.ts. */

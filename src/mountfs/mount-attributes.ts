@@ -1,10 +1,12 @@
-// File attributes the mount reports: backing files' real size and times with the mount's mode
-// (0666 on a primary), and fixed attributes for the virtual files (`-pos`, `-lock`, `.lag`, the root).
+// File attributes the mount reports: backing files' real size and times with the mount's mode (0666 on
+// a primary, 0444 on a replica), and fixed attributes for the virtual files (`-pos`, `-lock`, `.lag`,
+// `.primary`, the root).
 
 import type fs from "node:fs";
 
 import type { FileAttributes } from "../fuse/file-system.js";
-import { LAG_NODE_ID, type MountFileKind, ROOT_NODE_ID } from "./node-table.js";
+import { LAG_NODE_ID, type MountFileKind, PRIMARY_NODE_ID, ROOT_NODE_ID } from "./node-table.js";
+import type { NodeRole } from "./replica-access.js";
 
 export const FILE_MODE = 0o100666;
 export const READ_ONLY_MODE = 0o100444;
@@ -12,9 +14,9 @@ export const ROOT_MODE = 0o040777;
 /** `%016x/%016x\n`. */
 export const POS_SIZE = 34;
 
-/** The mode a database file of `kind` shows. */
-export function modeOf(kind: MountFileKind): number {
-  return kind === "pos" ? READ_ONLY_MODE : FILE_MODE;
+/** The mode a database file of `kind` shows on a node of `role`. */
+export function modeOf(kind: MountFileKind, role: NodeRole = "primary"): number {
+  return kind === "pos" || (role === "replica" && kind !== "lock") ? READ_ONLY_MODE : FILE_MODE;
 }
 
 /** `.lag`'s content: milliseconds behind the primary as `%+010d\n`. */
@@ -36,6 +38,10 @@ export class MountAttributes {
     return this.#virtual(LAG_NODE_ID, READ_ONLY_MODE, text.length, 1);
   }
 
+  primary(text: string): FileAttributes {
+    return this.#virtual(PRIMARY_NODE_ID, READ_ONLY_MODE, Buffer.byteLength(text), 1);
+  }
+
   /** `-pos` (34 bytes, read-only) or `-lock` (empty). */
   virtualFile(ino: number, kind: "pos" | "lock"): FileAttributes {
     return kind === "pos"
@@ -44,8 +50,8 @@ export class MountAttributes {
   }
 
   /** A backing file's attributes (`st` undefined: the file is gone — an empty file). */
-  backed(ino: number, st: fs.Stats | undefined): FileAttributes {
-    if (st === undefined) return this.#virtual(ino, FILE_MODE, 0, 1);
+  backed(ino: number, st: fs.Stats | undefined, mode = FILE_MODE): FileAttributes {
+    if (st === undefined) return this.#virtual(ino, mode, 0, 1);
     return {
       ino,
       size: st.size,
@@ -53,7 +59,7 @@ export class MountAttributes {
       atimeMs: st.atimeMs,
       mtimeMs: st.mtimeMs,
       ctimeMs: st.ctimeMs,
-      mode: FILE_MODE,
+      mode,
       nlink: 1,
       uid: this.#uid,
       gid: this.#gid,

@@ -29,6 +29,9 @@ const KIND_OF_SUFFIX: Readonly<Record<string, MountFileKind>> = {
 export const ROOT_NODE_ID = 1;
 export const LAG_NODE_ID = 2;
 export const LAG_FILE_NAME = ".lag";
+/** `.primary`: on a replica, the primary's hostname and a newline. */
+export const PRIMARY_NODE_ID = 3;
+export const PRIMARY_FILE_NAME = ".primary";
 const FIRST_DYNAMIC_ID = 16;
 
 export interface DatabaseNode {
@@ -40,11 +43,13 @@ export interface DatabaseNode {
 /** What a name at the root refers to, before asking whether it exists. */
 export type ParsedName =
   | { readonly type: "lag" }
+  | { readonly type: "primary" }
   | { readonly type: "file"; readonly db: string; readonly kind: MountFileKind }
   | { readonly type: "invalid" };
 
 export function parseMountName(name: string): ParsedName {
   if (name === LAG_FILE_NAME) return { type: "lag" };
+  if (name === PRIMARY_FILE_NAME) return { type: "primary" };
   const companion = companionOf(name);
   if (companion !== null && isDatabaseName(companion.db)) {
     return { type: "file", db: companion.db, kind: KIND_OF_SUFFIX[companion.suffix] };
@@ -65,6 +70,11 @@ export class NodeTable {
     return this.#current.get(key(db, kind)) ?? this.renew(db, kind);
   }
 
+  /** The current node of (db, kind), or undefined when none was handed out yet. */
+  current(db: string, kind: MountFileKind): DatabaseNode | undefined {
+    return this.#current.get(key(db, kind));
+  }
+
   /** Gives (db, kind) a fresh node id (the file was created or removed) and returns it. */
   renew(db: string, kind: MountFileKind): DatabaseNode {
     const node: DatabaseNode = { nodeId: this.#next++, db, kind };
@@ -73,7 +83,7 @@ export class NodeTable {
     return node;
   }
 
-  /** The node with this id, or undefined (root, .lag, or unknown). */
+  /** The node with this id, or undefined (root, .lag, .primary, or unknown). */
   byId(nodeId: number): DatabaseNode | undefined {
     return this.#byId.get(nodeId);
   }

@@ -19,7 +19,7 @@ export interface CommitEvent {
   /** Milliseconds since the Unix epoch, as written in the LTX header. */
   readonly timestamp: number;
   /** How the commit was detected. */
-  readonly source: "journal" | "wal" | "delete" | "import" | "recovery";
+  readonly source: "journal" | "wal" | "delete" | "import" | "recovery" | "replication";
 }
 
 export type CommitListener = (event: CommitEvent) => void;

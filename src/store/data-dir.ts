@@ -1,6 +1,7 @@
 // The data directory's layout (as LiteFS lays it out, plus our `checksums` file):
 //
-//   <data>/clusterid                       cluster id (later issues)
+//   <data>/clusterid                       cluster id (cluster-id.ts)
+//   <data>/quarantine/<name>/<when>/       a replica's diverged transactions, kept (quarantine.ts)
 //   <data>/dbs/<name>/database             the database file SQLite sees through the mount
 //   <data>/dbs/<name>/journal|wal|shm      its rollback journal, WAL and wal-index, while they exist
 //   <data>/dbs/<name>/ltx/%016x-%016x.ltx  one LTX file per committed transaction (subject to retention)
@@ -26,6 +27,11 @@ export class DataDir {
 
   get dbsDir(): string {
     return path.join(this.root, "dbs");
+  }
+
+  /** Where a replica keeps the transactions of a diverged history (quarantine.ts). */
+  get quarantineDir(): string {
+    return path.join(this.root, "quarantine");
   }
 
   get clusterIdFile(): string {

@@ -20,6 +20,15 @@ import { formatPos, type Pos } from "../ltx/pos.js";
 import type { BackingFiles } from "./backing-files.js";
 import { stampOf, writeChecksumsFile } from "./checksums-file.js";
 import { planJournalCommit, planWalCommit } from "./commit-plan.js";
+import type { DatabaseSnapshotView } from "./snapshot-page-reader.js";
+import {
+  applyStagedPages,
+  persistStagedLtx,
+  syncAppliedDatabase,
+  type AppliedReplica,
+  type ReplicaApplyTarget,
+} from "./replica-apply.js";
+import type { ReplicaApplyPlan, ReplicaState } from "./replica-apply-plan.js";
 import type { CommitEvent } from "./commit-event.js";
 import type { DatabaseDir, DatabaseFileKind } from "./data-dir.js";
 import { fsyncDirectory } from "./durable-file.js";
@@ -316,6 +325,58 @@ export class Database {
     this.#dirty = new Set();
     this.#walMode = checksums.pageCount > 0 && this.files.readPadded("database", 0, 100)[19] === 2;
     this.#log.adopt(checksums, ltx, timestamp, "import");
+  }
+
+  /** What a replica checks an incoming LTX file against (replica-apply-plan.ts). Do not mutate. */
+  get replicaState(): ReplicaState {
+    return { pos: this.#log.pos, checksums: this.#log.checksums };
+  }
+
+  /**
+   * Applying a planned LTX file received from the primary (replica-apply.ts), in three steps: make the
+   * LTX file durable (before the locks), write it into the database and advance the position (while
+   * the caller holds every lock of the database and before it invalidates the kernel's caches), fsync
+   * the database (after the locks; before the next transaction's `applyStaged`).
+   */
+  persistStaged(plan: ReplicaApplyPlan): { supersededFiles: number } {
+    this.#assertOpen();
+    return persistStagedLtx(this.#replicaTarget(), plan);
+  }
+
+  applyStaged(plan: ReplicaApplyPlan, persisted: { supersededFiles: number }): AppliedReplica {
+    this.#assertOpen();
+    const applied = applyStagedPages(this.#replicaTarget(), plan, persisted.supersededFiles);
+    this.#wal.reset(null);
+    this.#walMode = applied.walMode;
+    this.#dirty = new Set();
+    return applied;
+  }
+
+  syncApplied(applied: AppliedReplica): void {
+    this.#assertOpen();
+    syncAppliedDatabase(this.#replicaTarget(), applied);
+  }
+
+  #replicaTarget(): ReplicaApplyTarget {
+    return { name: this.name, dir: this.dir, files: this.files, log: this.#log, noSync: this.#ctx.noSync };
+  }
+
+  /**
+   * A frozen description of the committed database for a snapshot: its position and shape, its files,
+   * and a copy of the captured WAL frame map (read it with SnapshotPageReader). Valid only while the
+   * caller keeps out everything that rewrites committed bytes: rollback commits (a SHARED lock),
+   * checkpoints (CKPT) and WAL restarts (a READ lock on a read mark).
+   */
+  snapshotView(): DatabaseSnapshotView {
+    this.#assertOpen();
+    return {
+      pos: this.#log.pos,
+      pageSize: this.pageSize,
+      pageCount: this.pageCount,
+      databasePath: this.files.path("database"),
+      walPath: this.files.path("wal"),
+      frames: [...this.#wal.capturedFramesEntries()],
+    };
   }
 
   /** Closes the backing files; the database can no longer be used. */

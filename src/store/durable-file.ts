@@ -72,12 +72,13 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
  * (SQLite's view of a short database file). Returns the buffer and how many bytes the file had.
  */
 export function readFully(fd: number, length: number, position: number): { data: Buffer; bytesRead: number } {
-  const data = Buffer.alloc(length);
+  const data = Buffer.allocUnsafeSlow(length); // never pooled; every byte is read or zeroed below
   let done = 0;
   while (done < length) {
     const n = fs.readSync(fd, data, done, length - done, position + done);
     if (n === 0) break;
     done += n;
   }
+  if (done < length) data.fill(0, done);
   return { data, bytesRead: done };
 }

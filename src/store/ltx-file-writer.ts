@@ -33,7 +33,8 @@ export class LtxFileWriter {
   #fd: number | null;
   #bytes = 0;
 
-  constructor(dir: DatabaseDir, header: Header, opts: LtxWriteOptions = {}) {
+  /** `dir` only needs to name the file (a database's `ltx/` directory, or a quarantine directory). */
+  constructor(dir: Pick<DatabaseDir, "ltxFile">, header: Header, opts: LtxWriteOptions = {}) {
     this.path = dir.ltxFile(header.minTxid, header.maxTxid);
     this.#temp = this.path + TEMP_SUFFIX;
     this.#noSync = opts.noSync === true;

@@ -23,7 +23,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { EMPTY_DATABASE_CHECKSUM } from "../ltx/checksum.js";
+import { EMPTY_DATABASE_CHECKSUM, pageChecksum } from "../ltx/checksum.js";
 import type { Header } from "../ltx/header.js";
 import { formatPos, type Pos, ZERO_POS } from "../ltx/pos.js";
 import { applyLtxToDatabaseFile } from "./apply-ltx.js";
@@ -36,6 +36,7 @@ import { journalLooksHot, journalRollbackPages, rolledBackFileSize } from "./jou
 import { readLtxFileSync } from "./ltx-file-reader.js";
 import { listLtxFiles, removeTempFiles, type LtxFileEntry } from "./ltx-directory.js";
 import { PageChecksums } from "./page-checksums.js";
+import { checksumAfterPages } from "./replica-apply-plan.js";
 import { effectivePageCount, isValidDatabaseHeader, parseDatabaseHeader } from "./sqlite-header.js";
 import { StoreError } from "./store-error.js";
 import type { StoreLogger } from "./store-logger.js";
@@ -52,6 +53,12 @@ export interface RecoveryOptions {
   /** Recompute every page's checksum, whatever was saved. */
   readonly verify: boolean;
   readonly log: StoreLogger;
+  /**
+   * This node's id. An LTX file written by another node (a replica's copy of the primary's) may be
+   * rolled forward whenever applying it provably yields its post-apply checksum — a replica may crash
+   * in the middle of applying one. Undefined: treat every file as this node's own.
+   */
+  readonly nodeId?: bigint;
 }
 
 /** How the checksums were established, for the log and for tests. */
@@ -198,9 +205,14 @@ export function recoverDatabase(
     const actual = checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum;
     if (actual === pos.checksum) break;
     const preApply = lastHeader!.minTxid === 1n ? EMPTY_DATABASE_CHECKSUM : lastHeader!.preApplyChecksum;
-    if (!rolledForward && lastHeader!.walOffset === 0 && actual === preApply) {
-      // The last transaction's LTX is durable but its journal was rolled back (or never finished):
-      // redo it from the LTX so the database and the chain agree.
+    const replicated = opts.nodeId !== undefined && lastHeader!.nodeId !== opts.nodeId;
+    const rollable = replicated
+      ? wal.header === null && rollForwardYields(checksums, last!.path, lastHeader!, pos.checksum)
+      : lastHeader!.walOffset === 0 && actual === preApply;
+    if (!rolledForward && rollable) {
+      // The last transaction's LTX is durable but its journal was rolled back (or never finished), or
+      // a replica crashed while writing its pages: redo it from the LTX so the database and the chain
+      // agree.
       const applied = applyLtxToDatabaseFile(files, last!.path);
       opts.log.info("rolled the last transaction forward from its LTX file", {
         db: name,
@@ -259,6 +271,31 @@ export function recoverDatabase(
     state: { pos, checksums, wal, walMode: checksums.pageCount > 0 && readPage(1)[19] === 2 },
     report: report(source, fullPassReason, pagesRead, journalRolledBack !== null, rolledForward, false),
   };
+}
+
+/**
+ * True when writing the pages of the LTX file at `file` over the database whose page checksums are
+ * `checksums` gives `post`: always for a snapshot (it holds every page), otherwise computed from the
+ * file's page checksums without touching the database.
+ */
+function rollForwardYields(checksums: PageChecksums, file: string, header: Header, post: bigint): boolean {
+  if (header.minTxid === 1n) return true;
+  const pgnos: number[] = [];
+  const pageChecksums: bigint[] = [];
+  try {
+    readLtxFileSync(file, (page) => {
+      pgnos.push(page.pgno);
+      pageChecksums.push(pageChecksum(page.pgno, page.data));
+    });
+    const fail = (detail: string): never => {
+      throw new Error(detail);
+    };
+    return (
+      checksumAfterPages(checksums, header.pageSize, header.commit, { pgnos, pageChecksums }, fail) === post
+    );
+  } catch {
+    return false; // a file that cannot describe the database cannot fix it either
+  }
 }
 
 function report(

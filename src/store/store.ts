@@ -125,6 +125,30 @@ export class Store {
     return db;
   }
 
+  /**
+   * The database `name` for a replica to apply transactions to: created (position 0, no database file
+   * yet — it appears with its first snapshot) if it does not exist. Throws EDBNAME.
+   */
+  replicaDatabase(name: string): Database {
+    this.#assertOpen();
+    const existing = this.#dbs.get(name);
+    if (existing !== undefined) return existing;
+    assertDatabaseName(name);
+    const dir = this.dataDir.database(name);
+    dir.ensure();
+    const files = new BackingFiles(dir, { noSync: this.#ctx.noSync });
+    const db = new Database(
+      name,
+      dir,
+      files,
+      { pos: { txid: 0n, checksum: 0n }, checksums: null, wal: new WalCapture(), walMode: false },
+      this.#ctx,
+    );
+    this.#dbs.set(name, db);
+    this.#log.info("database created by replication", { db: name });
+    return db;
+  }
+
   /** Calls `listener` after every committed transaction (its LTX is durable); returns an unsubscribe. */
   subscribe(listener: CommitListener): () => void {
     this.#listeners.add(listener);
@@ -181,7 +205,7 @@ export class Store {
     const files = new BackingFiles(dir, { noSync: this.#ctx.noSync });
     let recovered;
     try {
-      recovered = recoverDatabase(name, dir, files, { verify, log: this.#log });
+      recovered = recoverDatabase(name, dir, files, { verify, log: this.#log, nodeId: this.nodeId });
     } catch (err) {
       files.close();
       throw err;

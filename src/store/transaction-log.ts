@@ -27,6 +27,18 @@ export interface TransactionLogContext {
   readonly emit: (event: CommitEvent) => void;
 }
 
+/** A transaction received from the primary, as the checksum array needs it. */
+export interface ReplicatedChange {
+  readonly pageSize: number;
+  /** Database size in pages afterwards (0: deleted). */
+  readonly commit: number;
+  /** Pages written (ascending) and their checksums; ignored for a snapshot. */
+  readonly pgnos: readonly number[];
+  readonly checksums: readonly bigint[];
+  /** A snapshot's complete checksum array, or null for an incremental file. */
+  readonly snapshot: PageChecksums | null;
+}
+
 /** Where a transaction's frames sit in the WAL (LTX header fields); null for journal transactions. */
 export interface WalSegment {
   readonly walOffset: number;
@@ -140,17 +152,58 @@ export class TransactionLog {
     this.#advance(checksums, written, timestamp, pages, source);
   }
 
+  /**
+   * Adopts a transaction received from the primary whose LTX file is already durable at `written` and
+   * whose pages are already in the database file (database.ts `applyStaged`): the checksum array
+   * takes the new pages (or is replaced by a snapshot's), the position moves to the file's max TXID,
+   * subscribers hear of it. Throws EAPPLY, changing nothing, when the result is not `pos` — the plan
+   * (replica-apply-plan.ts) checked that already, so that would be a bug.
+   */
+  adoptReplicated(change: ReplicatedChange, pos: Pos, written: WrittenLtx, timestamp: number): void {
+    let next: PageChecksums;
+    let undo = (): void => undefined;
+    if (change.snapshot !== null) {
+      next = change.snapshot;
+    } else if (change.commit === 0) {
+      next = new PageChecksums(change.pageSize, 0);
+    } else {
+      const staged = this.#stageChecksums({
+        pageSize: change.pageSize,
+        pageCount: change.commit,
+        pages: change.pgnos.map((pgno, i) => ({ pgno, checksum: change.checksums[i] })),
+        fullImage: false,
+      });
+      next = staged.sums;
+      undo = staged.undo;
+    }
+    const actual = next.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : next.checksum;
+    if (actual !== pos.checksum) {
+      undo();
+      throw new StoreError(
+        "EAPPLY",
+        `replicated transaction leaves checksum ${actual.toString(16)}, expected ${pos.checksum.toString(16)}`,
+        { db: this.#db, txid: pos.txid, file: written.path },
+      );
+    }
+    const pages =
+      change.snapshot === null
+        ? change.pgnos.length
+        : next.pageCount - (next.lockPgno <= next.pageCount ? 1 : 0);
+    this.#advance(next, written, timestamp, pages, "replication", pos.txid);
+  }
+
   #advance(
     checksums: PageChecksums,
     written: WrittenLtx,
     timestamp: number,
     pages: number,
     source: CommitEvent["source"],
+    txid: bigint = this.#pos.txid + 1n,
   ): void {
     const prevPos = this.#pos;
     this.#checksums = checksums;
     this.#pos = {
-      txid: prevPos.txid + 1n,
+      txid,
       checksum: checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum,
     };
     const text = formatPos(this.#pos);

@@ -103,6 +103,11 @@ export class WalCapture {
     return this.#captured.get(pgno);
   }
 
+  /** (pgno, frame offset) of every captured page, for a frozen copy of the map. */
+  capturedFramesEntries(): IterableIterator<[number, number]> {
+    return this.#captured.entries();
+  }
+
   /** Pages with a captured frame in this generation. */
   capturedPages(): IterableIterator<number> {
     return this.#captured.keys();

@@ -1,0 +1,483 @@
+// The replica's side of replication: connect to the primary's `POST /stream` with this node's positions
+// and recent history, then apply what the stream brings, frame by frame, until it ends — and connect
+// again, with backoff (stream-backoff.ts), for as long as the node runs.
+//
+// Every LTX file is staged (store/ltx-stager.ts: written to a temporary file and verified as it
+// arrives), checked against the database's position (store/replica-apply-plan.ts), and only then
+// applied — through the node's applier, which holds the locks a SQLite writer would and invalidates the
+// kernel's caches (node/replica-applier.ts). Anything wrong — a frame the decoder refuses, a file that
+// does not verify or does not continue the position, a silent connection, a refusal of the request —
+// ends the stream with one log line saying what and where; nothing of the bad file is applied, and the
+// next connection starts from the position the replica really has (typically getting a snapshot).
+//
+// Before a snapshot replaces a history the primary's lacks, the replica's own transactions are moved
+// to the quarantine directory (store/quarantine.ts). When the primary merely cannot vouch for them
+// ("unverifiable", its files are gone) and every one of them was written by that very primary, they
+// are in its history by construction and nothing is quarantined.
+
+import fs from "node:fs";
+import http from "node:http";
+import https from "node:https";
+
+import { formatPos, posEqual } from "../ltx/pos.js";
+import type { Database } from "../store/database.js";
+import { recentHistoryLinks } from "../store/history-links.js";
+import { readLtxHeaderAndTrailer } from "../store/ltx-file-reader.js";
+import { listLtxFiles } from "../store/ltx-directory.js";
+import { LtxStager, type StagedLtx } from "../store/ltx-stager.js";
+import { quarantineHistory, type QuarantineResult } from "../store/quarantine.js";
+import type { AppliedReplica } from "../store/replica-apply.js";
+import { planReplicaApply, type ReplicaApplyPlan } from "../store/replica-apply-plan.js";
+import type { Store } from "../store/store.js";
+import type { StoreLogger } from "../store/store-logger.js";
+import { reconnectDelayMs, STREAM_IDLE_TIMEOUT_MS, type StreamEnding } from "./stream-backoff.js";
+import { StreamFrameDecoder } from "./stream-decoder.js";
+import type { LtxBeginFrame, StreamFrame } from "./stream-frame.js";
+import { admitEpoch, admitLtx, type LtxAdmission, type QuarantineRange } from "./stream-ltx-admission.js";
+import {
+  CLUSTER_ID_HEADER,
+  encodeStreamRequest,
+  formatNodeId,
+  NODE_ID_HEADER,
+  RECENT_LINKS_SENT,
+  REQUEST_CONTENT_TYPE,
+} from "./stream-request.js";
+import { ReplicaLag } from "./replica-lag.js";
+
+/** What the node does with a planned transaction: lock, apply, invalidate (node/replica-applier.ts). */
+export interface ReplicaApplyHooks {
+  apply(db: Database, plan: ReplicaApplyPlan, signal: AbortSignal): Promise<AppliedReplica>;
+  /** Releases what the applier keeps open (called once the client has stopped). */
+  close(): Promise<void>;
+}
+
+export interface ReplicaClientOptions {
+  readonly store: Store;
+  /** The primary's API URL (its advertise URL), or null while no primary is known. */
+  readonly primaryUrl: () => string | null;
+  /** This node's cluster id (null before it has one) and how to adopt the primary's. */
+  readonly clusterId: { get(): string | null; adopt(id: string): void };
+  readonly authToken: string | null;
+  readonly applier: ReplicaApplyHooks;
+  readonly log: StoreLogger;
+  /** `<data>/quarantine`. */
+  readonly quarantineDir: string;
+  readonly noSync?: boolean;
+  readonly idleTimeoutMs?: number;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  /** Called after transactions were quarantined (events, metrics). */
+  readonly onQuarantine?: (db: string, result: QuarantineResult) => void;
+}
+
+/** Why a stream attempt failed, with a stable code (the primary's refusal code, or ours). */
+export class ReplicaStreamError extends Error {
+  override readonly name = "ReplicaStreamError";
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${message} (${code})`, options);
+  }
+}
+
+export interface ReplicaClientStatus {
+  readonly primaryUrl: string | null;
+  readonly connected: boolean;
+  readonly synced: boolean;
+  readonly lagMs: number;
+  readonly epoch: string;
+  readonly lastError: string | null;
+  readonly connects: number;
+  readonly quarantines: number;
+}
+
+interface OpenFile {
+  /** performance.now() at LTX_BEGIN. */
+  readonly startedMs: number;
+  readonly begin: LtxBeginFrame;
+  readonly db: Database;
+  readonly admission: LtxAdmission;
+  readonly stager: LtxStager;
+}
+
+export class ReplicaClient {
+  /** Resolves when the first stream reached READY (every database caught up once). */
+  readonly synced: Promise<void>;
+  readonly #opts: ReplicaClientOptions;
+  readonly #lag: ReplicaLag;
+  readonly #stop = new AbortController();
+  #resolveSynced!: () => void;
+  #isSynced = false;
+  #running: Promise<void> | undefined;
+  #connected = false;
+  #epochSeen = 0n;
+  #primaryNodeId = 0n;
+  #lastError: string | null = null;
+  #connects = 0;
+  #quarantines = 0;
+  #open: OpenFile | null = null;
+  #ending: StreamEnding = { kind: "failure" };
+  #readyThisStream = false;
+
+  constructor(opts: ReplicaClientOptions) {
+    this.#opts = opts;
+    this.#lag = new ReplicaLag(opts.now ?? Date.now);
+    this.synced = new Promise((resolve) => (this.#resolveSynced = resolve));
+  }
+
+  /** Starts connecting (and reconnecting) in the background. */
+  start(): void {
+    this.#running ??= this.#loop();
+  }
+
+  /** Stops: the current stream is dropped (a file being staged is discarded) and no new one opens. */
+  async stop(): Promise<void> {
+    this.#stop.abort(new ReplicaStreamError("ESTOPPED", "the replica is stopping"));
+    await this.#running;
+    await this.#opts.applier.close();
+  }
+
+  /** Milliseconds this replica is behind the primary (lag.ts). */
+  lagMs(): number {
+    return this.#lag.lagMs(this.#connected);
+  }
+
+  status(): ReplicaClientStatus {
+    return {
+      primaryUrl: this.#opts.primaryUrl(),
+      connected: this.#connected,
+      synced: this.#isSynced,
+      lagMs: this.lagMs(),
+      epoch: this.#epochSeen.toString(),
+      lastError: this.#lastError,
+      connects: this.#connects,
+      quarantines: this.#quarantines,
+    };
+  }
+
+  async #loop(): Promise<void> {
+    const { log } = this.#opts;
+    const random = this.#opts.random ?? Math.random;
+    let failures = 0;
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      this.#ending = { kind: "failure" };
+      this.#readyThisStream = false;
+      try {
+        await this.#stream(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        const message = (err as Error).message;
+        // The same failure again (the primary is down, say) is logged once, not at every attempt.
+        const fields = {
+          primary: this.#opts.primaryUrl(),
+          code: (err as { code?: string }).code,
+          error: message,
+        };
+        if (message !== this.#lastError)
+          log.error("replication stream ended with an error; reconnecting", fields);
+        else log.debug("replication stream failed again", fields);
+        this.#lastError = message;
+      } finally {
+        this.#connected = false;
+        this.#abortOpenFile();
+      }
+      failures = this.#readyThisStream ? 1 : failures + 1;
+      const delay = reconnectDelayMs(this.#ending, failures, random());
+      await sleep(delay, signal);
+    }
+  }
+
+  /** One stream: request, then frames until END/ERROR or a failure (thrown). */
+  async #stream(signal: AbortSignal): Promise<void> {
+    const { store, log } = this.#opts;
+    const url = this.#opts.primaryUrl();
+    if (url === null) throw new ReplicaStreamError("ENOPRIMARY", "no primary is known");
+    const clusterId = this.#opts.clusterId.get();
+    const body = encodeStreamRequest({
+      nodeId: store.nodeId,
+      clusterId: clusterId ?? "",
+      epochSeen: this.#epochSeen,
+      databases: store.databases().map((db) => ({
+        db: db.name,
+        pos: db.pos,
+        recent: recentHistoryLinks(db.dir.ltxDir, db.pos.txid, RECENT_LINKS_SENT),
+      })),
+    });
+    const headers: Record<string, string> = {
+      "Content-Type": REQUEST_CONTENT_TYPE,
+      [NODE_ID_HEADER]: formatNodeId(store.nodeId),
+      [CLUSTER_ID_HEADER]: clusterId ?? "",
+    };
+    if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
+    const res = await post(new URL("/stream", url), body, headers, signal);
+    if (res.statusCode !== 200) throw await refusal(res, url);
+    const theirs = headerValue(res, CLUSTER_ID_HEADER);
+    if (theirs === undefined || theirs === "") {
+      res.destroy();
+      throw new ReplicaStreamError("ESTREAMCLUSTER", `primary ${url} sent no ${CLUSTER_ID_HEADER}`);
+    }
+    if (clusterId !== null && theirs !== clusterId) {
+      res.destroy();
+      throw new ReplicaStreamError(
+        "ESTREAMCLUSTER",
+        `primary ${url} belongs to cluster ${theirs}, this node to ${clusterId}: refusing to mix clusters`,
+      );
+    }
+    if (clusterId === null) {
+      this.#opts.clusterId.adopt(theirs);
+      log.info("adopted the primary's cluster id", { clusterId: theirs });
+    }
+    res.socket.setNoDelay(true);
+    this.#connected = true;
+    this.#lastError = null;
+    this.#connects++;
+    log.info("connected to the primary", { primary: url });
+
+    const decoder = new StreamFrameDecoder();
+    const chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const idleMs = this.#opts.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
+    try {
+      for (;;) {
+        const next = await nextWithin(chunks, idleMs, url);
+        if (next.done === true) break;
+        for (const frame of decoder.push(next.value)) await this.#onFrame(frame, signal);
+        if (decoder.ended) break;
+      }
+      decoder.finish();
+    } finally {
+      res.destroy();
+    }
+  }
+
+  async #onFrame(frame: StreamFrame, signal: AbortSignal): Promise<void> {
+    const { store, log } = this.#opts;
+    switch (frame.type) {
+      case "epoch":
+        admitEpoch(frame, this.#epochSeen);
+        if (frame.epoch > this.#epochSeen) this.#epochSeen = frame.epoch;
+        this.#primaryNodeId = frame.primaryNodeId;
+        return;
+      case "ltx-begin": {
+        const existing = store.db(frame.db);
+        const admission = admitLtx(frame, existing === undefined ? null : existing.pos);
+        const db = existing ?? store.replicaDatabase(frame.db);
+        const stager = new LtxStager(db.dir, db.name, { minTxid: frame.minTxid, maxTxid: frame.maxTxid });
+        this.#open = { startedMs: performance.now(), begin: frame, db, admission, stager };
+        this.#lag.receiving();
+        return;
+      }
+      case "ltx-chunk":
+        this.#open!.stager.push(frame.data);
+        return;
+      case "ltx-end":
+        return this.#applyOpenFile(signal);
+      case "ready":
+        this.#readyThisStream = true;
+        if (!this.#isSynced) {
+          this.#isSynced = true;
+          this.#resolveSynced();
+        }
+        log.info("replica in sync with the primary", {
+          primary: this.#opts.primaryUrl(),
+          dbs: store.databases().length,
+        });
+        return;
+      case "heartbeat":
+        this.#lag.heartbeat(
+          frame.timeMs,
+          frame.positions.every(({ db, pos }) => {
+            const mine = store.db(db);
+            return mine !== undefined && posEqual(mine.pos, pos);
+          }),
+        );
+        return;
+      case "hwm":
+      case "handoff":
+        return;
+      case "end":
+        this.#ending = { kind: "end", reason: frame.reason };
+        log.info("the primary ended the stream", { reason: frame.reason });
+        return;
+      case "error":
+        throw new ReplicaStreamError(
+          frame.code,
+          `the primary ended the stream with an error: ${frame.message}`,
+        );
+    }
+  }
+
+  async #applyOpenFile(signal: AbortSignal): Promise<void> {
+    const open = this.#open!;
+    this.#open = null;
+    const { db, begin, admission } = open;
+    const staged = open.stager.finish();
+    try {
+      const plan = planReplicaApply(db.name, db.replicaState, staged);
+      if (admission.kind === "snapshot" && admission.quarantine !== null) {
+        this.#quarantine(db, admission.quarantine, begin);
+      }
+      const applied = await this.#opts.applier.apply(db, plan, signal);
+      this.#lag.applied(staged.header.timestamp);
+      if (applied.snapshot) {
+        this.#opts.log.info("snapshot applied", {
+          db: db.name,
+          pos: formatPos(applied.pos),
+          pages: applied.pages,
+          bytes: applied.pages * staged.header.pageSize,
+          ltxBytes: staged.size,
+          reason: begin.snapshot?.reason,
+          replacedFiles: applied.supersededFiles,
+          ms: Math.round(performance.now() - open.startedMs),
+        });
+      }
+    } catch (err) {
+      discardStaged(staged);
+      throw err;
+    }
+  }
+
+  #quarantine(db: Database, range: QuarantineRange, begin: LtxBeginFrame): void {
+    const { log } = this.#opts;
+    if (range.verdict === "unverifiable" && writtenOnlyBy(db, range, this.#primaryNodeId)) {
+      log.info("history not verifiable by the primary, but written by it: nothing to quarantine", {
+        db: db.name,
+        fromTxid: range.fromTxid.toString(16),
+        toTxid: range.toTxid.toString(16),
+      });
+      return;
+    }
+    const result = quarantineHistory(db, this.#opts.quarantineDir, {
+      fromTxid: range.fromTxid,
+      toTxid: range.toTxid,
+      verdict: range.verdict,
+      reason: `${begin.snapshot?.reason ?? "snapshot"} (${range.verdict})`,
+      primary: this.#opts.primaryUrl() ?? "",
+      nowMs: (this.#opts.now ?? Date.now)(),
+      noSync: this.#opts.noSync,
+    });
+    this.#quarantines++;
+    log.warn("quarantined transactions the primary's history does not have", {
+      db: db.name,
+      verdict: range.verdict,
+      fromTxid: range.fromTxid.toString(16).padStart(16, "0"),
+      toTxid: range.toTxid.toString(16).padStart(16, "0"),
+      files: result.files.length,
+      snapshot: result.snapshotFile,
+      dir: result.dir,
+    });
+    this.#opts.onQuarantine?.(db.name, result);
+  }
+
+  #abortOpenFile(): void {
+    this.#open?.stager.abort();
+    this.#open = null;
+  }
+}
+
+/**
+ * True when the LTX files of `db` cover TXIDs from..to without a gap and every one was written by the
+ * node `nodeId` (a replica's files keep the primary's node id in their header).
+ */
+function writtenOnlyBy(db: Database, range: QuarantineRange, nodeId: bigint): boolean {
+  if (nodeId === 0n) return false;
+  let next = range.fromTxid;
+  for (const file of listLtxFiles(db.dir.ltxDir)) {
+    if (file.maxTxid < range.fromTxid) continue;
+    if (file.minTxid > next) return false;
+    try {
+      if (readLtxHeaderAndTrailer(file.path).header.nodeId !== nodeId) return false;
+    } catch {
+      return false;
+    }
+    next = file.maxTxid + 1n;
+    if (next > range.toTxid) return true;
+  }
+  return false;
+}
+
+/** Removes what is left of a staged file that was not applied (the rename may have happened). */
+function discardStaged(staged: StagedLtx): void {
+  fs.rmSync(staged.tempPath, { force: true });
+  if (staged.snapshot !== null) fs.rmSync(staged.snapshot.databasePath, { force: true });
+}
+
+function post(
+  url: URL,
+  body: Uint8Array,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<http.IncomingMessage> {
+  const request = url.protocol === "https:" ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: "POST", headers: { ...headers, "Content-Length": String(body.length) }, signal },
+      resolve,
+    );
+    req.once("error", reject);
+    req.setNoDelay(true);
+    req.end(body);
+  });
+}
+
+async function refusal(res: http.IncomingMessage, url: string): Promise<ReplicaStreamError> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    if (chunks.length > 64) break;
+  }
+  const text = Buffer.concat(chunks).toString("utf8").slice(0, 2000);
+  try {
+    const parsed = JSON.parse(text) as { code?: string; error?: string };
+    return new ReplicaStreamError(
+      parsed.code ?? `EHTTP${res.statusCode}`,
+      `${url} refused the stream (HTTP ${res.statusCode}): ${parsed.error ?? text}`,
+    );
+  } catch {
+    return new ReplicaStreamError(
+      `EHTTP${res.statusCode}`,
+      `${url} refused the stream (HTTP ${res.statusCode}): ${text}`,
+    );
+  }
+}
+
+function headerValue(res: http.IncomingMessage, name: string): string | undefined {
+  const value = res.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The iterator's next chunk, or ESTREAMIDLE when nothing arrives within `ms`. */
+async function nextWithin(
+  chunks: AsyncIterator<Buffer>,
+  ms: number,
+  url: string,
+): Promise<IteratorResult<Buffer>> {
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ReplicaStreamError("ESTREAMIDLE", `nothing from ${url} for ${ms} ms (no heartbeat)`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([chunks.next(), idle]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

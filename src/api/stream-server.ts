@@ -1,0 +1,190 @@
+// `POST /stream` on the node API (docs/protocol.md): the primary's side of replication. It checks the
+// request before sending a byte (bearer token, node and cluster ids, lease epoch: stream-admission.ts),
+// answers 200 with the stream (`Litefs-Id` / `Litefs-Cluster-Id` headers name the primary), and runs
+// one PrimaryStream per replica until the replica goes away or the node stops. A replica that opens a
+// new stream replaces its old one (END "replaced"). A node that is not the primary answers 503
+// ENOTPRIMARY with the primary it knows of.
+
+import type http from "node:http";
+
+import type { LtxWriteFormat } from "../ltx/format.js";
+import { formatPos } from "../ltx/pos.js";
+import type { Store } from "../store/store.js";
+import type { StoreLogger } from "../store/store-logger.js";
+import { PrimaryStream } from "./primary-stream.js";
+import {
+  admitStreamRequest,
+  checkBearerToken,
+  httpStatusOf,
+  type PrimaryIdentity,
+} from "./stream-admission.js";
+import { StreamError } from "./stream-error.js";
+import { STREAM_CONTENT_TYPE } from "./stream-frame.js";
+import { HEARTBEAT_INTERVAL_MS } from "./stream-backoff.js";
+import {
+  CLUSTER_ID_HEADER,
+  decodeStreamRequest,
+  DEFAULT_REQUEST_LIMITS,
+  formatNodeId,
+  NODE_ID_HEADER,
+} from "./stream-request.js";
+import { StreamSink } from "./stream-sink.js";
+
+export interface StreamServerOptions {
+  readonly store: Store;
+  readonly locks: { snapshotRead(db: string, timeoutMs: number): Promise<() => void> };
+  readonly log: StoreLogger;
+  /** This node as a primary, or null while it is not one (then requests get 503). */
+  readonly identity: () => PrimaryIdentity | null;
+  /** Where the primary is when this node is not it (for the 503 answer). */
+  readonly primaryUrl?: () => string | null;
+  readonly authToken: string | null;
+  readonly snapshotFormat: LtxWriteFormat;
+  readonly heartbeatIntervalMs?: number;
+  readonly snapshotLockTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
+/** A connected replica, for `/status`. */
+export interface ReplicaStreamStatus {
+  readonly nodeId: string;
+  readonly remote: string;
+  readonly connectedAt: string;
+  readonly ready: boolean;
+  readonly bytesSent: number;
+  readonly snapshotsSent: number;
+  /** Its positions (`%016x/%016x`) as far as the stream knows: what it had, then what was sent. */
+  readonly positions: Record<string, string>;
+}
+
+export class StreamServer {
+  readonly #opts: StreamServerOptions;
+  readonly #streams = new Map<bigint, { stream: PrimaryStream; done: Promise<void> }>();
+  #closed = false;
+
+  constructor(opts: StreamServerOptions) {
+    this.#opts = opts;
+  }
+
+  /** Handles `POST /stream`; resolves when the stream has ended. */
+  async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const identity = this.#opts.identity();
+    if (identity === null || this.#closed) {
+      req.resume();
+      const primary = this.#opts.primaryUrl?.() ?? null;
+      return json(res, 503, {
+        error: `this node is not the primary${primary === null ? "" : `; the primary is ${primary}`}`,
+        code: "ENOTPRIMARY",
+        primary,
+      });
+    }
+    let stream: PrimaryStream;
+    try {
+      checkBearerToken(req.headers.authorization, this.#opts.authToken);
+      const request = decodeStreamRequest(await readBody(req, DEFAULT_REQUEST_LIMITS.maxBodyBytes));
+      admitStreamRequest(
+        { nodeId: header(req, NODE_ID_HEADER), clusterId: header(req, CLUSTER_ID_HEADER) },
+        request,
+        identity,
+      );
+      const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
+      res.writeHead(200, {
+        "Content-Type": STREAM_CONTENT_TYPE,
+        "Cache-Control": "no-store",
+        [NODE_ID_HEADER]: formatNodeId(identity.nodeId),
+        [CLUSTER_ID_HEADER]: identity.clusterId,
+      });
+      req.socket.setNoDelay(true);
+      const now = this.#opts.now ?? Date.now;
+      stream = new PrimaryStream(
+        {
+          store: this.#opts.store,
+          locks: this.#opts.locks,
+          log: this.#opts.log,
+          identity,
+          snapshotFormat: this.#opts.snapshotFormat,
+          heartbeatIntervalMs: this.#opts.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
+          snapshotLockTimeoutMs: this.#opts.snapshotLockTimeoutMs ?? 30_000,
+          now,
+        },
+        request,
+        new StreamSink(res, now),
+        remote,
+      );
+    } catch (err) {
+      if (!(err instanceof StreamError)) throw err;
+      this.#opts.log.warn("replication stream refused", {
+        code: err.code,
+        error: err.message,
+        remote: req.socket.remoteAddress,
+      });
+      return json(res, httpStatusOf(err), { error: err.message, code: err.code });
+    }
+    const previous = this.#streams.get(stream.replicaNodeId);
+    previous?.stream.stop("replaced");
+    this.#opts.log.info("replica connected", {
+      replica: formatNodeId(stream.replicaNodeId),
+      remote: stream.remote,
+    });
+    const done = stream.run();
+    const entry = { stream, done };
+    this.#streams.set(stream.replicaNodeId, entry);
+    try {
+      await done;
+    } finally {
+      if (this.#streams.get(stream.replicaNodeId) === entry) this.#streams.delete(stream.replicaNodeId);
+      this.#opts.log.info("replica disconnected", { replica: formatNodeId(stream.replicaNodeId) });
+    }
+  }
+
+  /** The connected replicas. */
+  replicas(): ReplicaStreamStatus[] {
+    return [...this.#streams.values()].map(({ stream }) => ({
+      nodeId: formatNodeId(stream.replicaNodeId),
+      remote: stream.remote,
+      connectedAt: new Date(stream.connectedAtMs).toISOString(),
+      ready: stream.ready,
+      bytesSent: stream.bytesSent,
+      snapshotsSent: stream.snapshotsSent,
+      positions: Object.fromEntries([...stream.positions()].map(([db, pos]) => [db, formatPos(pos)])),
+    }));
+  }
+
+  /** Ends every stream with END "shutdown" and waits (≤ 2 s) for them to finish; refuses new ones. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const done = [...this.#streams.values()].map(({ stream, done }) => {
+      stream.stop("shutdown");
+      return done;
+    });
+    await Promise.race([Promise.all(done), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+  }
+}
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      req.destroy();
+      throw new StreamError("ESTREAMREQUEST", `request body over ${limit} bytes`, {
+        rule: "body limit",
+        offset: limit,
+      });
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v)) + "\n";
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,35 @@
+// What a replica's mount lets local processes do, decided from the request alone. A replica's databases
+// change only by replication, so every change through the mount is refused — and refused so that
+// SQLite reports SQLITE_READONLY ("attempt to write a readonly database") in every journal mode:
+//
+// - Opening the database, its journal or its WAL for writing fails with EACCES. SQLite's unix VFS then
+//   reopens the file read-only, and a connection whose database file is read-only refuses every write
+//   transaction with SQLITE_READONLY before it touches a file — in WAL mode too (LiteFS lets SQLite
+//   open read-write and fails the WAL write itself with EACCES, which SQLite reports as "disk I/O
+//   error").
+// - A read-only connection to a WAL database needs the `-wal` file to exist (it cannot create it) and
+//   a writable `-shm` (read marks, recovery of the wal-index): the replica keeps an empty `-wal` while
+//   the database is in WAL mode (store/replica-apply.ts) and lets readers create, map and write `-shm`.
+// - Anything else that would change a file or a name — write, truncate, unlink, creating a new
+//   database or journal — fails with EROFS (EACCES for creation, so SQLite's fallback applies).
+// Files show mode 0444 on a replica (0666 on a primary); `-shm` too, though readers may write it.
+
+import type { ErrnoName } from "../fuse/errors.js";
+import type { MountFileKind } from "./node-table.js";
+
+export type NodeRole = "primary" | "replica";
+
+export type FileChange = "open-for-write" | "create" | "write" | "truncate" | "unlink";
+
+/** The errno a replica answers `change` of a `kind` file with, or null when it is allowed. */
+export function replicaRefusal(change: FileChange, kind: MountFileKind): ErrnoName | null {
+  if (kind === "shm") return change === "unlink" ? "EROFS" : null;
+  if (kind === "lock") return change === "open-for-write" ? null : "EROFS"; // HALT locks take write opens
+  switch (change) {
+    case "open-for-write":
+    case "create":
+      return "EACCES";
+    default:
+      return "EROFS";
+  }
+}

@@ -1,0 +1,153 @@
+// Carrying out a replica's apply plan (replica-apply-plan.ts) on the database's files, in three steps
+// so that the locks readers wait for are held as briefly as possible:
+//
+//   1. persistStagedLtx — before the locks: the LTX file becomes durable under its final name (fsync,
+//      rename, fsync dir) — for a snapshot after removing the older LTX files it supersedes (the caller
+//      has already quarantined those the primary's history lacks), and the snapshot's temporary
+//      database file is fsynced;
+//   2. applyStagedPages — under every lock a SQLite writer would take (the caller's): the pages go into
+//      the database file (a snapshot's file is renamed over it), the file is cut to the commit size,
+//      the position moves and subscribers hear of it;
+//   3. syncAppliedDatabase — after the locks: the database file (and directory) fsynced.
+//
+// A crash after 1 leaves the database at the previous position, or partly written: recovery sees the
+// last LTX file and rolls it forward when that provably yields its post-apply checksum (recovery.ts).
+// That needs the database to hold every earlier transaction durably, which is why step 3 must finish
+// before the next transaction's step 2 — the replica applies one transaction at a time, in order.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+
+import { posEqual, type Pos } from "../ltx/pos.js";
+import type { BackingFiles } from "./backing-files.js";
+import type { DatabaseDir } from "./data-dir.js";
+import { fsyncDirectory } from "./durable-file.js";
+import { listLtxFiles } from "./ltx-directory.js";
+import { readLtxFileSync } from "./ltx-file-reader.js";
+import type { ReplicaApplyPlan } from "./replica-apply-plan.js";
+import type { TransactionLog } from "./transaction-log.js";
+
+export interface ReplicaApplyTarget {
+  readonly name: string;
+  readonly dir: DatabaseDir;
+  readonly files: BackingFiles;
+  readonly log: TransactionLog;
+  readonly noSync: boolean;
+}
+
+export interface AppliedReplica {
+  readonly pos: Pos;
+  readonly snapshot: boolean;
+  /** Pages written to the database file (all of them for a snapshot). */
+  readonly pages: number;
+  /** The database's size in pages afterwards; 0 when the transaction deleted it. */
+  readonly pageCount: number;
+  /** Page 1 says WAL (read/write version 2). */
+  readonly walMode: boolean;
+  /** The database file did not exist before (a first snapshot). */
+  readonly created: boolean;
+  /** LTX files removed because the snapshot supersedes them. */
+  readonly supersededFiles: number;
+}
+
+/** Step 1: the LTX file durable under its final name (see the header). */
+export function persistStagedLtx(
+  target: ReplicaApplyTarget,
+  plan: ReplicaApplyPlan,
+): { supersededFiles: number } {
+  const { staged } = plan;
+  const { dir, noSync } = target;
+  assertUnmoved(target, plan);
+  if (!noSync) syncFile(staged.tempPath);
+  let supersededFiles = 0;
+  if (plan.snapshot) {
+    for (const file of listLtxFiles(dir.ltxDir)) {
+      if (file.path === staged.finalPath) continue;
+      fs.rmSync(file.path, { force: true });
+      supersededFiles++;
+    }
+    if (!noSync && staged.snapshot !== null) syncFile(staged.snapshot.databasePath);
+  }
+  fs.renameSync(staged.tempPath, staged.finalPath);
+  if (!noSync) fsyncDirectory(dir.ltxDir);
+  return { supersededFiles };
+}
+
+/** Step 2, under the locks: the database file takes the transaction and the position moves. */
+export function applyStagedPages(
+  target: ReplicaApplyTarget,
+  plan: ReplicaApplyPlan,
+  supersededFiles: number,
+): AppliedReplica {
+  const { staged } = plan;
+  const { header } = staged;
+  const { files } = target;
+  assertUnmoved(target, plan);
+  const created = !files.exists("database");
+  let pages = staged.pgnos.length;
+  if (header.commit === 0) {
+    for (const kind of ["journal", "wal", "shm", "database"] as const) files.unlink(kind);
+    pages = 0;
+  } else if (staged.snapshot !== null) {
+    files.replaceWith("database", staged.snapshot.databasePath);
+    pages = staged.snapshot.checksums.pageCount;
+  } else {
+    const write = (pgno: number, data: Uint8Array): void =>
+      files.write("database", (pgno - 1) * header.pageSize, data);
+    if (staged.pages !== null) {
+      staged.pages.forEach((data, i) => write(staged.pgnos[i], data));
+    } else {
+      readLtxFileSync(staged.finalPath, (page) => write(page.pgno, page.data));
+    }
+    const size = header.commit * header.pageSize;
+    if (files.size("database") !== size) files.truncate("database", size);
+  }
+  const walMode = header.commit > 0 && files.readPadded("database", 0, 100)[19] === 2;
+  // A WAL-mode database needs its -wal to exist for SQLite to open it read-only: an empty one says
+  // "nothing beyond the database file" (the mount refuses to let readers create it).
+  if (walMode && !files.exists("wal")) files.create("wal");
+  target.log.adoptReplicated(
+    {
+      pageSize: header.pageSize,
+      commit: header.commit,
+      pgnos: staged.pgnos,
+      checksums: staged.pageChecksums,
+      snapshot: staged.snapshot?.checksums ?? null,
+    },
+    plan.pos,
+    { path: staged.finalPath, bytes: staged.size },
+    header.timestamp,
+  );
+  return {
+    pos: plan.pos,
+    snapshot: plan.snapshot,
+    pages,
+    pageCount: header.commit,
+    walMode,
+    created,
+    supersededFiles,
+  };
+}
+
+/** Step 3, after the locks: the database file durable (and its directory, when names changed). */
+export function syncAppliedDatabase(target: ReplicaApplyTarget, applied: AppliedReplica): void {
+  if (target.noSync) return;
+  if (applied.pageCount > 0) target.files.sync("database");
+  if (applied.created || applied.pageCount === 0 || applied.snapshot) fsyncDirectory(target.dir.dir);
+}
+
+function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void {
+  assert.ok(
+    posEqual(target.log.pos, plan.from),
+    `replica apply: the database moved from ${plan.from.txid} to ${target.log.pos.txid} since the plan`,
+  );
+}
+
+function syncFile(file: string): void {
+  const fd = fs.openSync(file, "r+");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

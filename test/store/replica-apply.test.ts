@@ -1,0 +1,268 @@
+// The replica's side of the store without a mount: LTX files a primary store wrote are staged in
+// chunks of random sizes (ltx-stager.ts), checked against the replica's position (replica-apply-plan.ts)
+// and applied (replica-apply.ts); refusals change nothing; a crash in the middle of an apply is rolled
+// forward by recovery; quarantine keeps a diverged history's files (or its end state).
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+
+import BetterSqlite3 from "better-sqlite3";
+
+import { LtxEncoder } from "../../src/ltx/encoder.js";
+import { decodeHeader } from "../../src/ltx/header.js";
+import { LtxError } from "../../src/ltx/errors.js";
+import type { Database } from "../../src/store/database.js";
+import { listLtxFiles } from "../../src/store/ltx-directory.js";
+import { LtxStager, type StagedLtx } from "../../src/store/ltx-stager.js";
+import { quarantineHistory } from "../../src/store/quarantine.js";
+import { planReplicaApply } from "../../src/store/replica-apply-plan.js";
+import { SnapshotPageReader } from "../../src/store/snapshot-page-reader.js";
+import type { Store } from "../../src/store/store.js";
+import { Prng } from "../support/prng.js";
+import { changedPages, openStore, tempDir } from "./store-test-kit.js";
+
+const PAGE = 4096;
+
+/** Commits SQL run on a plain database through a primary store as rollback-journal transactions. */
+class PrimaryWriter {
+  readonly sqlite: BetterSqlite3.Database;
+  image: Buffer = Buffer.alloc(0);
+
+  constructor(file: string) {
+    this.sqlite = new BetterSqlite3(file);
+    this.sqlite.pragma(`page_size = ${PAGE}`);
+  }
+
+  commit(db: Database, sql: string): void {
+    this.sqlite.exec(sql);
+    const prev = this.image;
+    this.image = this.sqlite.serialize();
+    db.create("journal");
+    db.write("journal", 0, Buffer.alloc(512, 1)); // a journal exists: the writes are a transaction
+    for (const [offset, bytes] of changedPages(prev, this.image, PAGE)) db.write("database", offset, bytes);
+    if (this.image.length < prev.length) db.truncate("database", this.image.length);
+    db.unlink("journal");
+  }
+}
+
+interface Setup {
+  primary: Store;
+  replica: Store;
+  writer: PrimaryWriter;
+  data: string;
+}
+
+function setup(t: { after(fn: () => void): void }, label: string): Setup {
+  const dir = tempDir(t, label);
+  const primary = openStore(path.join(dir, "primary"));
+  const data = path.join(dir, "replica");
+  const replica = openStore(data);
+  const writer = new PrimaryWriter(path.join(dir, "plain.db"));
+  t.after(() => {
+    writer.sqlite.close();
+    primary.close();
+    replica.close();
+  });
+  const db = primary.createDatabase("r.db");
+  writer.commit(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  for (let i = 0; i < 6; i++) writer.commit(db, `INSERT INTO t (v) VALUES (randomblob(${500 + i * 2500}))`);
+  writer.commit(db, "DELETE FROM t WHERE id % 2 = 0"); // frees pages
+  writer.commit(db, "VACUUM"); // shrinks
+  return { primary, replica, writer, data };
+}
+
+/** Stages `bytes` (one LTX file) for database `name` on `store`, in chunks of random sizes. */
+function stage(store: Store, name: string, bytes: Uint8Array, prng: Prng): StagedLtx {
+  const header = decodeHeader(bytes.subarray(0, 100));
+  const db = store.replicaDatabase(name);
+  const stager = new LtxStager(db.dir, name, { minTxid: header.minTxid, maxTxid: header.maxTxid });
+  for (let at = 0; at < bytes.length;) {
+    const n = Math.min(bytes.length - at, prng.int(1, 9000));
+    stager.push(bytes.subarray(at, at + n));
+    at += n;
+  }
+  return stager.finish();
+}
+
+function primaryFiles(primary: Store): Buffer[] {
+  return listLtxFiles(primary.mustDb("r.db").dir.ltxDir).map((f) => fs.readFileSync(f.path));
+}
+
+/** A snapshot LTX file of the primary's current database (TXIDs 1..position). */
+function snapshotOf(primary: Store): Buffer {
+  const view = primary.mustDb("r.db").snapshotView();
+  const chunks: Uint8Array[] = [];
+  const encoder = new LtxEncoder((c) => chunks.push(c));
+  encoder.writeHeader({
+    flags: 0,
+    pageSize: view.pageSize,
+    commit: view.pageCount,
+    minTxid: 1n,
+    maxTxid: view.pos.txid,
+    timestamp: 1,
+    preApplyChecksum: 0n,
+    walOffset: 0,
+    walSize: 0,
+    walSalt1: 0,
+    walSalt2: 0,
+    nodeId: primary.nodeId,
+  });
+  const reader = new SnapshotPageReader(view);
+  for (let pgno = 1; pgno <= view.pageCount; pgno++) encoder.writePage(pgno, reader.readPage(pgno));
+  reader.close();
+  encoder.finish(view.pos.checksum);
+  return Buffer.concat(chunks);
+}
+
+function apply(store: Store, staged: StagedLtx): void {
+  const db = store.mustDb(staged.db);
+  const plan = planReplicaApply(db.name, db.replicaState, staged);
+  db.syncApplied(db.applyStaged(plan, db.persistStaged(plan)));
+}
+
+test("files applied one by one, or a snapshot, give the primary's database and position", (t) => {
+  const { primary, replica, data } = setup(t, "replica-apply");
+  const prng = new Prng(1);
+  const files = primaryFiles(primary);
+  for (const bytes of files) apply(replica, stage(replica, "r.db", bytes, prng));
+  const source = primary.mustDb("r.db");
+  const target = replica.mustDb("r.db");
+  assert.deepEqual(target.pos, source.pos);
+  assert.ok(
+    fs.readFileSync(target.files.path("database")).equals(fs.readFileSync(source.files.path("database"))),
+  );
+  assert.equal(listLtxFiles(target.dir.ltxDir).length, files.length, "every LTX file is kept");
+  assert.deepEqual(
+    fs.readdirSync(target.dir.ltxDir).filter((f) => f.endsWith(".tmp")),
+    [],
+    "no temporary file left",
+  );
+  replica.close();
+  const reopened = openStore(data);
+  t.after(() => reopened.close());
+  assert.deepEqual(reopened.mustDb("r.db").pos, source.pos, "recovery agrees");
+
+  // A snapshot replaces everything: the database, and the LTX files it supersedes.
+  const again = openStore(path.join(path.dirname(data), "again"));
+  t.after(() => again.close());
+  apply(again, stage(again, "r.db", files[0], prng));
+  apply(again, stage(again, "r.db", snapshotOf(primary), prng));
+  assert.deepEqual(again.mustDb("r.db").pos, source.pos);
+  assert.ok(
+    fs
+      .readFileSync(again.mustDb("r.db").files.path("database"))
+      .equals(fs.readFileSync(source.files.path("database"))),
+  );
+  assert.equal(listLtxFiles(again.mustDb("r.db").dir.ltxDir).length, 1, "only the snapshot remains");
+});
+
+test("a file that does not continue the position, or lies about its checksum, changes nothing", (t) => {
+  const { primary, replica } = setup(t, "replica-refuse");
+  const prng = new Prng(2);
+  const files = primaryFiles(primary);
+  apply(replica, stage(replica, "r.db", files[0], prng));
+  apply(replica, stage(replica, "r.db", files[1], prng));
+  const db = replica.mustDb("r.db");
+  const before = {
+    pos: db.pos,
+    bytes: fs.readFileSync(db.files.path("database")),
+    ltx: fs.readdirSync(db.dir.ltxDir),
+  };
+  const unchanged = (why: string): void => {
+    assert.deepEqual(db.pos, before.pos, why);
+    assert.ok(fs.readFileSync(db.files.path("database")).equals(before.bytes), why);
+  };
+
+  // Skips a TXID.
+  const skip = stage(replica, "r.db", files[3], prng);
+  assert.throws(() => planReplicaApply(db.name, db.replicaState, skip), { code: "EAPPLY" });
+  fs.rmSync(skip.tempPath);
+  unchanged("skipped TXID");
+
+  // The right TXID, but a post-apply checksum its pages do not give (a well-formed file).
+  const decoded = decodeHeader(files[2].subarray(0, 100));
+  const liar: Uint8Array[] = [];
+  const encoder = new LtxEncoder((c) => liar.push(c));
+  encoder.writeHeader({ ...decoded, flags: 0 });
+  encoder.writePage(1, Buffer.alloc(PAGE, 7));
+  encoder.finish(0x8000_0000_dead_beefn);
+  const lie = stage(replica, "r.db", Buffer.concat(liar), prng);
+  assert.throws(() => planReplicaApply(db.name, db.replicaState, lie), /does not belong to this history/);
+  fs.rmSync(lie.tempPath);
+  unchanged("lying post-apply checksum");
+
+  // A flipped byte: the stager refuses it and removes its temporary file.
+  const flipped = Buffer.from(files[2]);
+  flipped[flipped.length - 40] ^= 1;
+  assert.throws(() => stage(replica, "r.db", flipped, prng), LtxError);
+  assert.deepEqual(fs.readdirSync(db.dir.ltxDir), before.ltx, "nothing left in ltx/");
+
+  // A header that is not the file the stream announced.
+  const stager = new LtxStager(db.dir, "r.db", { minTxid: 9n, maxTxid: 9n });
+  assert.throws(() => stager.push(files[2]), { code: "EAPPLY" });
+  unchanged("announced another file");
+  apply(replica, stage(replica, "r.db", files[2], prng));
+  assert.equal(db.pos.txid, 3n, "the right file still applies afterwards");
+});
+
+test("a replica crashing in the middle of an apply is rolled forward at restart", (t) => {
+  const { primary, replica, data } = setup(t, "replica-crash");
+  const prng = new Prng(3);
+  const files = primaryFiles(primary);
+  for (const bytes of files.slice(0, 4)) apply(replica, stage(replica, "r.db", bytes, prng));
+  const staged = stage(replica, "r.db", files[4], prng);
+  const db = replica.mustDb("r.db");
+  // The LTX in place (persistStaged), half of its pages written (applyStaged, cut short), then the crash.
+  const plan = planReplicaApply(db.name, db.replicaState, staged);
+  db.persistStaged(plan);
+  assert.ok(staged.pages !== null && staged.pages.length >= 2);
+  const half = Math.ceil(staged.pages.length / 2);
+  for (let i = 0; i < half; i++) {
+    db.files.write("database", (staged.pgnos[i] - 1) * PAGE, staged.pages[i]);
+  }
+  const reopened = openStore(data); // the crashed store is simply abandoned
+  t.after(() => reopened.close());
+  const expected = new Map(listLtxFiles(primary.mustDb("r.db").dir.ltxDir).map((f) => [f.maxTxid, f]));
+  assert.equal(reopened.mustDb("r.db").pos.txid, 5n);
+  assert.equal(reopened.recoveryReport("r.db")?.rolledForward, true);
+  assert.ok(expected.has(5n));
+});
+
+test("quarantine moves the diverged files, or keeps the diverged state when files are missing", (t) => {
+  const { primary, replica, data } = setup(t, "quarantine");
+  const prng = new Prng(4);
+  const files = primaryFiles(primary);
+  for (const bytes of files) apply(replica, stage(replica, "r.db", bytes, prng));
+  const db = replica.mustDb("r.db");
+  const root = path.join(data, "quarantine");
+  const moved = quarantineHistory(db, root, {
+    fromTxid: 6n,
+    toTxid: db.pos.txid,
+    verdict: "diverged",
+    reason: "test",
+    primary: "p",
+    nowMs: Date.UTC(2025, 0, 2, 3, 4, 5),
+    noSync: true,
+  });
+  assert.equal(moved.snapshotFile, null);
+  assert.deepEqual(moved.files.length, files.length - 5);
+  assert.ok(path.basename(moved.dir).startsWith("20250102T030405Z-0000000000000006-"));
+  assert.deepEqual(fs.readdirSync(moved.dir).sort(), [...moved.files, "quarantine.json"].sort());
+  assert.equal(listLtxFiles(db.dir.ltxDir).at(-1)?.maxTxid, 5n);
+
+  // Files 1..5 remain; ask for 3..: file 3 is there but a gap (files 4, 5 removed) breaks coverage.
+  for (const f of listLtxFiles(db.dir.ltxDir).filter((f) => f.minTxid >= 4n)) fs.rmSync(f.path);
+  const kept = quarantineHistory(db, root, {
+    fromTxid: 3n,
+    toTxid: db.pos.txid,
+    verdict: "unverifiable",
+    reason: "test",
+    primary: "p",
+    nowMs: Date.UTC(2025, 0, 2, 3, 4, 6),
+    noSync: true,
+  });
+  assert.ok(kept.snapshotFile !== null, "the diverged end state is kept as a snapshot");
+  assert.ok(fs.existsSync(path.join(kept.dir, kept.snapshotFile)));
+});
