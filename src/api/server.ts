@@ -1,11 +1,18 @@
-// The node's HTTP API (node:http), the part needed by a single node:
+// The node's HTTP API (node:http):
 //   GET  /info              {"nodeId", "isPrimary", "dbs": {name: {txid, checksum, pos, pageSize, pageCount, walMode}}}
 //   GET  /pos               {name: "%016x/%016x"}
+//   GET  /status            the node's role, primary, databases with positions, lag, and on a primary the
+//                           connected replicas with their positions (`litefs status` prints it)
+//   POST /stream            replication (stream-server.ts, docs/protocol.md); 503 on a replica
 //   POST /import?name=DB    body: a SQLite database file; streamed to a temporary file in the data
 //                           directory (never held in memory), validated, and committed through the
 //                           store as ONE LTX file holding every page. 200 {"name","pos","txid"}.
 //   GET  /export?name=DB    a consistent copy of the database at one position (header Litefs-Pos),
 //                           streamed page batch by page batch while new write transactions wait.
+// Import is refused on a replica (503 ENOTPRIMARY): its databases change only by replication.
+// With `authToken` set, every request (any route, known or not) needs `Authorization: Bearer <token>`,
+// else 401 before any handler runs (auth.ts). `extraRoutes` adds routes served by other layers
+// (`GET /metrics`, `GET /events` from the node), and `info` adds fields to `GET /info` (`proxyURL`).
 // Errors are JSON {"error", "code"} with 400 (bad request or file), 404 (no database), 409 (the
 // database stayed busy), 500 otherwise.
 //
@@ -23,6 +30,8 @@ import { importDatabaseFile } from "../store/database-import.js";
 import { isStoreError, StoreError, type StoreErrorCode } from "../store/store-error.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
+import { NodeAuthenticator } from "./auth.js";
+import type { StreamServer } from "./stream-server.js";
 
 /** Locks of a database held on behalf of the node (released by calling the returned function). */
 export interface DatabaseLockGuard {
@@ -30,6 +39,8 @@ export interface DatabaseLockGuard {
   exclusive(db: string, timeoutMs: number): Promise<() => void>;
   /** Enough to stop new write transactions and checkpoints, letting readers go on: for copying. */
   writeBarrier(db: string, timeoutMs: number): Promise<() => void>;
+  /** What a reader holds plus CKPT: committed bytes stay as they are (a snapshot for a replica). */
+  snapshotRead(db: string, timeoutMs: number): Promise<() => void>;
 }
 
 export interface ApiServerOptions {
@@ -38,16 +49,33 @@ export interface ApiServerOptions {
   readonly log: StoreLogger;
   /** How long import/export wait for the database's locks. */
   readonly lockTimeoutMs?: number;
+  /** True while this node is the primary (default: always). */
+  readonly isPrimary?: () => boolean;
+  /** Replication (`POST /stream`); absent: the route answers 404. */
+  readonly stream?: StreamServer;
+  /** The body of `GET /status`; absent: built from /info alone. */
+  readonly status?: () => unknown;
+  /** Required as `Authorization: Bearer <token>` on every route when set (auth.ts). */
+  readonly authToken?: string | null;
+  /** More routes, keyed "METHOD /path" (e.g. "GET /metrics"); the built-in routes win. */
+  readonly extraRoutes?: ReadonlyMap<string, NodeRouteHandler>;
+  /** Fields added to the body of `GET /info` (e.g. `proxyURL`). */
+  readonly info?: () => Record<string, unknown>;
 }
+
+/** A route served by another layer; may answer asynchronously (a rejection answers 500). */
+export type NodeRouteHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>;
 
 const PAGES_PER_EXPORT_CHUNK = 256;
 
 export class ApiServer {
   readonly #opts: ApiServerOptions;
   readonly #server: http.Server;
+  readonly #auth: NodeAuthenticator;
 
   constructor(opts: ApiServerOptions) {
     this.#opts = opts;
+    this.#auth = new NodeAuthenticator(opts.authToken ?? null, opts.log);
     this.#server = http.createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
     });
@@ -66,6 +94,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    await this.#opts.stream?.close();
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -73,9 +102,15 @@ export class ApiServer {
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://node");
     const route = `${req.method} ${url.pathname}`;
+    if (!this.#auth.admit(req, res)) return;
     switch (route) {
       case "GET /info":
         return this.#json(res, 200, this.#info());
+      case "GET /status":
+        return this.#json(res, 200, this.#opts.status?.() ?? this.#info());
+      case "POST /stream":
+        if (this.#opts.stream === undefined) break;
+        return this.#opts.stream.handle(req, res);
       case "GET /pos":
         return this.#json(
           res,
@@ -83,13 +118,25 @@ export class ApiServer {
           Object.fromEntries(this.#opts.store.databases().map((db) => [db.name, formatPos(db.pos)])),
         );
       case "POST /import":
+        if (!this.#isPrimary()) {
+          req.resume();
+          return this.#json(res, 503, {
+            error: "this node is a replica: import on the primary",
+            code: "ENOTPRIMARY",
+          });
+        }
         return this.#import(req, res, requiredName(url));
       case "GET /export":
         return this.#export(res, requiredName(url));
-      default:
-        req.resume();
-        return this.#json(res, 404, { error: `no route ${route}`, code: "ENOROUTE" });
     }
+    const extra = this.#opts.extraRoutes?.get(route);
+    if (extra !== undefined) return extra(req, res);
+    req.resume();
+    return this.#json(res, 404, { error: `no route ${route}`, code: "ENOROUTE" });
+  }
+
+  #isPrimary(): boolean {
+    return this.#opts.isPrimary?.() ?? true;
   }
 
   #info(): unknown {
@@ -105,7 +152,12 @@ export class ApiServer {
         walMode: db.walMode,
       };
     }
-    return { nodeId: store.nodeId.toString(16).padStart(16, "0"), isPrimary: true, dbs };
+    return {
+      nodeId: store.nodeId.toString(16).padStart(16, "0"),
+      isPrimary: this.#isPrimary(),
+      dbs,
+      ...this.#opts.info?.(),
+    };
   }
 
   async #import(req: http.IncomingMessage, res: http.ServerResponse, name: string): Promise<void> {

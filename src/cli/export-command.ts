@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 
 import { FlagError, formatUsage, parseFlags, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
+import { authHeaders, resolveAuthToken } from "./node-auth.js";
 import { resolveNodeUrl } from "./node-url.js";
 import { TransferProgress } from "./transfer-progress.js";
 
@@ -21,7 +22,12 @@ const SPEC = {
       type: "string",
       description: "node API URL (default: from the config's http.addr, else http://localhost:20202)",
     },
-    config: { type: "string", description: "config file to take http.addr from", valueName: "PATH" },
+    config: {
+      type: "string",
+      description:
+        "config file to take http.addr and http.auth-token from (LITEFS_AUTH_TOKEN overrides the token)",
+      valueName: "PATH",
+    },
   },
 } as const satisfies CommandSpec;
 
@@ -49,9 +55,10 @@ export const exportCommand: Subcommand = {
     }
     const file = parsed.positionals[0];
     const base = await resolveNodeUrl(parsed.values.url, parsed.values.config);
+    const token = await resolveAuthToken(parsed.values.config);
     const url = new URL(`/export?name=${encodeURIComponent(name)}`, base);
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      http.get(url, resolve).on("error", reject);
+      http.get(url, { headers: authHeaders(token) }, resolve).on("error", reject);
     });
     if (res.statusCode !== 200) {
       let text = "";

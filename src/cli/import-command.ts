@@ -7,6 +7,7 @@ import http from "node:http";
 
 import { FlagError, formatUsage, parseFlags, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
+import { authHeaders, resolveAuthToken } from "./node-auth.js";
 import { resolveNodeUrl } from "./node-url.js";
 import { TransferProgress } from "./transfer-progress.js";
 
@@ -20,7 +21,12 @@ const SPEC = {
       type: "string",
       description: "node API URL (default: from the config's http.addr, else http://localhost:20202)",
     },
-    config: { type: "string", description: "config file to take http.addr from", valueName: "PATH" },
+    config: {
+      type: "string",
+      description:
+        "config file to take http.addr and http.auth-token from (LITEFS_AUTH_TOKEN overrides the token)",
+      valueName: "PATH",
+    },
   },
 } as const satisfies CommandSpec;
 
@@ -49,22 +55,42 @@ export const importCommand: Subcommand = {
     const file = parsed.positionals[0];
     const size = fs.statSync(file).size;
     const base = await resolveNodeUrl(parsed.values.url, parsed.values.config);
+    const token = await resolveAuthToken(parsed.values.config);
     const url = new URL(`/import?name=${encodeURIComponent(name)}`, base);
     const progress = new TransferProgress(`import ${name}`, size);
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request(url, {
         method: "POST",
-        headers: { "Content-Type": "application/vnd.sqlite3", "Content-Length": String(size) },
+        headers: {
+          "Content-Type": "application/vnd.sqlite3",
+          "Content-Length": String(size),
+          ...authHeaders(token),
+        },
       });
+      const stream = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+      let answered = false;
       req.on("response", (res) => {
+        answered = true;
+        // A refusal (401, 503) may come before the whole file was sent, and the node then closes the
+        // connection: stop sending, and let the answer, not the broken pipe, be the outcome.
+        if (res.statusCode !== 200) {
+          stream.unpipe(req);
+          stream.destroy();
+        }
         let text = "";
+        const done = (): void => {
+          if (res.statusCode !== 200) req.destroy(); // the rest of the upload is not wanted
+          resolve({ status: res.statusCode ?? 0, body: text });
+        };
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => (text += chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on("end", done);
+        res.on("close", done);
         res.on("error", reject);
       });
-      req.on("error", reject);
-      const stream = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+      req.on("error", (err) => {
+        if (!answered) reject(err);
+      });
       stream.on("data", (chunk) => progress.add(chunk.length));
       stream.on("error", reject);
       stream.pipe(req);

@@ -15,6 +15,7 @@ const subcommands: Record<string, Loader> = {
   mount: async () => (await import("./mount-command.js")).mountCommand,
   import: async () => (await import("./import-command.js")).importCommand,
   export: async () => (await import("./export-command.js")).exportCommand,
+  status: async () => (await import("./status-command.js")).statusCommand,
   version: async () => ({
     summary: "print the version",
     run: async () => {

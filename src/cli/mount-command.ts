@@ -1,5 +1,6 @@
 // `litefs mount [--config PATH] [--no-expand-env] [--verify] [-- CMD ARGS…]`: loads the config, opens
-// the store (recovery), mounts `fuse.dir`, starts the HTTP API, logs "mount ready", then runs `exec`
+// the store (recovery), mounts `fuse.dir`, starts the HTTP API, logs "mount ready", on a replica waits
+// until it has caught up with the primary once ("replica synced"; not with `skip-sync`), then runs `exec`
 // (or the command after "--"): every command but the last to completion, the last with SIGINT/SIGTERM
 // forwarded; `litefs mount` then unmounts and exits with the last command's code. Without a command
 // it runs until SIGINT/SIGTERM and unmounts cleanly (exit 0).
@@ -93,7 +94,12 @@ async function runMount(argv: string[]): Promise<number> {
     });
     return 1;
   }
-  log.info("mount ready", { dir: config.fuse.dir, http: `:${node.httpPort}` });
+  log.info("mount ready", {
+    dir: config.fuse.dir,
+    http: `:${node.httpPort}`,
+    role: node.role,
+    ...(node.proxy === null ? {} : { proxy: node.proxy.url }),
+  });
 
   const commands: ExecCommand[] =
     parsed.rest.length > 0
@@ -120,6 +126,15 @@ async function runMount(argv: string[]): Promise<number> {
   });
 
   try {
+    if (commands.length > 0 && node.role === "replica" && !config.skipSync) {
+      log.info("waiting to catch up with the primary before running the command", {
+        primary: config.lease.advertiseUrl,
+      });
+      const stop = new AbortController();
+      void stopped.then(() => stop.abort());
+      if (!(await node.waitForSync(stop.signal))) return await stopped;
+      log.info("replica synced");
+    }
     if (commands.length === 0) {
       code = await stopped;
     } else {

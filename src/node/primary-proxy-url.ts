@@ -1,0 +1,139 @@
+// Where writes reaching a replica's proxy go: the primary's proxy URL.
+//
+// The primary publishes its own in `GET /info` (`proxyURL`, null when it runs no proxy). It is the
+// proxy's bound address, except that an unspecified bind (":8080", "0.0.0.0:8080", "[::]:8080") takes
+// the host of the node's advertise URL — the name other nodes already use to reach this node's API —
+// so that forwarding works on any network, not only on one machine.
+//
+// A replica learns it from the primary's `/info` (with the node API's bearer token): at start, again
+// every `retryMs` while it is unknown or the primary cannot be reached, and every `refreshMs` once
+// known (a restarted primary may have moved its proxy). Until the first answer the replica's proxy
+// knows no primary and a write waits (proxy.primary-redirect-timeout), then gets 503.
+
+import type { AddressInfo } from "node:net";
+
+import type { StoreLogger } from "../store/store-logger.js";
+
+/** The URL other nodes reach this node's proxy at, given its bound address and the advertise URL. */
+export function advertisedProxyURL(bound: AddressInfo, advertiseUrl: string): string {
+  const unspecified = bound.address === "" || bound.address === "0.0.0.0" || bound.address === "::";
+  let host: string;
+  if (!unspecified) {
+    host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+  } else {
+    let advertised = "";
+    try {
+      advertised = new URL(advertiseUrl).hostname; // IPv6 hosts keep their brackets here
+    } catch {
+      advertised = "";
+    }
+    host = advertised === "" || advertised === "0.0.0.0" || advertised === "[::]" ? "127.0.0.1" : advertised;
+  }
+  return `http://${host}:${bound.port}`;
+}
+
+export interface PrimaryProxyDiscoveryOptions {
+  /** The primary's node API URL (its advertise URL), or null while no primary is known. */
+  readonly primaryApiUrl: () => string | null;
+  readonly authToken: string | null;
+  readonly log: StoreLogger;
+  /** Pause before asking again while the URL is unknown (default 1000 ms). */
+  readonly retryMs?: number;
+  /** Pause before asking again once known (default 10 s). */
+  readonly refreshMs?: number;
+  /** Limit on one `/info` request (default 5000 ms). */
+  readonly requestTimeoutMs?: number;
+}
+
+export class PrimaryProxyDiscovery {
+  readonly #opts: PrimaryProxyDiscoveryOptions;
+  readonly #stop = new AbortController();
+  #url: string | undefined;
+  #lastProblem: string | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | undefined;
+
+  constructor(opts: PrimaryProxyDiscoveryOptions) {
+    this.#opts = opts;
+  }
+
+  /** The primary's proxy URL as last learned; undefined while unknown. */
+  url(): string | undefined {
+    return this.#url;
+  }
+
+  /** Starts asking the primary (at once, then on the schedule above). */
+  start(): void {
+    this.#schedule(0);
+  }
+
+  /** Asks the primary now; resolves when the answer (or failure) has been taken in. Never rejects. */
+  refresh(): Promise<void> {
+    this.#inFlight ??= this.#ask().finally(() => (this.#inFlight = undefined));
+    return this.#inFlight;
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    clearTimeout(this.#timer);
+    await this.#inFlight;
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stop.signal.aborted) return;
+    this.#timer = setTimeout(() => {
+      void this.refresh().then(() =>
+        this.#schedule(
+          this.#url === undefined ? (this.#opts.retryMs ?? 1000) : (this.#opts.refreshMs ?? 10_000),
+        ),
+      );
+    }, ms);
+    this.#timer.unref();
+  }
+
+  async #ask(): Promise<void> {
+    const base = this.#opts.primaryApiUrl();
+    if (base === null) {
+      this.#problem("no primary is known");
+      return;
+    }
+    const signal = AbortSignal.any([
+      this.#stop.signal,
+      AbortSignal.timeout(this.#opts.requestTimeoutMs ?? 5000),
+    ]);
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
+    try {
+      const res = await fetch(new URL("/info", base), { headers, signal });
+      const text = await res.text();
+      if (res.status !== 200)
+        throw new Error(`GET /info answered ${res.status}: ${text.trim().slice(0, 200)}`);
+      const info = JSON.parse(text) as { isPrimary?: unknown; proxyURL?: unknown };
+      if (info.isPrimary !== true) throw new Error(`${base} says it is not the primary`);
+      if (info.proxyURL === null || info.proxyURL === undefined) {
+        this.#url = undefined;
+        this.#problem("the primary runs no proxy (no proxy.addr): writes cannot be forwarded");
+        return;
+      }
+      if (typeof info.proxyURL !== "string" || !/^https?:\/\/[^/]+$/.test(info.proxyURL)) {
+        throw new Error(`the primary's proxyURL ${JSON.stringify(info.proxyURL)} is not a base URL`);
+      }
+      if (info.proxyURL !== this.#url) {
+        this.#opts.log.info("primary's proxy found", { primary: base, proxy: info.proxyURL });
+      }
+      this.#url = info.proxyURL;
+      this.#lastProblem = null;
+    } catch (err) {
+      if (this.#stop.signal.aborted) return;
+      // Keep a URL already known: the primary being briefly unreachable does not move its proxy.
+      this.#problem(`cannot ask the primary ${base} for its proxy: ${(err as Error).message}`);
+    }
+  }
+
+  /** Logs a problem once (not at every retry). */
+  #problem(message: string): void {
+    if (message === this.#lastProblem) return;
+    this.#lastProblem = message;
+    this.#opts.log.warn(message, this.#url === undefined ? {} : { stillUsing: this.#url });
+  }
+}
