@@ -45,6 +45,11 @@ export interface LtxEncoderOptions {
 
 /** Output is gathered into chunks of this size before it is emitted. */
 const OUTPUT_CHUNK_BYTES = 256 * 1024;
+/**
+ * The first chunk starts this small and grows: most files (one per transaction) are a few KiB, and a
+ * 256 KiB buffer per file made the garbage collector a tenth of a busy mount's time.
+ */
+const FIRST_CHUNK_BYTES = 16 * 1024;
 
 type EncoderState = "header" | "pages" | "finished";
 
@@ -55,8 +60,10 @@ export class LtxEncoder {
   readonly #hash = new Crc64Hash();
   #state: EncoderState = "header";
   #header: Header | undefined;
-  #out = new Uint8Array(OUTPUT_CHUNK_BYTES);
+  #out = new Uint8Array(0);
   #outPos = 0;
+  /** A chunk was emitted already: the file is big, so later chunks start at full size. */
+  #emitted = false;
   #written = 0;
   #pageCount = 0;
   #lastPgno = 0;
@@ -253,8 +260,17 @@ export class LtxEncoder {
   }
 
   #reserve(n: number): void {
-    if (this.#outPos + n > this.#out.length) this.#flush();
-    if (n > this.#out.length) this.#out = new Uint8Array(n);
+    const need = this.#outPos + n;
+    if (need <= this.#out.length) return;
+    if (need <= OUTPUT_CHUNK_BYTES && !this.#emitted) {
+      // Grow the first chunk (doubling, so a big file copies each byte at most once more).
+      const grown = new Uint8Array(Math.min(OUTPUT_CHUNK_BYTES, Math.max(FIRST_CHUNK_BYTES, 2 * need)));
+      grown.set(this.#out.subarray(0, this.#outPos));
+      this.#out = grown;
+      return;
+    }
+    this.#flush();
+    if (n > this.#out.length) this.#out = new Uint8Array(Math.max(n, OUTPUT_CHUNK_BYTES));
   }
 
   #write(bytes: Uint8Array): void {
@@ -273,8 +289,10 @@ export class LtxEncoder {
   #flush(): void {
     if (this.#outPos === 0) return;
     const chunk = this.#out.subarray(0, this.#outPos);
-    this.#out = new Uint8Array(OUTPUT_CHUNK_BYTES);
+    // The sink may keep the chunk: the next bytes go to a new buffer, allocated when needed.
+    this.#out = new Uint8Array(0);
     this.#outPos = 0;
+    this.#emitted = true;
     this.#emit(chunk);
   }
 }

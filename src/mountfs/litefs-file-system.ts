@@ -20,6 +20,12 @@
 // names and pages (keep_cache) — except `-pos`, `.lag` and `.primary`, whose content changes without a
 // write through the mount (direct I/O). A replica's applier invalidates what it changes behind the
 // kernel's back (node/replica-applier.ts). A re-created file gets a new node id (node-table.ts).
+//
+// Unlinked open files: as in POSIX, a file unlinked while handles are open on it lives on, nameless,
+// until the last of them is released. SQLite relies on it for `-shm`, which it unlinks while it still
+// has it mapped: pages written back afterwards must reach the orphan, not re-create the name. The mount
+// opens its own descriptor on the file before the store removes it, and serves the old node id's I/O
+// from that descriptor (bypassing the store: a nameless file is no part of any transaction).
 
 import fs from "node:fs";
 
@@ -41,7 +47,7 @@ import type {
 } from "../fuse/file-system.js";
 import type { DirectoryListing } from "../fuse/directory-listing.js";
 import type { Database } from "../store/database.js";
-import { fsyncDirectory } from "../store/durable-file.js";
+import { fsyncDirectory, readFully, writeAll } from "../store/durable-file.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { toFuseError } from "./errno-map.js";
@@ -98,6 +104,8 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #attrs = new MountAttributes();
   /** The mount's POSIX lock tables (also used by the node for its own locks). */
   readonly locks: MountLocks;
+  /** node id of an unlinked file with open handles → descriptor of that (nameless) file. */
+  readonly #orphans = new Map<number, number>();
   #nextFh = 1;
 
   constructor(opts: LitefsFileSystemOptions) {
@@ -138,6 +146,11 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   setattr(_ctx: RequestContext, nodeId: number, changes: SetattrChanges): AttrReply {
     const node = this.#node(nodeId);
+    const orphan = this.#orphans.get(nodeId);
+    if (orphan !== undefined) {
+      if (changes.size !== undefined) fs.ftruncateSync(orphan, changes.size);
+      return { attr: this.#attr(node) };
+    }
     if (changes.size !== undefined) {
       if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EPERM", `${this.#name(node)} cannot be resized`);
       this.#refuseOnReplica("truncate", node);
@@ -240,7 +253,17 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (db === undefined || !this.#exists(db, parsed.kind)) throw new FuseError("ENOENT");
     if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be removed`);
     this.#refuseOnReplica("unlink", { kind: parsed.kind, db: parsed.db });
-    this.#call(() => db.unlink(parsed.kind as "journal"));
+    const node = this.#nodes.nodeOf(db.name, parsed.kind);
+    const orphan = this.#hasHandles(node.nodeId)
+      ? this.#call(() => fs.openSync(db.files.path(parsed.kind as "journal"), fs.constants.O_RDWR))
+      : undefined;
+    try {
+      this.#call(() => db.unlink(parsed.kind as "journal"));
+    } catch (err) {
+      if (orphan !== undefined) fs.closeSync(orphan);
+      throw err;
+    }
+    if (orphan !== undefined) this.#orphans.set(node.nodeId, orphan);
     this.#nodes.renew(db.name, parsed.kind);
     if (parsed.kind === "database")
       for (const kind of ["journal", "wal", "shm"] as const) this.#nodes.renew(db.name, kind);
@@ -271,6 +294,11 @@ export class LitefsFileSystem implements FuseFileSystem {
   read(_ctx: RequestContext, nodeId: number, _fh: number, offset: number, size: number): Uint8Array {
     if (nodeId === LAG_NODE_ID) return slice(this.#lagText(), offset, size);
     if (nodeId === PRIMARY_NODE_ID) return slice(this.#primaryText() ?? "", offset, size);
+    const orphan = this.#orphans.get(nodeId);
+    if (orphan !== undefined) {
+      const { data, bytesRead } = readFully(orphan, size, offset);
+      return data.subarray(0, bytesRead);
+    }
     const node = this.#node(nodeId);
     const db = this.#mustDb(node);
     switch (node.kind) {
@@ -294,6 +322,11 @@ export class LitefsFileSystem implements FuseFileSystem {
     const node = this.#node(nodeId);
     if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EACCES", `${this.#name(node)} is not writable`);
     this.#refuseOnReplica("write", node);
+    const orphan = this.#orphans.get(nodeId);
+    if (orphan !== undefined) {
+      writeAll(orphan, data, offset);
+      return data.length;
+    }
     const db = this.#mustDb(node);
     if (node.kind === "wal" && !walWriteLockHeld(this.lockTableOf(db.name, "shm"))) {
       this.#log.error(
@@ -314,6 +347,8 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   fsync(_ctx: RequestContext, nodeId: number): void {
     const node = this.#node(nodeId);
+    const orphan = this.#orphans.get(nodeId);
+    if (orphan !== undefined) return; // nameless: nothing of it survives a crash anyway
     if (BACKED_KINDS.has(node.kind)) this.#call(() => this.#mustDb(node).sync(node.kind as "database"));
   }
 
@@ -331,6 +366,11 @@ export class LitefsFileSystem implements FuseFileSystem {
   release(_ctx: RequestContext, nodeId: number, fh: number, info: ReleaseInfo): void {
     this.#handles.delete(fh);
     if (info.lockOwner !== undefined) this.#releaseOwner(nodeId, info.lockOwner);
+    const orphan = this.#orphans.get(nodeId);
+    if (orphan !== undefined && !this.#hasHandles(nodeId)) {
+      this.#orphans.delete(nodeId);
+      fs.closeSync(orphan);
+    }
   }
 
   // --- locks --------------------------------------------------------------------------------------
@@ -401,6 +441,11 @@ export class LitefsFileSystem implements FuseFileSystem {
     return names;
   }
 
+  #hasHandles(nodeId: number): boolean {
+    for (const file of this.#handles.values()) if (file.node?.nodeId === nodeId) return true;
+    return false;
+  }
+
   #openReply(node: DatabaseNode, flags: number): OpenReply {
     const virtual = node.kind === "pos" || node.kind === "lock";
     return this.#newHandle({ node, flags }, virtual ? { directIo: true } : { keepCache: true });
@@ -454,6 +499,10 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   #attr(node: DatabaseNode): FileAttributes {
     if (node.kind === "pos" || node.kind === "lock") return this.#attrs.virtualFile(node.nodeId, node.kind);
+    const orphan = this.#orphans.get(node.nodeId);
+    if (orphan !== undefined) {
+      return this.#attrs.backed(node.nodeId, fs.fstatSync(orphan), modeOf(node.kind, this.#role()));
+    }
     const st = this.#mustDb(node).files.stat(node.kind);
     return this.#attrs.backed(node.nodeId, st, modeOf(node.kind, this.#role()));
   }

@@ -78,12 +78,16 @@ export class BackingFiles {
 
   /**
    * fsync — skipped with noSync, when the file does not exist, or when nothing was written to it
-   * since its last fsync (SQLite usually synced it itself just before the commit point).
+   * since its last fsync (SQLite usually synced it itself just before the commit point). `dataOnly`:
+   * fdatasync (the data and the size, not the times).
    */
-  sync(kind: DatabaseFileKind): void {
+  sync(kind: DatabaseFileKind, opts: { dataOnly?: boolean } = {}): void {
     if (this.#noSync || !this.#unsynced.has(kind)) return;
     const fd = this.#fdIfExists(kind);
-    if (fd !== undefined) fs.fsyncSync(fd);
+    if (fd !== undefined) {
+      if (opts.dataOnly === true) fs.fdatasyncSync(fd);
+      else fs.fsyncSync(fd);
+    }
     this.#unsynced.delete(kind);
   }
 

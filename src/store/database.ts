@@ -213,7 +213,10 @@ export class Database {
     };
     const result = this.#wal.scan(source);
     if (result === null || result.commits.length === 0) return 0;
-    this.files.sync("wal");
+    // The frames must be durable before their LTX file: recovery matches the last LTX against the WAL,
+    // and captures again from the WAL an LTX whose rename was not yet durable (transaction-log.ts).
+    // fdatasync: in a reused WAL only the mtime changed besides the data, which nothing needs.
+    this.files.sync("wal", { dataOnly: true });
     for (const commit of result.commits) this.#captureWalCommit(commit);
     // Database-file writes so far were checkpoints of captured content: nothing to compare later.
     this.#dirty = new Set();
@@ -274,6 +277,7 @@ export class Database {
       return;
     }
     this.captureWal();
+    this.#log.syncDirectory();
     const pageSize = this.pageSize;
     if (pageSize > 0) {
       for (const pgno of [...this.#wal.capturedPages()].sort((a, b) => a - b)) {
@@ -318,6 +322,7 @@ export class Database {
         fs.closeSync(fd);
       }
     }
+    this.#log.syncDirectory();
     for (const kind of ["journal", "wal", "shm"] as const) this.files.unlink(kind);
     this.files.replaceWith("database", source);
     if (!this.#ctx.noSync) fsyncDirectory(this.dir.dir);
@@ -383,6 +388,15 @@ export class Database {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    try {
+      this.#log.syncDirectory();
+    } catch (err) {
+      // Not lost: the WAL still holds the transactions whose rename this was to make durable.
+      this.#ctx.log.error("LTX directory fsync failed at close", {
+        db: this.name,
+        error: (err as Error).message,
+      });
+    }
     this.files.close();
   }
 
@@ -492,10 +506,14 @@ export class Database {
    * not captured yet: a write-lock release that failed to capture must not lose transactions.
    */
   #captureBeforeLosingWal(why: string): void {
-    if (this.#wal.header === null) return;
-    const captured = this.captureWal();
-    if (captured > 0)
-      this.#ctx.log.warn("captured WAL transactions late", { db: this.name, why, count: captured });
+    if (this.#wal.header !== null) {
+      const captured = this.captureWal();
+      if (captured > 0)
+        this.#ctx.log.warn("captured WAL transactions late", { db: this.name, why, count: captured });
+    }
+    // Once the frames are gone, the LTX files are the only copy of their transactions: make their
+    // renames durable first (the deferred directory fsync, transaction-log.ts).
+    this.#log.syncDirectory();
   }
 
   #captureWalCommit(commit: WalCommit): void {
@@ -543,6 +561,7 @@ export class Database {
         null,
       );
     }
+    this.#log.syncDirectory();
     for (const kind of ["journal", "wal", "shm", "database"] as const) this.files.unlink(kind);
     this.#wal.reset(null);
     this.#walMode = false;

@@ -17,6 +17,12 @@ export interface LtxWriteOptions {
   readonly format?: LtxWriteFormat;
   /** Skip fsyncs (tests only). */
   readonly noSync?: boolean;
+  /**
+   * Leave the fsync of the directory (which makes the rename durable) to the caller, who must do it
+   * before anything that could recreate the file after a crash is lost (see TransactionLog). The
+   * file's content is fsynced before the rename either way. Default false.
+   */
+  readonly deferDirectorySync?: boolean;
 }
 
 export interface WrittenLtx {
@@ -29,6 +35,7 @@ export class LtxFileWriter {
   readonly path: string;
   readonly #temp: string;
   readonly #noSync: boolean;
+  readonly #deferDirectorySync: boolean;
   readonly #encoder: LtxEncoder;
   #fd: number | null;
   #bytes = 0;
@@ -38,6 +45,7 @@ export class LtxFileWriter {
     this.path = dir.ltxFile(header.minTxid, header.maxTxid);
     this.#temp = this.path + TEMP_SUFFIX;
     this.#noSync = opts.noSync === true;
+    this.#deferDirectorySync = opts.deferDirectorySync === true;
     const fd = fs.openSync(this.#temp, "w", 0o644);
     this.#fd = fd;
     this.#encoder = new LtxEncoder(
@@ -83,7 +91,7 @@ export class LtxFileWriter {
     fs.closeSync(fd);
     this.#fd = null;
     fs.renameSync(this.#temp, this.path);
-    if (!this.#noSync) fsyncDirectory(path.dirname(this.path));
+    if (!this.#noSync && !this.#deferDirectorySync) fsyncDirectory(path.dirname(this.path));
     return { path: this.path, bytes: this.#bytes };
   }
 

@@ -6,6 +6,18 @@
 //   the snapshot at TXID 1); post-apply = FLAG | XOR of the page checksums after the transaction.
 // - The LTX file is durable before the position advances or anyone is told (subscribers).
 // - If the LTX cannot be written, nothing changes (the checksum array is restored).
+//
+// Directory fsync of WAL transactions: a WAL transaction's LTX file is fsynced before its rename, but
+// the directory fsync that makes the rename itself durable is deferred until `syncDirectory` (one
+// fsync then covers every rename before it). That is still crash-safe because, until then, the
+// transaction can be captured again: Database#captureWal fsyncs the WAL before writing the LTX, so
+// the commit frames are durable, and recovery (recovery.ts step 4) captures every WAL commit after the
+// last LTX file that survived, giving the same TXIDs, pages and checksums (only the LTX timestamp
+// differs). The Database calls syncDirectory before the WAL can lose frames (restart, truncation,
+// unlink, store checkpoint, deletion, import) and at close. It relies on renames in one directory
+// becoming durable in order (true of journaling file systems such as ext4 and XFS), so that a crash
+// never keeps a later LTX file while losing an earlier one. Journal transactions have no such second
+// copy, so their directory is fsynced before the commit is acknowledged, as before.
 
 import { EMPTY_DATABASE_CHECKSUM } from "../ltx/checksum.js";
 import type { Header } from "../ltx/header.js";
@@ -13,6 +25,7 @@ import { formatPos, type Pos } from "../ltx/pos.js";
 import type { CommitEvent } from "./commit-event.js";
 import type { CommitPlan } from "./commit-plan.js";
 import type { DatabaseDir } from "./data-dir.js";
+import { fsyncDirectory } from "./durable-file.js";
 import { writeLtxFile, type LtxWriteOptions, type WrittenLtx } from "./ltx-file-writer.js";
 import { PageChecksums } from "./page-checksums.js";
 import { StoreError } from "./store-error.js";
@@ -53,6 +66,8 @@ export class TransactionLog {
   readonly #ctx: TransactionLogContext;
   #pos: Pos;
   #checksums: PageChecksums | null;
+  /** An LTX file was renamed into place since the last directory fsync. */
+  #directoryUnsynced = false;
 
   constructor(
     db: string,
@@ -100,6 +115,13 @@ export class TransactionLog {
     };
   }
 
+  /** Makes the renames of every LTX file written so far durable (a no-op when there is none pending). */
+  syncDirectory(): void {
+    if (!this.#directoryUnsynced) return;
+    if (!this.#ctx.noSync) fsyncDirectory(this.#dir.ltxDir);
+    this.#directoryUnsynced = false;
+  }
+
   get ltxWriteOptions(): LtxWriteOptions {
     return { ...this.#ctx.ltx, noSync: this.#ctx.noSync };
   }
@@ -128,7 +150,7 @@ export class TransactionLog {
           readPage,
           postApplyChecksum,
         },
-        this.ltxWriteOptions,
+        { ...this.ltxWriteOptions, deferDirectorySync: wal !== null },
       );
     } catch (err) {
       next.undo();
@@ -138,6 +160,8 @@ export class TransactionLog {
         cause: err,
       });
     }
+    // A journal commit's directory fsync (not deferred) also made every earlier rename durable.
+    this.#directoryUnsynced = wal !== null;
     this.#advance(next.sums, written, timestamp, plan.pages.length, source);
   }
 
