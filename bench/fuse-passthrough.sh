@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-cbin=$(/work/shared/tools/fuse-passthrough-c)
+cbin=$(bash ../shared/tools/fuse-passthrough-c | tail -n 1)
 exec node --enable-source-maps dist/bench/fuse-passthrough.js --c-binary "$cbin" "$@"

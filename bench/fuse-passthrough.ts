@@ -20,13 +20,14 @@
 //                                       [--targets direct,C,ours,ours-kl,ours-count]
 //   (bench/fuse-passthrough.sh builds everything first.)
 
-import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import Database from "better-sqlite3";
 import { isMounted, mountPassthrough } from "../test/fuse/helpers/passthrough-mount.js";
+import { cPassthroughBinary } from "../test/support/passthrough.js";
 
 interface Options {
   mib: number;
@@ -58,7 +59,7 @@ function parseOptions(argv: string[]): Options {
     i++;
   }
   if (o.cBinary === "") {
-    o.cBinary = execFileSync("/work/shared/tools/fuse-passthrough-c", { encoding: "utf8" }).trim();
+    o.cBinary = cPassthroughBinary();
   }
   return o;
 }
