@@ -6,7 +6,7 @@ import fs from "node:fs";
 import http from "node:http";
 import { pipeline } from "node:stream/promises";
 
-import { FlagError, formatUsage, parseFlags, type CommandSpec } from "./flags.js";
+import { formatUsage, parseFlagsOrExit, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
 import { authHeaders, resolveAuthToken } from "./node-auth.js";
 import { resolveNodeUrl } from "./node-url.js";
@@ -34,20 +34,8 @@ const SPEC = {
 export const exportCommand: Subcommand = {
   summary: "export a database from the running node to a file",
   run: async (argv) => {
-    let parsed;
-    try {
-      parsed = parseFlags(argv, SPEC);
-    } catch (err) {
-      if (err instanceof FlagError) {
-        process.stderr.write(`litefs export: ${err.message}\n\n${formatUsage(SPEC)}`);
-        return 2;
-      }
-      throw err;
-    }
-    if (parsed.help) {
-      process.stdout.write(formatUsage(SPEC));
-      return 0;
-    }
+    const parsed = parseFlagsOrExit(argv, SPEC);
+    if (typeof parsed === "number") return parsed;
     const name = parsed.values.name;
     if (name === undefined || parsed.positionals.length !== 1) {
       process.stderr.write(`litefs export: need --name NAME and one PATH\n\n${formatUsage(SPEC)}`);

@@ -221,3 +221,23 @@ function unknownFlagMessage(arg: string, name: string, byName: Map<string, [stri
   const near = best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 3));
   return `unknown flag: ${dashes}${name}${near ? ` (did you mean ${dashes}${best}?)` : ""}`;
 }
+
+/**
+ * `parseFlags` for a subcommand's `run`: on `--help` prints the usage and returns 0; on a usage error
+ * prints `<command>: <error>` and the usage to stderr and returns 2; otherwise returns the flags.
+ */
+export function parseFlagsOrExit<const F extends Record<string, FlagSpec>>(
+  argv: readonly string[],
+  spec: CommandSpec<F>,
+): ParsedFlags<F> | number {
+  try {
+    const parsed = parseFlags(argv, spec);
+    if (!parsed.help) return parsed;
+    process.stdout.write(formatUsage(spec));
+    return 0;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    process.stderr.write(`${spec.name}: ${err.message}\n\n${formatUsage(spec)}`);
+    return 2;
+  }
+}

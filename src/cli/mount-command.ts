@@ -13,7 +13,7 @@ import type { Config, ExecCommand } from "../config/config.js";
 import { loadConfig } from "../config/load-config.js";
 import { LitefsNode } from "../node/litefs-node.js";
 import { LogWriter } from "../node/log-writer.js";
-import { FlagError, formatUsage, parseFlags, type CommandSpec } from "./flags.js";
+import { parseFlagsOrExit, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
 
 const SPEC = {
@@ -38,20 +38,8 @@ export const mountCommand: Subcommand = {
 };
 
 async function runMount(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseFlags(argv, SPEC);
-  } catch (err) {
-    if (err instanceof FlagError) {
-      process.stderr.write(`litefs mount: ${err.message}\n\n${formatUsage(SPEC)}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (parsed.help) {
-    process.stdout.write(formatUsage(SPEC));
-    return 0;
-  }
+  const parsed = parseFlagsOrExit(argv, SPEC);
+  if (typeof parsed === "number") return parsed;
   if (parsed.positionals.length > 0) {
     process.stderr.write(
       `litefs mount: unexpected argument ${JSON.stringify(parsed.positionals[0])}; put a command after "--"\n`,

@@ -4,7 +4,7 @@
 
 import http from "node:http";
 
-import { FlagError, formatUsage, parseFlags, type CommandSpec } from "./flags.js";
+import { parseFlagsOrExit, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
 import { authHeaders, resolveAuthToken } from "./node-auth.js";
 import { resolveNodeUrl } from "./node-url.js";
@@ -57,20 +57,8 @@ export interface NodeStatus {
 export const statusCommand: Subcommand = {
   summary: "show the running node's role, primary, databases, lag and replicas",
   run: async (argv) => {
-    let parsed;
-    try {
-      parsed = parseFlags(argv, SPEC);
-    } catch (err) {
-      if (err instanceof FlagError) {
-        process.stderr.write(`litefs status: ${err.message}\n\n${formatUsage(SPEC)}`);
-        return 2;
-      }
-      throw err;
-    }
-    if (parsed.help) {
-      process.stdout.write(formatUsage(SPEC));
-      return 0;
-    }
+    const parsed = parseFlagsOrExit(argv, SPEC);
+    if (typeof parsed === "number") return parsed;
     const url = await resolveNodeUrl(parsed.values.url, parsed.values.config);
     const token = await resolveAuthToken(parsed.values.config);
     let text: string;
