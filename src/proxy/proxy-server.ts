@@ -260,34 +260,19 @@ export class ProxyServer {
     lifetime: ExchangeLifetime,
     stampTxid: boolean,
   ): Promise<void> {
-    const reply = await sendUpstream({
-      target: this.#app,
-      method: req.method ?? "GET",
-      path: target.originForm,
-      headers: upstreamRequestHeaders(req.headers, {
-        clientAddress: req.socket.remoteAddress,
-        hopMarker: "strip",
-        upgrade: false,
-      }),
-      body: hasBody(req) ? req : undefined,
+    const response = await this.#sendPlain(req, target, lifetime, {
+      upstream: this.#app,
+      hopMarker: "strip",
       agent: this.#appAgent,
-      lifetime,
-      connectRetryMs: this.#connectRetryMs,
+      description: this.#app.description,
     });
-    if (reply.kind !== "response") {
-      reply.socket.destroy();
-      throw new ProxyError(
-        "EPROXYUPSTREAM",
-        `${this.#app.description} switched protocols on a plain request`,
-      );
-    }
     const headers = downstreamResponseHeaders(
-      reply.response.rawHeaders,
+      response.rawHeaders,
       stampTxid ? { drop: NO_TXID_FROM_APP } : {},
     );
     // Read after the app answered: a write is committed before its answer, so this TXID includes it.
     if (stampTxid) headers.push(...this.#readYourWrites.stampHeaders());
-    await this.#relay(reply.response, res, headers);
+    await this.#relay(response, res, headers);
   }
 
   /** To the primary's proxy, marked as forwarded; its answer (TXID cookie and header included) relayed. */
@@ -298,28 +283,46 @@ export class ProxyServer {
     lifetime: ExchangeLifetime,
     url: string,
   ): Promise<void> {
+    const response = await this.#sendPlain(req, target, lifetime, {
+      upstream: primaryTarget(url),
+      hopMarker: "add",
+      agent: this.#primaryAgent,
+      description: `the primary's proxy at ${url}`,
+    });
+    await this.#relay(response, res, downstreamResponseHeaders(response.rawHeaders));
+  }
+
+  /** Sends a plain (non-upgrade) request upstream; an upstream that switches protocols is an error. */
+  async #sendPlain(
+    req: http.IncomingMessage,
+    target: RequestTarget,
+    lifetime: ExchangeLifetime,
+    via: {
+      upstream: Parameters<typeof sendUpstream>[0]["target"];
+      hopMarker: "strip" | "add";
+      agent: http.Agent;
+      description: string;
+    },
+  ): Promise<http.IncomingMessage> {
     const reply = await sendUpstream({
-      target: primaryTarget(url),
+      target: via.upstream,
       method: req.method ?? "GET",
       path: target.originForm,
       headers: upstreamRequestHeaders(req.headers, {
         clientAddress: req.socket.remoteAddress,
-        hopMarker: "add",
+        hopMarker: via.hopMarker,
         upgrade: false,
       }),
       body: hasBody(req) ? req : undefined,
-      agent: this.#primaryAgent,
+      agent: via.agent,
       lifetime,
       connectRetryMs: this.#connectRetryMs,
     });
     if (reply.kind !== "response") {
       reply.socket.destroy();
-      throw new ProxyError(
-        "EPROXYUPSTREAM",
-        `the primary's proxy at ${url} switched protocols on a plain request`,
-      );
+      throw new ProxyError("EPROXYUPSTREAM", `${via.description} switched protocols on a plain request`);
     }
-    await this.#relay(reply.response, res, downstreamResponseHeaders(reply.response.rawHeaders));
+    return reply.response;
   }
 
   async #relay(upstream: http.IncomingMessage, res: http.ServerResponse, headers: string[]): Promise<void> {
