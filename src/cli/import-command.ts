@@ -8,7 +8,7 @@ import http from "node:http";
 import { formatUsage, parseFlagsOrExit, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
 import { authHeaders, resolveAuthToken } from "./node-auth.js";
-import { resolveNodeUrl } from "./node-url.js";
+import { NODE_API_FLAGS, resolveNodeUrl } from "./node-url.js";
 import { TransferProgress } from "./transfer-progress.js";
 
 const SPEC = {
@@ -17,16 +17,7 @@ const SPEC = {
   summary: "Imports a SQLite database file into the running node as database NAME (one transaction).",
   flags: {
     name: { type: "string", description: "database name in the mount", valueName: "NAME" },
-    url: {
-      type: "string",
-      description: "node API URL (default: from the config's http.addr, else http://localhost:20202)",
-    },
-    config: {
-      type: "string",
-      description:
-        "config file to take http.addr and http.auth-token from (LITEFS_AUTH_TOKEN overrides the token)",
-      valueName: "PATH",
-    },
+    ...NODE_API_FLAGS,
   },
 } as const satisfies CommandSpec;
 

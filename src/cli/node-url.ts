@@ -8,6 +8,20 @@ import { parseHostPort } from "../config/host-port.js";
 
 export const DEFAULT_NODE_URL = "http://localhost:20202";
 
+/** The flags every command that talks to a running node takes (`--url`, `--config`). */
+export const NODE_API_FLAGS = {
+  url: {
+    type: "string",
+    description: "node API URL (default: from the config's http.addr, else http://localhost:20202)",
+  },
+  config: {
+    type: "string",
+    description:
+      "config file to take http.addr and http.auth-token from (LITEFS_AUTH_TOKEN overrides the token)",
+    valueName: "PATH",
+  },
+} as const;
+
 export async function resolveNodeUrl(
   url: string | undefined,
   configPath: string | undefined,

@@ -7,23 +7,14 @@ import http from "node:http";
 import { parseFlagsOrExit, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
 import { authHeaders, resolveAuthToken } from "./node-auth.js";
-import { resolveNodeUrl } from "./node-url.js";
+import { NODE_API_FLAGS, resolveNodeUrl } from "./node-url.js";
 
 const SPEC = {
   name: "litefs status",
   args: "",
   summary: "Prints the running node's role, primary, databases with positions, lag and replicas.",
   flags: {
-    url: {
-      type: "string",
-      description: "node API URL (default: from the config's http.addr, else http://localhost:20202)",
-    },
-    config: {
-      type: "string",
-      description:
-        "config file to take http.addr and http.auth-token from (LITEFS_AUTH_TOKEN overrides the token)",
-      valueName: "PATH",
-    },
+    ...NODE_API_FLAGS,
     json: { type: "boolean", description: "print the node's JSON answer as it is" },
   },
 } as const satisfies CommandSpec;
