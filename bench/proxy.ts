@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import type { ProxyNodeView } from "../src/proxy/index.js";
 import { ProxyServer } from "../src/proxy/index.js";
 import { REPO_ROOT } from "../test/support/paths.js";
+import { proxyConfig } from "../test/proxy/proxy-test-kit.js";
 
 const GUESTBOOK_MAIN = path.join(REPO_ROOT, "dist", "examples", "guestbook", "main.js");
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -59,22 +60,7 @@ async function serveProxy(
     lagMs: () => 0,
   };
   const proxy = new ProxyServer({
-    config: {
-      addr: "127.0.0.1:0",
-      target,
-      db: "guestbook.db",
-      mode: "forward",
-      debug: false,
-      maxLagMs: 10_000,
-      passthrough: [],
-      alwaysForward: [],
-      primaryRedirectTimeoutMs: 5_000,
-      txidWaitTimeoutMs: 5_000,
-      readTimeoutMs: 0,
-      readHeaderTimeoutMs: 10_000,
-      writeTimeoutMs: 0,
-      idleTimeoutMs: 30_000,
-    },
+    config: proxyConfig(target),
     view,
   });
   await proxy.listen();
