@@ -10,7 +10,6 @@ import {
   F_UNLCK,
   F_WRLCK,
   InitFlag,
-  LK_FLOCK,
   OFFSET_MAX,
   READ_LOCKOWNER,
   RELEASE_FLOCK_UNLOCK,
@@ -195,11 +194,12 @@ export function decodeRelease(buf: Buffer, h: RequestHeader): ReleaseRequest {
   };
 }
 
+/** A GETLK/SETLK/SETLKW body as the file system gets it (`LockRequest`, file-system.ts). */
 export interface LockInput extends FileLock {
   fh: number;
   owner: bigint;
-  /** A flock() lock (only with FLOCK_LOCKS, which this library does not negotiate). */
-  flock: boolean;
+  /** SETLKW. */
+  wait: boolean;
 }
 
 const LOCK_TYPES: Record<number, FileLock["type"]> = {
@@ -213,7 +213,7 @@ const LOCK_TYPES: Record<number, FileLock["type"]> = {
  * OFFSET_MAX: the kernel sends exactly OFFSET_MAX for "to end of file", never more, but a reply must
  * never carry more either (EIO), so the value handed on is the one that may be echoed back.
  */
-export function decodeLock(buf: Buffer, h: RequestHeader): LockInput {
+export function decodeLock(buf: Buffer, h: RequestHeader, wait: boolean): LockInput {
   requireBody(h, Size.LK_IN, "LK");
   const typeNumber = buf.readUInt32LE(BODY + 32);
   const type = LOCK_TYPES[typeNumber];
@@ -229,6 +229,6 @@ export function decodeLock(buf: Buffer, h: RequestHeader): LockInput {
     end,
     type,
     pid: buf.readUInt32LE(BODY + 36),
-    flock: (buf.readUInt32LE(BODY + 40) & LK_FLOCK) !== 0,
+    wait,
   };
 }

@@ -31,7 +31,8 @@ export class MountLocks {
   readonly #store: Store;
   readonly #log: StoreLogger;
   readonly #role: () => NodeRole;
-  readonly #tables = new Map<string, LockTable>();
+  /** database → file kind → table. Two map lookups, no key string built per lock request. */
+  readonly #tables = new Map<string, Map<MountFileKind, LockTable>>();
   /** Databases whose new WAL readers are held back (count of holders per database). */
   readonly #gated = new Map<string, number>();
 
@@ -43,11 +44,15 @@ export class MountLocks {
 
   /** The lock table of a database's file (every incarnation of the file shares it). */
   tableOf(db: string, kind: MountFileKind): LockTable {
-    const key = `${kind}\0${db}`;
-    let table = this.#tables.get(key);
+    let kinds = this.#tables.get(db);
+    if (kinds === undefined) {
+      kinds = new Map();
+      this.#tables.set(db, kinds);
+    }
+    let table = kinds.get(kind);
     if (table === undefined) {
       table = new LockTable();
-      this.#tables.set(key, table);
+      kinds.set(kind, table);
     }
     return table;
   }
@@ -77,7 +82,7 @@ export class MountLocks {
 
   /** FLUSH/RELEASE: drops every lock `owner` holds on the file (capturing a WAL commit first). */
   releaseOwner(node: DatabaseNode, owner: bigint): void {
-    const table = this.#tables.get(`${node.kind}\0${node.db}`);
+    const table = this.#tables.get(node.db)?.get(node.kind);
     if (table === undefined) return;
     if (
       node.kind === "shm" &&
@@ -107,7 +112,7 @@ export class MountLocks {
 
   /** True when anybody (a local connection) holds a lock on the database's `-shm` (DMS included). */
   shmInUse(db: string): boolean {
-    const table = this.#tables.get(`shm\0${db}`);
+    const table = this.#tables.get(db)?.get("shm");
     return table !== undefined && !table.isEmpty;
   }
 

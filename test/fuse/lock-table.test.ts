@@ -96,6 +96,29 @@ test("offsets are exact up to OFFSET_MAX: neighbours past 2^53 stay apart, to-EO
   assert.ok(t.set(A, 1, 0x4000_0000n, OFFSET_MAX - 2n, "read") === false, "B holds bytes near 2^53");
 });
 
+test("no-op requests (an unlock of nothing held, a lock already held) keep every record as it was", () => {
+  const t = new LockTable();
+  t.set(A, 1, 0n, 9n, "read");
+  t.set(B, 2, 20n, 20n, "write");
+  const before = t.holders();
+  assert.equal(t.set(A, 1, 10n, 19n, "unlock"), true);
+  assert.equal(t.set(C, 3, 0n, OFFSET_MAX, "unlock"), true);
+  assert.equal(t.set(A, 1, 2n, 5n, "read"), true);
+  assert.equal(t.set(B, 2, 20n, 20n, "write"), true);
+  const after = t.holders();
+  assert.equal(after.length, before.length);
+  after.forEach((l, i) => assert.equal(l, before[i], "the same record, not a rebuilt one"));
+  // Not a no-op: another type on part of a held range, or a range the held lock does not cover.
+  assert.equal(t.set(A, 1, 2n, 5n, "write"), true);
+  assert.equal(t.set(B, 2, 20n, 21n, "write"), true);
+  assert.deepEqual(ranges(t.holders()), [
+    `${A}:read[0,1]`,
+    `${A}:write[2,5]`,
+    `${A}:read[6,9]`,
+    `${B}:write[20,21]`,
+  ]);
+});
+
 test("owners are compared on all 64 bits", () => {
   const t = new LockTable();
   const low = 0x0000_0001_0000_0005n;
