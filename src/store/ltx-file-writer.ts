@@ -11,6 +11,7 @@ import type { LtxWriteFormat } from "../ltx/format.js";
 import type { Header } from "../ltx/header.js";
 import type { DatabaseDir } from "./data-dir.js";
 import { fsyncDirectory, TEMP_SUFFIX, writeAll } from "./durable-file.js";
+import type { TempFile } from "./spare-ltx-file.js";
 
 export interface LtxWriteOptions {
   /** Default "v3". */
@@ -18,11 +19,17 @@ export interface LtxWriteOptions {
   /** Skip fsyncs (tests only). */
   readonly noSync?: boolean;
   /**
-   * Leave the fsync of the directory (which makes the rename durable) to the caller, who must do it
-   * before anything that could recreate the file after a crash is lost (see TransactionLog). The
-   * file's content is fsynced before the rename either way. Default false.
+   * Skip both fsyncs (the file's, before the rename, and the directory's, after it): the caller makes
+   * the file durable later (PendingLtxSync) and recovery handles a file a power failure tore or lost
+   * (recovery.ts, ltx-tail.ts). The rename still makes the file whole-or-absent against a process
+   * crash, which the page cache survives. Default false.
    */
-  readonly deferDirectorySync?: boolean;
+  readonly deferSync?: boolean;
+  /**
+   * An empty temporary file already created in the same directory (spare-ltx-file.ts), written and
+   * renamed instead of creating `<name>.tmp`. The writer owns it from then on (removed on abort).
+   */
+  readonly temp?: TempFile;
 }
 
 export interface WrittenLtx {
@@ -35,7 +42,7 @@ export class LtxFileWriter {
   readonly path: string;
   readonly #temp: string;
   readonly #noSync: boolean;
-  readonly #deferDirectorySync: boolean;
+  readonly #deferSync: boolean;
   readonly #encoder: LtxEncoder;
   #fd: number | null;
   #bytes = 0;
@@ -43,10 +50,10 @@ export class LtxFileWriter {
   /** `dir` only needs to name the file (a database's `ltx/` directory, or a quarantine directory). */
   constructor(dir: Pick<DatabaseDir, "ltxFile">, header: Header, opts: LtxWriteOptions = {}) {
     this.path = dir.ltxFile(header.minTxid, header.maxTxid);
-    this.#temp = this.path + TEMP_SUFFIX;
+    this.#temp = opts.temp?.path ?? this.path + TEMP_SUFFIX;
     this.#noSync = opts.noSync === true;
-    this.#deferDirectorySync = opts.deferDirectorySync === true;
-    const fd = fs.openSync(this.#temp, "w", 0o644);
+    this.#deferSync = opts.deferSync === true;
+    const fd = opts.temp?.fd ?? fs.openSync(this.#temp, "w", 0o644);
     this.#fd = fd;
     this.#encoder = new LtxEncoder(
       (chunk) => {
@@ -72,7 +79,7 @@ export class LtxFileWriter {
     }
   }
 
-  /** Finishes the file and makes it durable under its final name. */
+  /** Finishes the file and makes it durable under its final name (unless `deferSync`). */
   commit(postApplyChecksum: bigint): WrittenLtx {
     const fd = this.#fd;
     if (fd === null) throw new Error("LTX writer: already finished");
@@ -83,7 +90,7 @@ export class LtxFileWriter {
           `LTX writer: wrote ${this.#bytes} of ${this.#encoder.size} bytes or a wrong post-apply checksum`,
         );
       }
-      if (!this.#noSync) fs.fsyncSync(fd);
+      if (!this.#noSync && !this.#deferSync) fs.fsyncSync(fd);
     } catch (err) {
       this.abort();
       throw err;
@@ -91,7 +98,7 @@ export class LtxFileWriter {
     fs.closeSync(fd);
     this.#fd = null;
     fs.renameSync(this.#temp, this.path);
-    if (!this.#noSync && !this.#deferDirectorySync) fsyncDirectory(path.dirname(this.path));
+    if (!this.#noSync && !this.#deferSync) fsyncDirectory(path.dirname(this.path));
     return { path: this.path, bytes: this.#bytes };
   }
 

@@ -2,7 +2,10 @@
 // that they match the last LTX file, reading as few pages as that proof needs.
 //
 // 1. Leftover temporary files of interrupted writes are removed (they were never renamed into place).
-// 2. The position is the last LTX file's (max TXID, post-apply checksum); that file is verified.
+// 2. The newest files that may not have been durable (WAL transactions' LTX files are fsynced lazily,
+//    pending-ltx-sync.ts) are verified; a torn one and every file after it count as lost to a power
+//    failure (ltx-tail.ts). The position is the last remaining LTX file's (max TXID, post-apply
+//    checksum); that file is verified.
 // 3. A hot rollback journal is rolled back (its transaction never finished) and removed.
 // 4. A WAL is scanned: commits up to the last LTX's WAL segment (same salts) are already captured;
 //    later commits are captured by the caller right after opening (Database.captureWal), which is
@@ -18,7 +21,11 @@
 // 6. The rolling checksum must equal the position's. If it equals the last LTX's pre-apply checksum
 //    instead (a crash after the LTX was written but before the journal was finished, whose rollback
 //    just undid it), that LTX is applied again (roll forward). Anything else is ECHECKSUM: the
-//    database was changed behind the node's back or is corrupt; nothing is modified.
+//    database was changed behind the node's back or is corrupt; nothing is modified — except when the
+//    database and WAL hold exactly the state after an earlier file of the lazy tail (the WAL lost
+//    frames to a power failure that its LTX files survived): the chain is cut back to that file.
+// Files found lost (torn, or cut back) are removed only once everything else checked out, with a
+// warning naming each; before that, nothing on disk changes but the journal rollback of step 3.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -33,21 +40,15 @@ import type { DatabaseDir } from "./data-dir.js";
 import type { RecoveredState } from "./database.js";
 import { fsyncDirectory } from "./durable-file.js";
 import { journalLooksHot, journalRollbackPages, rolledBackFileSize } from "./journal-format.js";
-import { readLtxFileSync } from "./ltx-file-reader.js";
+import { readLtxFileSync, readLtxHeaderAndTrailer } from "./ltx-file-reader.js";
 import { listLtxFiles, removeTempFiles, type LtxFileEntry } from "./ltx-directory.js";
+import { cutBackIndex, inspectLtxTail, type LostLtxFile } from "./ltx-tail.js";
 import { PageChecksums } from "./page-checksums.js";
+import { committedShape, positionWal } from "./recovered-wal.js";
 import { checksumAfterPages } from "./replica-apply-plan.js";
-import { effectivePageCount, isValidDatabaseHeader, parseDatabaseHeader } from "./sqlite-header.js";
 import { StoreError } from "./store-error.js";
 import type { StoreLogger } from "./store-logger.js";
-import { WalCapture } from "./wal-capture.js";
-import {
-  parseWalHeader,
-  scanWal,
-  walHeaderProblem,
-  WAL_FRAME_HEADER_SIZE,
-  WAL_HEADER_SIZE,
-} from "./wal-format.js";
+import { WAL_FRAME_HEADER_SIZE } from "./wal-format.js";
 
 export interface RecoveryOptions {
   /** Recompute every page's checksum, whatever was saved. */
@@ -74,6 +75,8 @@ export interface RecoveryReport {
   readonly rolledForward: boolean;
   /** The database has pages but no LTX file: the caller captures it as a snapshot. */
   readonly needsSnapshot: boolean;
+  /** LTX files removed as lost to a power failure (torn, or cut back to match the database), by name. */
+  readonly lostLtxFiles: readonly string[];
 }
 
 export interface Recovered {
@@ -91,12 +94,22 @@ export function recoverDatabase(
   const removed = [...removeTempFiles(dir.ltxDir), ...removeTempFiles(dir.dir)];
   if (removed.length > 0) opts.log.info("removed unfinished temporary files", { db: name, files: removed });
 
-  const ltxFiles = listLtxFiles(dir.ltxDir);
-  const last = ltxFiles.at(-1);
+  const tail = inspectLtxTail(listLtxFiles(dir.ltxDir), opts.nodeId);
+  for (const { entry, reason } of tail.torn) {
+    opts.log.warn("LTX file torn by a power failure: its transaction is re-captured from the WAL or lost", {
+      db: name,
+      file: entry.name,
+      reason,
+    });
+  }
+  const lost: LostLtxFile[] = [...tail.torn];
+  let ltxFiles = tail.kept;
+  let last = ltxFiles.at(-1);
   let lastHeader: Header | undefined;
   let pos: Pos = ZERO_POS;
   if (last !== undefined) {
-    const summary = readLtxFileSync(last.path); // throws LtxError naming the file if it is damaged
+    const verified = ltxFiles.length > tail.lazyStart ? tail.lazySummaries.at(-1) : undefined;
+    const summary = verified ?? readLtxFileSync(last.path); // throws LtxError naming a damaged file
     lastHeader = summary.header;
     pos = { txid: last.maxTxid, checksum: summary.trailer.postApplyChecksum };
     if (summary.header.maxTxid !== last.maxTxid || summary.header.minTxid !== last.minTxid) {
@@ -111,56 +124,34 @@ export function recoverDatabase(
   const touched = new Set<number>(journalRolledBack?.pages ?? []);
 
   // WAL: position the capture after the commits the last LTX already holds.
-  const wal = new WalCapture();
-  let walPageCount: number | undefined;
-  if (files.exists("wal") && files.size("wal") >= WAL_HEADER_SIZE) {
-    const headerBytes = files.readPadded("wal", 0, WAL_HEADER_SIZE);
-    if (walHeaderProblem(headerBytes) === undefined) {
-      const header = parseWalHeader(headerBytes);
-      wal.reset(headerBytes);
-      const source = {
-        size: files.size("wal"),
-        read: (o: number, n: number) => files.readPadded("wal", o, n),
-      };
-      const { commits } = scanWal(source, header);
-      const sameGeneration =
-        lastHeader !== undefined &&
-        lastHeader.walOffset > 0 &&
-        lastHeader.walSalt1 === header.salt1 &&
-        lastHeader.walSalt2 === header.salt2;
-      const capturedEnd = sameGeneration ? lastHeader!.walOffset + lastHeader!.walSize : 0;
-      for (const commit of commits) {
-        if (commit.endOffset > capturedEnd) break;
-        wal.advance(commit);
-        walPageCount = commit.dbPageCount;
-        for (const pgno of commit.pages.keys()) touched.add(pgno);
-      }
-    }
-  }
+  let wal = positionWal(files, lastHeader);
+  for (const pgno of wal.touched) touched.add(pgno);
 
   // The committed state's shape: page size and count, as SQLite would see them.
-  const dbSize = files.size("database");
-  const dbHeader = files.readPadded("database", 0, 100);
-  let pageSize = wal.header?.pageSize ?? lastHeader?.pageSize ?? 0;
-  let pageCount = 0;
-  if (dbSize >= 100 && isValidDatabaseHeader(dbHeader)) {
-    const parsed = parseDatabaseHeader(dbHeader);
-    pageSize = parsed.pageSize;
-    pageCount = effectivePageCount(parsed, dbSize);
-  } else if (dbSize > 0 && pageSize > 0) {
-    pageCount = Math.ceil(dbSize / pageSize);
-  }
-  if (walPageCount !== undefined) pageCount = walPageCount;
+  let { pageSize, pageCount } = committedShape(files, wal, lastHeader);
   const readPage = (pgno: number): Uint8Array => {
-    const frame = wal.capturedFrame(pgno);
+    const frame = wal.capture.capturedFrame(pgno);
     if (frame !== undefined) return files.readPadded("wal", frame + WAL_FRAME_HEADER_SIZE, pageSize);
     return files.readPadded("database", (pgno - 1) * pageSize, pageSize);
   };
 
   if (pageSize === 0 || (pageCount === 0 && pos.txid === 0n)) {
     return {
-      state: { pos, checksums: pageSize === 0 ? null : new PageChecksums(pageSize, 0), wal, walMode: false },
-      report: report("none", undefined, 0, journalRolledBack !== null, false, false),
+      state: {
+        pos,
+        checksums: pageSize === 0 ? null : new PageChecksums(pageSize, 0),
+        wal: wal.capture,
+        walMode: false,
+      },
+      report: report(
+        "none",
+        undefined,
+        0,
+        journalRolledBack !== null,
+        false,
+        false,
+        removeLost(dir, lost, opts),
+      ),
     };
   }
 
@@ -196,8 +187,16 @@ export function recoverDatabase(
       pages: pageCount,
     });
     return {
-      state: { pos, checksums: null, wal, walMode: readPage(1)[19] === 2 },
-      report: report(source, fullPassReason, pagesRead, journalRolledBack !== null, false, true),
+      state: { pos, checksums: null, wal: wal.capture, walMode: readPage(1)[19] === 2 },
+      report: report(
+        source,
+        fullPassReason,
+        pagesRead,
+        journalRolledBack !== null,
+        false,
+        true,
+        removeLost(dir, lost, opts),
+      ),
     };
   }
 
@@ -207,7 +206,7 @@ export function recoverDatabase(
     const preApply = lastHeader!.minTxid === 1n ? EMPTY_DATABASE_CHECKSUM : lastHeader!.preApplyChecksum;
     const replicated = opts.nodeId !== undefined && lastHeader!.nodeId !== opts.nodeId;
     const rollable = replicated
-      ? wal.header === null && rollForwardYields(checksums, last!.path, lastHeader!, pos.checksum)
+      ? wal.capture.header === null && rollForwardYields(checksums, last!.path, lastHeader!, pos.checksum)
       : lastHeader!.walOffset === 0 && actual === preApply;
     if (!rolledForward && rollable) {
       // The last transaction's LTX is durable but its journal was rolled back (or never finished), or
@@ -257,6 +256,28 @@ export function recoverDatabase(
       fullPassReason = "mismatch after partial check";
       continue;
     }
+    const cut = rolledForward || lost.length > tail.torn.length ? -1 : cutBackIndex(tail, ltxFiles, actual);
+    if (cut >= 0) {
+      // The WAL lost frames (or its header) that LTX files of the lazy tail kept: the database and WAL
+      // hold exactly the state after file `cut`. Those later transactions are lost with the WAL's copy.
+      for (const entry of ltxFiles.slice(cut + 1)) {
+        lost.push({ entry, reason: "ahead of the database and WAL after a power failure" });
+        opts.log.warn("LTX file ahead of what the database and WAL hold after a power failure: dropped", {
+          db: name,
+          file: entry.name,
+        });
+      }
+      ltxFiles = ltxFiles.slice(0, cut + 1);
+      last = ltxFiles[cut];
+      const { header, trailer } = readLtxHeaderAndTrailer(last.path);
+      lastHeader = header;
+      pos = { txid: last.maxTxid, checksum: trailer.postApplyChecksum };
+      wal = positionWal(files, lastHeader);
+      ({ pageSize, pageCount } = committedShape(files, wal, lastHeader));
+      checksums = fullPass(pageSize, pageCount, readPage);
+      pagesRead += pageCount;
+      continue;
+    }
     throw new StoreError(
       "ECHECKSUM",
       `database does not match its last LTX file ${path.basename(last!.path)}: checksum ` +
@@ -268,9 +289,27 @@ export function recoverDatabase(
   }
 
   return {
-    state: { pos, checksums, wal, walMode: checksums.pageCount > 0 && readPage(1)[19] === 2 },
-    report: report(source, fullPassReason, pagesRead, journalRolledBack !== null, rolledForward, false),
+    state: { pos, checksums, wal: wal.capture, walMode: checksums.pageCount > 0 && readPage(1)[19] === 2 },
+    report: report(
+      source,
+      fullPassReason,
+      pagesRead,
+      journalRolledBack !== null,
+      rolledForward,
+      false,
+      removeLost(dir, lost, opts),
+    ),
   };
+}
+
+/** Removes the files found lost (after recovery succeeded) durably; returns their names. */
+function removeLost(dir: DatabaseDir, lost: readonly LostLtxFile[], opts: RecoveryOptions): string[] {
+  if (lost.length === 0) return [];
+  for (const { entry } of lost) fs.rmSync(entry.path, { force: true });
+  fsyncDirectory(dir.ltxDir);
+  const names = lost.map(({ entry }) => entry.name);
+  opts.log.warn("removed LTX files lost to a power failure", { files: names });
+  return names;
 }
 
 /**
@@ -305,8 +344,17 @@ function report(
   journalRolledBack: boolean,
   rolledForward: boolean,
   needsSnapshot: boolean,
+  lostLtxFiles: readonly string[],
 ): RecoveryReport {
-  return { checksumSource, fullPassReason, pagesRead, journalRolledBack, rolledForward, needsSnapshot };
+  return {
+    checksumSource,
+    fullPassReason,
+    pagesRead,
+    journalRolledBack,
+    rolledForward,
+    needsSnapshot,
+    lostLtxFiles,
+  };
 }
 
 interface EstablishInput {

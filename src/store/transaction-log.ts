@@ -4,20 +4,21 @@
 // the invariants:
 // - TXIDs advance by exactly one per LTX file; pre-apply = the previous post-apply checksum (0 for
 //   the snapshot at TXID 1); post-apply = FLAG | XOR of the page checksums after the transaction.
-// - The LTX file is durable before the position advances or anyone is told (subscribers).
+// - The LTX file is in place (renamed; durable as "Durability" below says) before the position
+//   advances or anyone is told (subscribers).
 // - If the LTX cannot be written, nothing changes (the checksum array is restored).
 //
-// Directory fsync of WAL transactions: a WAL transaction's LTX file is fsynced before its rename, but
-// the directory fsync that makes the rename itself durable is deferred until `syncDirectory` (one
-// fsync then covers every rename before it). That is still crash-safe because, until then, the
-// transaction can be captured again: Database#captureWal fsyncs the WAL before writing the LTX, so
-// the commit frames are durable, and recovery (recovery.ts step 4) captures every WAL commit after the
-// last LTX file that survived, giving the same TXIDs, pages and checksums (only the LTX timestamp
-// differs). The Database calls syncDirectory before the WAL can lose frames (restart, truncation,
-// unlink, store checkpoint, deletion, import) and at close. It relies on renames in one directory
-// becoming durable in order (true of journaling file systems such as ext4 and XFS), so that a crash
-// never keeps a later LTX file while losing an earlier one. Journal transactions have no such second
-// copy, so their directory is fsynced before the commit is acknowledged, as before.
+// Durability (docs/store.md "Durability"): a journal transaction's LTX file is durable (file fsync,
+// rename, directory fsync) before the commit is acknowledged — the journal is deleted right after, so
+// the LTX is the only copy. A WAL transaction's LTX file is written and renamed WITHOUT fsync: the WAL
+// holds a second copy, SQLite's own contract for a WAL commit without a sync (synchronous=NORMAL) is
+// "survives a process crash, may be lost on power loss", and the page cache survives a process crash.
+// PendingLtxSync makes those files durable in the background on a short timer, and at once (`makeDurable`)
+// when SQLite syncs the WAL or the database (synchronous=FULL commits, checkpoints), before the WAL can
+// lose frames (restart, truncation, unlink, store checkpoint, deletion, import), before a journal
+// commit, and at close. After a power failure, recovery (ltx-tail.ts) drops a torn or missing tail and
+// re-captures from the WAL whatever the WAL still holds, or cuts the chain back to what the database
+// and WAL hold when the WAL lost frames its LTX files kept.
 
 import { EMPTY_DATABASE_CHECKSUM } from "../ltx/checksum.js";
 import type { Header } from "../ltx/header.js";
@@ -25,9 +26,10 @@ import { formatPos, type Pos } from "../ltx/pos.js";
 import type { CommitEvent } from "./commit-event.js";
 import type { CommitPlan } from "./commit-plan.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { fsyncDirectory } from "./durable-file.js";
 import { writeLtxFile, type LtxWriteOptions, type WrittenLtx } from "./ltx-file-writer.js";
 import { PageChecksums } from "./page-checksums.js";
+import { PendingLtxSync } from "./pending-ltx-sync.js";
+import { SpareLtxFile } from "./spare-ltx-file.js";
 import { StoreError } from "./store-error.js";
 import type { StoreLogger } from "./store-logger.js";
 
@@ -66,8 +68,10 @@ export class TransactionLog {
   readonly #ctx: TransactionLogContext;
   #pos: Pos;
   #checksums: PageChecksums | null;
-  /** An LTX file was renamed into place since the last directory fsync. */
-  #directoryUnsynced = false;
+  /** WAL transactions' LTX files not yet durable (null with noSync: nothing is ever fsynced). */
+  readonly #pending: PendingLtxSync | null;
+  /** An empty temporary file created ahead of the next WAL transaction's LTX file. */
+  readonly #spare: SpareLtxFile;
 
   constructor(
     db: string,
@@ -81,6 +85,8 @@ export class TransactionLog {
     this.#pos = pos;
     this.#checksums = checksums;
     this.#ctx = ctx;
+    this.#pending = ctx.noSync ? null : new PendingLtxSync(db, dir.ltxDir, ctx.log);
+    this.#spare = new SpareLtxFile(dir.ltxDir);
   }
 
   get pos(): Pos {
@@ -115,11 +121,23 @@ export class TransactionLog {
     };
   }
 
-  /** Makes the renames of every LTX file written so far durable (a no-op when there is none pending). */
-  syncDirectory(): void {
-    if (!this.#directoryUnsynced) return;
-    if (!this.#ctx.noSync) fsyncDirectory(this.#dir.ltxDir);
-    this.#directoryUnsynced = false;
+  /**
+   * Makes every LTX file written so far durable (file and directory fsyncs; a no-op when none is
+   * pending). Throws if an fsync fails.
+   */
+  makeDurable(): void {
+    this.#pending?.syncNow();
+  }
+
+  /** LTX files written without fsync and not yet made durable. */
+  get unsyncedFiles(): number {
+    return this.#pending?.count ?? 0;
+  }
+
+  /** Makes pending files durable (errors logged) and stops the background timer. */
+  close(): void {
+    this.#pending?.close();
+    this.#spare.close();
   }
 
   get ltxWriteOptions(): LtxWriteOptions {
@@ -140,8 +158,12 @@ export class TransactionLog {
     const next = this.#stageChecksums(plan);
     const postApplyChecksum = next.sums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : next.sums.checksum;
     const timestamp = this.#ctx.now();
+    // Lazy only for WAL transactions (the WAL keeps a second copy); a journal transaction's file must
+    // be durable, and so must every file before it (recovery checks only a tail of lazy files).
+    const lazy = wal !== null && this.#pending !== null;
     let written: WrittenLtx;
     try {
+      if (!lazy || this.#pending.full) this.makeDurable();
       written = writeLtxFile(
         this.#dir,
         {
@@ -150,7 +172,7 @@ export class TransactionLog {
           readPage,
           postApplyChecksum,
         },
-        { ...this.ltxWriteOptions, deferDirectorySync: wal !== null },
+        { ...this.ltxWriteOptions, deferSync: lazy, temp: wal !== null ? this.#spare.take() : undefined },
       );
     } catch (err) {
       next.undo();
@@ -160,8 +182,7 @@ export class TransactionLog {
         cause: err,
       });
     }
-    // A journal commit's directory fsync (not deferred) also made every earlier rename durable.
-    this.#directoryUnsynced = wal !== null;
+    if (lazy) this.#pending.added(written.path);
     this.#advance(next.sums, written, timestamp, plan.pages.length, source);
   }
 
