@@ -16,6 +16,8 @@ const ERRNO_OF_STORE_CODE: Readonly<Record<StoreErrorCode, ErrnoName>> = {
   ECHECKSUM: "EIO",
   EAPPLY: "EIO",
   EIMPORT: "EINVAL",
+  // The transaction was undone (store/database.ts, "refused commits"): SQLite reports a disk I/O error.
+  ECOMMITREFUSED: "EIO",
   ECLOSED: "EIO",
 };
 

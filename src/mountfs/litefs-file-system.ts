@@ -10,6 +10,9 @@
 //
 // Role: on a replica every change but to `-shm` is refused so that SQLite reports SQLITE_READONLY
 // (replica-access.ts), and files show mode 0444. The role is asked per request (it may change).
+// While the node holds a database's HALT lock (halt-hooks.ts: a write lock on byte 72 of `<db>-lock`),
+// a replica lets local clients change that database, and a change that commits is answered only once
+// the hooks have had the primary confirm the transaction.
 //
 // Locks: the file system keeps POSIX locks itself (mount-locks.ts), because SQLite's WAL write lock on
 // `-shm` is the signal that a WAL transaction is over (wal-lock-rules.ts), and because a replica takes
@@ -52,7 +55,9 @@ import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { toFuseError } from "./errno-map.js";
 import { formatLag, modeOf, MountAttributes, READ_ONLY_MODE, ROOT_MODE } from "./mount-attributes.js";
+import type { MountHaltHooks } from "./halt-hooks.js";
 import { LockRefusedError, MountLocks } from "./mount-locks.js";
+import { CommitGate, type KernelCacheNotifier } from "./commit-gate.js";
 import type { LockTable } from "../fuse/lock-table.js";
 import {
   type DatabaseNode,
@@ -82,6 +87,14 @@ export interface LitefsFileSystemOptions {
   readonly noSync?: boolean;
   /** Called after each successful write through the mount (the node's write-count metrics). */
   readonly onWrite?: (db: string, kind: MountFileKind) => void;
+  /** HALT locks (halt-hooks.ts); without them `<db>-lock` is a plain lock file and replicas never write. */
+  readonly halt?: MountHaltHooks;
+  /**
+   * Asked synchronously at every commit point while the role is primary (default: always true): false
+   * means the node lost its lease while the transaction was in flight, and the commit is refused
+   * (commit-gate.ts). On a replica a commit is allowed only under the database's HALT lock.
+   */
+  readonly mayCommit?: () => boolean;
 }
 
 interface OpenFile {
@@ -99,6 +112,8 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #primaryHostname: () => string | null;
   readonly #noSync: boolean;
   readonly #onWrite: ((db: string, kind: MountFileKind) => void) | undefined;
+  readonly #halt: MountHaltHooks | undefined;
+  readonly #gate: CommitGate;
   readonly #nodes = new NodeTable();
   readonly #handles = new Map<number, OpenFile>();
   readonly #attrs = new MountAttributes();
@@ -116,7 +131,39 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#primaryHostname = opts.primaryHostname ?? (() => null);
     this.#noSync = opts.noSync === true;
     this.#onWrite = opts.onWrite;
+    this.#halt = opts.halt;
     this.locks = new MountLocks({ store: this.#store, log: this.#log, role: this.#role });
+    this.#gate = new CommitGate({
+      store: this.#store,
+      log: this.#log,
+      role: this.#role,
+      mayCommit: opts.mayCommit ?? (() => true),
+      mayWriteOnReplica: (db) => this.#halt?.mayWriteOnReplica(db) === true,
+      nodeIdOf: (db, kind) => this.currentNodeId(db, kind),
+      lockTableOf: (db, kind) => this.locks.tableOf(db, kind),
+    });
+  }
+
+  /**
+   * Gives the file system the session it is mounted by, for the kernel cache invalidations a refused
+   * commit, a role change and a demoted node's first replica apply need (commit-gate.ts). Call right
+   * after FuseSession.mount; until then those invalidations are skipped (and logged).
+   */
+  attachSession(session: KernelCacheNotifier): void {
+    this.#gate.attachSession(session);
+  }
+
+  /**
+   * Tell the mount that `role()` now answers `role` (call on every change): it drops the kernel's
+   * cached attributes (modes 0666 ↔ 0444) and the `.primary` name. Connections opened while the node
+   * was a replica stay read-only (SQLite opened the files O_RDONLY after EACCES): apps must reopen them
+   * to write after a promotion.
+   */
+  roleChanged(role: NodeRole): Promise<void> {
+    return this.#gate.roleChanged(
+      role,
+      this.#store.databases().map((db) => db.name),
+    );
   }
 
   // --- names ---------------------------------------------------------------------------------------
@@ -144,7 +191,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     return { attr: this.#attrOf(nodeId) };
   }
 
-  setattr(_ctx: RequestContext, nodeId: number, changes: SetattrChanges): AttrReply {
+  setattr(_ctx: RequestContext, nodeId: number, changes: SetattrChanges): AttrReply | Promise<AttrReply> {
     const node = this.#node(nodeId);
     const orphan = this.#orphans.get(nodeId);
     if (orphan !== undefined) {
@@ -154,7 +201,13 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (changes.size !== undefined) {
       if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EPERM", `${this.#name(node)} cannot be resized`);
       this.#refuseOnReplica("truncate", node);
-      this.#call(() => this.#mustDb(node).truncate(node.kind as "database", changes.size!));
+      const db = this.#mustDb(node);
+      const refused = this.#gate.run(db.name, node.kind, "truncate", () =>
+        this.#call(() => db.truncate(node.kind as "database", changes.size!)),
+      );
+      if (refused !== null) return refused;
+      const confirming = this.#halt?.afterChange(node.db);
+      if (confirming) return confirming.then(() => ({ attr: this.#attr(node) }));
     }
     return { attr: this.#attr(node) };
   }
@@ -245,7 +298,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     throw new FuseError("EPERM", "renaming databases or their files is not supported");
   }
 
-  unlink(_ctx: RequestContext, parent: number, name: string): void {
+  unlink(_ctx: RequestContext, parent: number, name: string): void | Promise<void> {
     if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
     const parsed = parseMountName(name);
     if (parsed.type !== "file") throw new FuseError(parsed.type === "invalid" ? "ENOENT" : "EPERM");
@@ -258,7 +311,13 @@ export class LitefsFileSystem implements FuseFileSystem {
       ? this.#call(() => fs.openSync(db.files.path(parsed.kind as "journal"), fs.constants.O_RDWR))
       : undefined;
     try {
-      this.#call(() => db.unlink(parsed.kind as "journal"));
+      const refused = this.#gate.run(db.name, parsed.kind, "unlink", () =>
+        this.#call(() => db.unlink(parsed.kind as "journal")),
+      );
+      if (refused !== null) {
+        if (orphan !== undefined) fs.closeSync(orphan);
+        return refused;
+      }
     } catch (err) {
       if (orphan !== undefined) fs.closeSync(orphan);
       throw err;
@@ -267,6 +326,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#nodes.renew(db.name, parsed.kind);
     if (parsed.kind === "database")
       for (const kind of ["journal", "wal", "shm"] as const) this.#nodes.renew(db.name, kind);
+    return this.#halt?.afterChange(db.name) ?? undefined;
   }
 
   // --- open files ---------------------------------------------------------------------------------
@@ -318,7 +378,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     offset: number,
     data: Buffer,
     _info: WriteInfo,
-  ): number {
+  ): number | Promise<number> {
     const node = this.#node(nodeId);
     if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EACCES", `${this.#name(node)} is not writable`);
     this.#refuseOnReplica("write", node);
@@ -340,9 +400,13 @@ export class LitefsFileSystem implements FuseFileSystem {
         "WAL write without the WAL write lock (locking_mode=EXCLUSIVE is not supported)",
       );
     }
-    this.#call(() => db.write(node.kind as "database", offset, data));
+    const refused = this.#gate.run(db.name, node.kind, "write", () =>
+      this.#call(() => db.write(node.kind as "database", offset, data)),
+    );
+    if (refused !== null) return refused;
     this.#onWrite?.(db.name, node.kind);
-    return data.length;
+    const confirming = this.#halt?.afterChange(db.name);
+    return confirming ? confirming.then(() => data.length) : data.length;
   }
 
   fsync(_ctx: RequestContext, nodeId: number): void {
@@ -366,6 +430,10 @@ export class LitefsFileSystem implements FuseFileSystem {
   release(_ctx: RequestContext, nodeId: number, fh: number, info: ReleaseInfo): void {
     this.#handles.delete(fh);
     if (info.lockOwner !== undefined) this.#releaseOwner(nodeId, info.lockOwner);
+    const released = this.#nodes.byId(nodeId);
+    if (released?.kind === "lock") {
+      this.#halt?.handleReleased(released.db, fh, this.locks.tableOf(released.db, "lock"));
+    }
     const orphan = this.#orphans.get(nodeId);
     if (orphan !== undefined && !this.#hasHandles(nodeId)) {
       this.#orphans.delete(nodeId);
@@ -381,7 +449,11 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   setlk(ctx: RequestContext, nodeId: number, lock: LockRequest): void | Promise<void> {
     try {
-      return this.locks.setlk(ctx, this.#lockNode(nodeId), lock);
+      const node = this.#lockNode(nodeId);
+      if (node.kind === "lock" && this.#halt !== undefined) {
+        return this.#halt.setlk(ctx, node.db, lock, this.locks.tableOf(node.db, "lock"));
+      }
+      return this.locks.setlk(ctx, node, lock);
     } catch (err) {
       if (err instanceof LockRefusedError) throw new FuseError("EAGAIN");
       throw err;
@@ -392,7 +464,9 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   #releaseOwner(nodeId: number, owner: bigint): void {
     const node = this.#nodes.byId(nodeId);
-    if (node !== undefined) this.locks.releaseOwner(node, owner);
+    if (node === undefined) return;
+    this.locks.releaseOwner(node, owner);
+    if (node.kind === "lock") this.#halt?.ownerReleased(node.db, this.locks.tableOf(node.db, "lock"));
   }
 
   #lockNode(nodeId: number): DatabaseNode {
@@ -520,7 +594,10 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   /** Throws the errno replica-access.ts gives `change` on a replica; nothing on a primary. */
   #refuseOnReplica(change: FileChange, node: { kind: MountFileKind; db: string }): void {
-    if (this.#role() !== "replica") return;
+    if (this.#role() !== "replica" || this.#halt?.mayWriteOnReplica(node.db) === true) return;
+    // A write transaction that began while the node was primary finishes its page writes; its commit
+    // point then meets the commit gate (commit-gate.ts), and a ROLLBACK can still put pages back.
+    if (change !== "open-for-write" && change !== "create" && this.#gate.localWriterActive(node.db)) return;
     const errno = replicaRefusal(change, node.kind);
     if (errno !== null) {
       throw new FuseError(errno, `${node.db + SUFFIX_OF_KIND[node.kind]}: this node is a read-only replica`);

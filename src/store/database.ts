@@ -12,6 +12,17 @@
 //   the last LTX forward again, so the database and the LTX chain agree either way.
 // - WAL: the owner of the WAL write lock releasing it calls captureWal(), which scans the frames
 //   written since the last capture and writes one LTX per commit frame found.
+//
+// Refused commits: every commit point a local connection reaches first asks `ctx.mayCommit()` (false
+// once the node lost its lease, or is no longer primary, while the transaction was in flight). A
+// refusal captures nothing (no LTX, position unchanged), leaves the files at the last committed state
+// and throws ECOMMITREFUSED, which the mount answers with EIO ("disk I/O error" for the client):
+// - rollback journal: the database file is restored from the journal (journal-undo.ts) and the journal
+//   left not hot (empty, or its header zeroed in PERSIST) — a transaction without changes (a ROLLBACK)
+//   is not refused: it commits nothing;
+// - WAL: the write that completes the commit frame is refused before SQLite publishes the frame in the
+//   wal-index (it does so only after writing every frame), and the frame's header is zeroed in the file
+//   so that no later scan — ours, or a SQLite wal-index recovery — can ever take the frames as committed.
 
 import fs from "node:fs";
 
@@ -32,7 +43,12 @@ import type { ReplicaApplyPlan, ReplicaState } from "./replica-apply-plan.js";
 import type { CommitEvent } from "./commit-event.js";
 import type { DatabaseDir, DatabaseFileKind } from "./data-dir.js";
 import { fsyncDirectory } from "./durable-file.js";
-import { journalCommitMode, type JournalOperation } from "./journal-commit-detector.js";
+import {
+  journalCommitMode,
+  type JournalCommitMode,
+  type JournalOperation,
+} from "./journal-commit-detector.js";
+import { finishRefusedJournal, undoJournalTransaction } from "./journal-undo.js";
 import type { LtxWriteOptions, WrittenLtx } from "./ltx-file-writer.js";
 import type { PageChecksums } from "./page-checksums.js";
 import {
@@ -47,7 +63,12 @@ import { WalCapture } from "./wal-capture.js";
 import { WAL_FRAME_HEADER_SIZE, type WalCommit } from "./wal-format.js";
 
 /** What every database of a store shares: node id, fsync policy, LTX format, clock, log, subscribers. */
-export type DatabaseContext = TransactionLogContext;
+export interface DatabaseContext extends TransactionLogContext {
+  /** Asked synchronously at every commit point a local connection reaches (see "refused commits"). */
+  readonly mayCommit: (db: string) => boolean;
+  /** The store rewrote `kinds` of `db` behind the kernel outside a FUSE request (the mount drops caches). */
+  readonly changedBehindKernel: (db: string, kinds: readonly DatabaseFileKind[]) => void;
+}
 
 /** The state recovery hands to a Database (see recovery.ts). */
 export interface RecoveredState {
@@ -68,6 +89,12 @@ export class Database {
   #walMode: boolean;
   /** Pages written to the database file since the last commit point, or "all" when unknown. */
   #dirty: Set<number> | "all" = new Set();
+  /**
+   * The WAL frame whose commit was refused, until the next transaction writes from before it. The kernel
+   * may split SQLite's page write into several requests and, when a later one fails, report the earlier
+   * ones as a short write; SQLite then writes the rest again — which must be refused too.
+   */
+  #voidedWalFrame: { readonly start: number; readonly end: number } | null = null;
   #closed = false;
 
   constructor(
@@ -107,6 +134,11 @@ export class Database {
 
   get walMode(): boolean {
     return this.#walMode;
+  }
+
+  /** WAL transactions' LTX files written but not yet made durable (transaction-log.ts "Durability"). */
+  get unsyncedLtxFiles(): number {
+    return this.#log.unsyncedFiles;
   }
 
   /** The checksum array, for saving at shutdown (never mutate it). */
@@ -197,6 +229,9 @@ export class Database {
   sync(kind: DatabaseFileKind): void {
     this.#assertOpen();
     this.files.sync(kind);
+    // SQLite syncs the WAL for a synchronous=FULL commit and before a checkpoint, and the database
+    // file after one: the LTX files of the transactions it makes durable become durable too.
+    if (kind === "wal" || kind === "database") this.#log.makeDurable();
   }
 
   /**
@@ -213,10 +248,17 @@ export class Database {
     };
     const result = this.#wal.scan(source);
     if (result === null || result.commits.length === 0) return 0;
-    // The frames must be durable before their LTX file: recovery matches the last LTX against the WAL,
-    // and captures again from the WAL an LTX whose rename was not yet durable (transaction-log.ts).
-    // fdatasync: in a reused WAL only the mtime changed besides the data, which nothing needs.
-    this.files.sync("wal", { dataOnly: true });
+    if (!this.#ctx.mayCommit(this.name)) {
+      // Committed in the WAL (SQLite may have published them) but not captured before the node lost
+      // the right to commit: never captured now. They stay in the WAL; a replica apply folds or drops them.
+      throw new StoreError(
+        "ECOMMITREFUSED",
+        `${result.commits.length} WAL transaction(s) not captured: this node may not commit`,
+        { db: this.name },
+      );
+    }
+    // No fsync of the WAL nor of the LTX files here: WAL transactions' LTX files are made durable
+    // lazily (transaction-log.ts "Durability"); recovery copes with either copy lost to a power failure.
     for (const commit of result.commits) this.#captureWalCommit(commit);
     // Database-file writes so far were checkpoints of captured content: nothing to compare later.
     this.#dirty = new Set();
@@ -277,7 +319,7 @@ export class Database {
       return;
     }
     this.captureWal();
-    this.#log.syncDirectory();
+    this.#log.makeDurable();
     const pageSize = this.pageSize;
     if (pageSize > 0) {
       for (const pgno of [...this.#wal.capturedPages()].sort((a, b) => a - b)) {
@@ -322,7 +364,7 @@ export class Database {
         fs.closeSync(fd);
       }
     }
-    this.#log.syncDirectory();
+    this.#log.makeDurable();
     for (const kind of ["journal", "wal", "shm"] as const) this.files.unlink(kind);
     this.files.replaceWith("database", source);
     if (!this.#ctx.noSync) fsyncDirectory(this.dir.dir);
@@ -345,11 +387,13 @@ export class Database {
    */
   persistStaged(plan: ReplicaApplyPlan): { supersededFiles: number } {
     this.#assertOpen();
+    this.#log.makeDurable(); // a durable file must not follow lazy ones (pending-ltx-sync.ts)
     return persistStagedLtx(this.#replicaTarget(), plan);
   }
 
   applyStaged(plan: ReplicaApplyPlan, persisted: { supersededFiles: number }): AppliedReplica {
     this.#assertOpen();
+    this.#foldWalForReplica();
     const applied = applyStagedPages(this.#replicaTarget(), plan, persisted.supersededFiles);
     this.#wal.reset(null);
     this.#walMode = applied.walMode;
@@ -360,6 +404,38 @@ export class Database {
   syncApplied(applied: AppliedReplica): void {
     this.#assertOpen();
     syncAppliedDatabase(this.#replicaTarget(), applied);
+  }
+
+  /**
+   * A database written locally (as primary, before a demotion) may keep committed pages in its WAL.
+   * A replica writes pages into the database file and then tells readers to ignore the WAL (a wal-index
+   * with mxFrame 0, node/replica-applier.ts), so the captured frames go into the database file first,
+   * and the WAL is emptied, so that no SQLite wal-index recovery can bring them back over newer pages.
+   * Frames past the captured point belong to refused or unfinished transactions and are dropped. The
+   * caller holds every WAL lock (a replica apply does). Nothing happens for an empty or missing WAL.
+   */
+  #foldWalForReplica(): void {
+    if (!this.files.exists("wal") || this.files.size("wal") === 0) return;
+    // The frames are about to go: their LTX files become the only copy of those transactions.
+    this.#log.makeDurable();
+    const pageSize = this.pageSize;
+    const folded = [...this.#wal.capturedPages()].filter((pgno) => pgno <= this.pageCount);
+    if (pageSize > 0) {
+      for (const pgno of folded.sort((a, b) => a - b)) {
+        this.files.write("database", (pgno - 1) * pageSize, this.readCommittedPage(pgno));
+      }
+      const size = this.pageCount * pageSize;
+      if (this.files.size("database") > size) this.files.truncate("database", size);
+      this.files.sync("database");
+    }
+    this.files.truncate("wal", 0);
+    this.files.sync("wal");
+    this.#wal.reset(null);
+    this.#ctx.log.info("folded the WAL into the database file before a replica apply", {
+      db: this.name,
+      pages: folded.length,
+    });
+    this.#ctx.changedBehindKernel(this.name, ["database", "wal"]);
   }
 
   #replicaTarget(): ReplicaApplyTarget {
@@ -388,15 +464,7 @@ export class Database {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#log.syncDirectory();
-    } catch (err) {
-      // Not lost: the WAL still holds the transactions whose rename this was to make durable.
-      this.#ctx.log.error("LTX directory fsync failed at close", {
-        db: this.name,
-        error: (err as Error).message,
-      });
-    }
+    this.#log.close(); // makes pending LTX files durable; a failure is logged (the WAL holds them)
     this.files.close();
   }
 
@@ -413,6 +481,9 @@ export class Database {
       this.#ctx.log.error("write refused", { db: this.name, code: err.code, error: err.message });
       throw err;
     }
+    // In WAL mode a database write is a checkpoint: once the database holds a transaction's pages, its
+    // LTX file must not be lost to a power failure (recovery could no longer match the chain).
+    this.#log.makeDurable();
     this.files.write("database", offset, data);
     this.#markDirtyRange(offset, data.length);
   }
@@ -433,11 +504,11 @@ export class Database {
   /** Runs a journal operation; if it ends a transaction, the transaction is captured first. */
   #journalOperation(op: JournalOperation, perform: () => void): void {
     const mode = journalCommitMode(op);
-    if (mode !== null) this.#commitJournal(mode);
+    if (mode !== null) this.#commitJournal(mode); // throws ECOMMITREFUSED, the journal finished, when refused
     perform();
   }
 
-  #commitJournal(mode: string, source: CommitEvent["source"] = "journal"): void {
+  #commitJournal(mode: JournalCommitMode | "existing file", source: CommitEvent["source"] = "journal"): void {
     const header = this.files.readPadded("database", 0, 100);
     const fileSize = this.files.size("database");
     let pageSize = 0;
@@ -476,15 +547,70 @@ export class Database {
       this.#ctx.log.debug("transaction ended without changes", { db: this.name, mode });
       return;
     }
+    if (mode !== "existing file" && !this.#ctx.mayCommit(this.name)) this.#refuseJournalCommit(mode);
     this.files.sync("database");
     this.#log.commit(plan, readPage, source, null);
     this.#walMode = (readPage(1)[19] ?? 0) === 2;
     this.#dirty = new Set();
   }
 
+  /**
+   * Undoes the transaction whose commit point was refused (see the header) and throws ECOMMITREFUSED.
+   * Afterwards the pages the transaction wrote must checksum as committed again; if they do not (the
+   * journal did not hold them all), the database no longer matches its position: ECAPTURE.
+   */
+  #refuseJournalCommit(mode: JournalCommitMode): never {
+    const written = this.#dirty;
+    const undone = undoJournalTransaction(this.name, this.files);
+    finishRefusedJournal(this.files, mode);
+    this.#dirty = new Set();
+    const header = this.files.readPadded("database", 0, 100);
+    const fileSize = this.files.size("database");
+    const checksums = this.#log.checksums;
+    if (fileSize > 0 && checksums !== null) {
+      const parsed = isValidDatabaseHeader(header) ? parseDatabaseHeader(header) : null;
+      const pageSize = parsed?.pageSize ?? checksums.pageSize;
+      const left = planJournalCommit({
+        pageSize,
+        pageCount: parsed === null ? Math.ceil(fileSize / pageSize) : effectivePageCount(parsed, fileSize),
+        dirty: written,
+        checksums,
+        readPage: (pgno) => this.files.readPadded("database", (pgno - 1) * pageSize, pageSize),
+      });
+      if (left !== null) {
+        throw new StoreError(
+          "ECAPTURE",
+          `refused commit (${mode}): ${left.pages.length} page(s) still differ from the committed ` +
+            "state after restoring them from the journal",
+          { db: this.name },
+        );
+      }
+    } else if (fileSize > 0) {
+      throw new StoreError("ECAPTURE", `refused commit (${mode}): the first transaction left pages behind`, {
+        db: this.name,
+      });
+    }
+    this.#ctx.log.warn("commit refused: this node may not commit; transaction undone from its journal", {
+      db: this.name,
+      mode,
+      pagesRestored: undone.pagesRestored,
+    });
+    throw new StoreError("ECOMMITREFUSED", `commit refused (${mode}): this node may not commit`, {
+      db: this.name,
+    });
+  }
+
   // --- WAL ----------------------------------------------------------------------------------------
 
   #writeWal(offset: number, data: Uint8Array): void {
+    const voided = this.#voidedWalFrame;
+    if (voided !== null) {
+      if (offset <= voided.start) {
+        this.#voidedWalFrame = null; // a new transaction (or a restart) writes from an earlier frame
+      } else if (offset < voided.end) {
+        throw new StoreError("ECOMMITREFUSED", "write into a refused WAL commit frame", { db: this.name });
+      }
+    }
     const restart = WalCapture.isHeaderWrite(offset, data.length);
     if (restart) this.#captureBeforeLosingWal("restart");
     this.files.write("wal", offset, data);
@@ -497,8 +623,29 @@ export class Database {
         this.files.readPadded("wal", o, WAL_FRAME_HEADER_SIZE),
       )
     ) {
+      if (!this.#ctx.mayCommit(this.name)) this.#refuseWalCommit(offset + data.length);
       this.captureWal();
     }
+  }
+
+  /**
+   * Refuses the commit frame ending at `end` (see the header): its header is zeroed in the file — the
+   * frame, and with it the transaction, is no longer valid for any scan — and ECOMMITREFUSED thrown.
+   * SQLite has not published the frame in the wal-index yet: readers keep seeing the last commit, and
+   * the next writer overwrites the frames from there.
+   */
+  #refuseWalCommit(end: number): never {
+    const pageSize = this.#wal.header?.pageSize ?? 0;
+    const frameOffset = end - WAL_FRAME_HEADER_SIZE - pageSize;
+    this.files.write("wal", frameOffset, new Uint8Array(WAL_FRAME_HEADER_SIZE));
+    this.#voidedWalFrame = { start: frameOffset, end };
+    this.#ctx.log.warn("commit refused: this node may not commit; WAL commit frame voided", {
+      db: this.name,
+      walOffset: frameOffset,
+    });
+    throw new StoreError("ECOMMITREFUSED", "WAL commit refused: this node may not commit", {
+      db: this.name,
+    });
   }
 
   /**
@@ -513,7 +660,7 @@ export class Database {
     }
     // Once the frames are gone, the LTX files are the only copy of their transactions: make their
     // renames durable first (the deferred directory fsync, transaction-log.ts).
-    this.#log.syncDirectory();
+    this.#log.makeDurable();
   }
 
   #captureWalCommit(commit: WalCommit): void {
@@ -553,6 +700,11 @@ export class Database {
 
   #deleteDatabase(): void {
     if (this.#log.pos.txid !== 0n && this.pageCount > 0) {
+      if (!this.#ctx.mayCommit(this.name)) {
+        throw new StoreError("ECOMMITREFUSED", "deleting the database refused: this node may not commit", {
+          db: this.name,
+        });
+      }
       const pageSize = this.pageSize;
       this.#log.commit(
         { pageSize, pageCount: 0, pages: [], fullImage: false },
@@ -561,7 +713,7 @@ export class Database {
         null,
       );
     }
-    this.#log.syncDirectory();
+    this.#log.makeDurable();
     for (const kind of ["journal", "wal", "shm", "database"] as const) this.files.unlink(kind);
     this.#wal.reset(null);
     this.#walMode = false;

@@ -13,6 +13,7 @@ export type StoreErrorCode =
   | "ECHECKSUM" // a database's content does not match its position (changed behind the node's back)
   | "EAPPLY" // an LTX file does not follow the database's position or does not apply
   | "EIMPORT" // a file given to import is not a usable SQLite database
+  | "ECOMMITREFUSED" // a commit point reached while this node may not commit (lease lost): undone
   | "ECLOSED"; // the store or database was closed
 
 export interface StoreErrorDetails {

@@ -12,7 +12,7 @@ import type { LtxWriteFormat } from "../ltx/format.js";
 import { BackingFiles } from "./backing-files.js";
 import { markChecksumsFileDirty } from "./checksums-file.js";
 import type { CommitEvent, CommitListener } from "./commit-event.js";
-import { DataDir } from "./data-dir.js";
+import { DataDir, type DatabaseFileKind } from "./data-dir.js";
 import { Database, type DatabaseContext } from "./database.js";
 import { assertDatabaseName, databaseNameProblem } from "./database-name.js";
 import { writeFileDurably } from "./durable-file.js";
@@ -44,6 +44,8 @@ export class Store {
   readonly #ctx: DatabaseContext;
   readonly #log: StoreLogger;
   readonly #reports = new Map<string, RecoveryReport>();
+  #commitGate: (db: string) => boolean = () => true;
+  #behindKernel: (db: string, kinds: readonly DatabaseFileKind[]) => void = () => undefined;
   #closed = false;
 
   private constructor(dataDir: DataDir, nodeId: bigint, opts: StoreOptions) {
@@ -57,7 +59,25 @@ export class Store {
       now: opts.now ?? Date.now,
       log: this.#log,
       emit: (event) => this.#emit(event),
+      mayCommit: (db) => this.#commitGate(db),
+      changedBehindKernel: (db, kinds) => this.#behindKernel(db, kinds),
     };
+  }
+
+  /**
+   * Installs the commit gate asked at every commit point a local connection reaches (database.ts,
+   * "refused commits"); until then every commit is allowed. The mount installs its `mayCommit`.
+   */
+  setCommitGate(mayCommit: (db: string) => boolean): void {
+    this.#commitGate = mayCommit;
+  }
+
+  /**
+   * Installs what is told when the store rewrites a database's files behind the kernel outside a FUSE
+   * request (a demoted node's WAL folded into the database file); the mount drops the kernel's caches.
+   */
+  setBehindKernelListener(listener: (db: string, kinds: readonly DatabaseFileKind[]) => void): void {
+    this.#behindKernel = listener;
   }
 
   /** Opens the data directory (creating it if needed) and recovers every database in it. */

@@ -1,0 +1,170 @@
+// The mount's side of "may this node commit?" — asked by the store at every commit point a local
+// connection reaches (store/database.ts, "refused commits") — and of role changes at run time.
+//
+// The gate: on a primary, the node's `mayCommit` (false once it lost its lease while a transaction was
+// in flight); on a replica, only a database whose HALT lock this node holds (halt-hooks.ts) may commit.
+//
+// What a refusal looks like to SQLite (the store has already undone the transaction):
+//   - rollback journal (DELETE: unlink, TRUNCATE: truncate to 0, PERSIST: header zeroing): the request
+//     fails with EIO → SQLITE_IOERR ("disk I/O error"), the connection drops its page cache, and every
+//     later reader finds the database at its last committed state and no hot journal;
+//   - WAL (the write that completes the commit frame): EIO → SQLITE_IOERR; the wal-index never
+//     published the frames, so readers keep seeing the last commit.
+// The kernel cached what the client wrote (pages, sizes) while the store put other bytes in the files,
+// so the refusal drops those caches: the database file's before the request is answered (the writer
+// keeps its locks until it hears back, so no reader can look in between), the journal's too except
+// when the request is a write to it; a write request holds its own pages locked in the kernel until it
+// is answered, so invalidating them before the answer would deadlock — those go right after it.
+//
+// Role changes: the role is asked per request (replica-access.ts); `roleChanged` only drops what the
+// kernel cached under the old role (attributes: modes 0444/0666; the `.primary` name). A write
+// transaction that began while the node was primary may finish its page writes after a demotion
+// (`localWriterActive`): its commit point meets the gate, and a ROLLBACK can still put pages back.
+
+import { FuseError } from "../fuse/errors.js";
+import type { LockTable } from "../fuse/lock-table.js";
+import type { InvalidateInodeRange } from "../fuse/notification.js";
+import { RESERVED_BYTE, SHM_WRITE_LOCK } from "../store/sqlite-locks.js";
+import { isStoreError } from "../store/store-error.js";
+import type { Store } from "../store/store.js";
+import type { StoreLogger } from "../store/store-logger.js";
+import { type MountFileKind, PRIMARY_FILE_NAME, ROOT_NODE_ID } from "./node-table.js";
+import type { NodeRole } from "./replica-access.js";
+
+/** What the gate needs of a FUSE session (FuseSession has both). */
+export interface KernelCacheNotifier {
+  invalidateInode(nodeId: number, range?: InvalidateInodeRange): Promise<void>;
+  invalidateEntry(parent: number, name: string): Promise<void>;
+}
+
+export interface CommitGateOptions {
+  readonly store: Store;
+  readonly log: StoreLogger;
+  readonly role: () => NodeRole;
+  /** The node's answer while primary. */
+  readonly mayCommit: () => boolean;
+  /** True while this replica holds `db`'s HALT lock. */
+  readonly mayWriteOnReplica: (db: string) => boolean;
+  /** The node id the kernel knows (db, kind) by, if any. */
+  readonly nodeIdOf: (db: string, kind: MountFileKind) => number | undefined;
+  readonly lockTableOf: (db: string, kind: MountFileKind) => LockTable;
+}
+
+/** The request that reached a commit point. */
+export type CommitPointRequest = "write" | "truncate" | "unlink";
+
+const RESERVED = BigInt(RESERVED_BYTE);
+const WAL_WRITE = BigInt(SHM_WRITE_LOCK);
+const CACHED_KINDS: readonly MountFileKind[] = ["database", "journal", "wal", "shm", "pos", "lock"];
+
+export class CommitGate {
+  readonly #opts: CommitGateOptions;
+  #session: KernelCacheNotifier | null = null;
+
+  constructor(opts: CommitGateOptions) {
+    this.#opts = opts;
+    opts.store.setCommitGate((db) => this.allows(db));
+    opts.store.setBehindKernelListener((db, kinds) => {
+      for (const kind of kinds) void this.#invalidate(db, kind);
+    });
+  }
+
+  /** May a local connection's transaction on `db` commit now? */
+  allows(db: string): boolean {
+    return this.#opts.role() === "primary" ? this.#opts.mayCommit() : this.#opts.mayWriteOnReplica(db);
+  }
+
+  attachSession(session: KernelCacheNotifier): void {
+    this.#session = session;
+  }
+
+  /**
+   * True while a local SQLite connection holds `db`'s write lock: RESERVED (or more) on the database
+   * file, or the WAL write lock on `-shm`. The node's own lock owners (negative) do not count.
+   */
+  localWriterActive(db: string): boolean {
+    const holdsWrite = (table: LockTable, byte: bigint): boolean =>
+      table.holders().some((l) => l.owner >= 0n && l.type === "write" && l.start <= byte && byte <= l.end);
+    return (
+      holdsWrite(this.#opts.lockTableOf(db, "database"), RESERVED) ||
+      holdsWrite(this.#opts.lockTableOf(db, "shm"), WAL_WRITE)
+    );
+  }
+
+  /**
+   * Runs a change that may reach a commit point. Null when it went through; otherwise (the commit was
+   * refused) a promise that drops the kernel caches the refusal made stale and then rejects with the
+   * change's FuseError (EIO). Every other error is thrown as is.
+   */
+  run(
+    db: string,
+    kind: MountFileKind,
+    request: CommitPointRequest,
+    change: () => void,
+  ): Promise<never> | null {
+    try {
+      change();
+      return null;
+    } catch (err) {
+      if (!(err instanceof FuseError) || !isStoreError(err.cause, "ECOMMITREFUSED")) throw err;
+      return this.#refused(db, kind, request, err);
+    }
+  }
+
+  /** Drops what the kernel cached under the old role (see the header). */
+  async roleChanged(role: NodeRole, dbs: readonly string[]): Promise<void> {
+    const session = this.#session;
+    this.#opts.log.info("mount role changed", { role });
+    if (session === null) {
+      this.#opts.log.warn("role changed before a session was attached: kernel caches not dropped", { role });
+      return;
+    }
+    const jobs: Promise<void>[] = [];
+    for (const db of dbs) {
+      for (const kind of CACHED_KINDS) {
+        const nodeId = this.#opts.nodeIdOf(db, kind);
+        if (nodeId !== undefined) jobs.push(session.invalidateInode(nodeId, { attributesOnly: true }));
+      }
+    }
+    jobs.push(session.invalidateEntry(ROOT_NODE_ID, PRIMARY_FILE_NAME));
+    const results = await Promise.allSettled(jobs);
+    const failed = results.filter((r) => r.status === "rejected").length;
+    if (failed > 0) this.#opts.log.warn("could not drop some cached attributes", { role, failed });
+  }
+
+  async #refused(
+    db: string,
+    kind: MountFileKind,
+    request: CommitPointRequest,
+    err: FuseError,
+  ): Promise<never> {
+    if (kind === "journal") {
+      await this.#invalidate(db, "database");
+      if (request === "write") this.#invalidateAfterAnswer(db, "journal");
+      else await this.#invalidate(db, "journal");
+    } else if (kind === "wal" && request === "write") {
+      this.#invalidateAfterAnswer(db, "wal");
+    }
+    throw err;
+  }
+
+  /** After the current request is answered (a rejected handler promise is answered in a microtask). */
+  #invalidateAfterAnswer(db: string, kind: MountFileKind): void {
+    setImmediate(() => void this.#invalidate(db, kind));
+  }
+
+  /** Drops the kernel's cached attributes and pages of (db, kind); failures are logged, never thrown. */
+  async #invalidate(db: string, kind: MountFileKind): Promise<void> {
+    const nodeId = this.#opts.nodeIdOf(db, kind);
+    if (nodeId === undefined) return;
+    if (this.#session === null) {
+      this.#opts.log.warn("no session attached: cached pages not dropped", { db, kind });
+      return;
+    }
+    try {
+      await this.#session.invalidateInode(nodeId);
+    } catch (err) {
+      this.#opts.log.warn("could not drop cached pages", { db, kind, error: (err as Error).message });
+    }
+  }
+}
