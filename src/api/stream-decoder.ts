@@ -28,6 +28,7 @@ import {
   type StreamLimits,
 } from "./stream-frame.js";
 import { decodePayload } from "./stream-payload.js";
+import type { FrameObserver } from "./stream-encoder.js";
 import { StreamRules } from "./stream-rules.js";
 
 interface PendingFrame {
@@ -46,9 +47,12 @@ export class StreamFrameDecoder {
   #frameIndex = 0;
   #failure: StreamError | null = null;
   #finished = false;
+  readonly #onFrame: FrameObserver | undefined;
 
-  constructor(limits: Partial<StreamLimits> = {}) {
+  /** `onFrame` sees each frame decoded with its bytes on the wire (the first's include the preamble). */
+  constructor(limits: Partial<StreamLimits> = {}, onFrame?: FrameObserver) {
     this.#limits = resolveStreamLimits(limits);
+    this.#onFrame = onFrame;
   }
 
   /** Bytes consumed so far (the stream offset of the next byte to decode). */
@@ -188,6 +192,10 @@ export class StreamFrameDecoder {
       });
     }
     this.#pending = null;
+    this.#onFrame?.(
+      frame,
+      FRAME_HEADER_SIZE + header.payloadLength + (this.#frameIndex === 0 ? PREAMBLE_SIZE : 0),
+    );
     this.#frameIndex++;
     return frame;
   }

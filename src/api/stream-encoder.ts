@@ -28,12 +28,18 @@ export interface StreamEncoderOptions {
   readonly chunkBytes?: number;
   /** The limits the replica enforces (the encoder refuses anything beyond them). */
   readonly limits?: Partial<StreamLimits>;
+  /** Told of every frame encoded, with its bytes on the wire (the first frame's include the preamble). */
+  readonly onFrame?: FrameObserver;
 }
+
+/** Sees each frame of a stream and its size on the wire (metrics: stream-metrics.ts). */
+export type FrameObserver = (frame: WireFrame, bytes: number) => void;
 
 export class StreamFrameEncoder {
   readonly #limits: StreamLimits;
   readonly #chunkBytes: number;
   readonly #rules = new StreamRules();
+  readonly #onFrame: FrameObserver | undefined;
   /** Frames encoded so far; the wire carries it mod 2^32 as the sequence number. */
   #frames = 0;
   #started = false;
@@ -43,6 +49,7 @@ export class StreamFrameEncoder {
   constructor(options: StreamEncoderOptions = {}) {
     this.#limits = resolveStreamLimits(options.limits);
     this.#chunkBytes = options.chunkBytes ?? Math.min(DEFAULT_CHUNK_BYTES, this.#limits.maxChunkBytes);
+    this.#onFrame = options.onFrame;
     if (
       !Number.isInteger(this.#chunkBytes) ||
       this.#chunkBytes < 1 ||
@@ -125,6 +132,10 @@ export class StreamFrameEncoder {
     out.push(encodeFrameHeader(typeCode, flags, this.#frames >>> 0, payload));
     if (payload.length > 0) out.push(payload);
     this.#frames++;
+    this.#onFrame?.(
+      frame,
+      out.reduce((sum, buffer) => sum + buffer.length, 0),
+    );
     return out;
   }
 }

@@ -5,7 +5,7 @@
 
 import type http from "node:http";
 
-import { StreamFrameEncoder } from "./stream-encoder.js";
+import { StreamFrameEncoder, type FrameObserver } from "./stream-encoder.js";
 import type { WireFrame } from "./stream-frame.js";
 
 export class StreamClosedError extends Error {
@@ -15,13 +15,15 @@ export class StreamClosedError extends Error {
 
 export class StreamSink {
   readonly #res: http.ServerResponse;
-  readonly #encoder = new StreamFrameEncoder();
+  readonly #encoder: StreamFrameEncoder;
   readonly #now: () => number;
   #closed = false;
   #lastWriteMs: number;
   #bytes = 0;
 
-  constructor(res: http.ServerResponse, now: () => number = Date.now) {
+  /** `onFrame` sees every frame sent with its bytes (metrics). */
+  constructor(res: http.ServerResponse, now: () => number = Date.now, onFrame?: FrameObserver) {
+    this.#encoder = new StreamFrameEncoder({ onFrame });
     this.#res = res;
     this.#now = now;
     this.#lastWriteMs = now();

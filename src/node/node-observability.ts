@@ -9,8 +9,9 @@
 //   - the replica client's quarantines → quarantine metrics and a `quarantine` event;
 //   - role changes → `litefs_is_primary` and a `primaryChange` event.
 //
-// Sampled at each scrape instead of counted where they happen (the stream server and replica client
-// take no metrics hooks yet): the database count, `litefs_is_primary`, every database's TXID, the lag
+// Stream frames, bytes, snapshots and ERROR codes are counted as they pass (the stream server's and
+// the replica client's `onFrame` hooks call streamFrameSent / streamFrameReceived). Sampled at each
+// scrape instead: the database count, `litefs_is_primary`, every database's TXID, the lag
 // (`litefs_lag_seconds`, read from the replica's state), the replicas streaming from this primary now
 // (`litefs_subscriber_count`; `litefs_stream_replica_connections_total` then grows by the increases seen
 // between scrapes, so streams that came and went between two scrapes are missed), whether a replica's
@@ -25,6 +26,7 @@
 import fs from "node:fs";
 import type http from "node:http";
 
+import type { WireFrame } from "../api/stream-frame.js";
 import { handleMetricsRequest, LitefsMetrics, Registry } from "../metrics/index.js";
 import type { CommitEvent } from "../store/commit-event.js";
 import { listLtxFiles } from "../store/ltx-directory.js";
@@ -117,6 +119,25 @@ export class NodeObservability {
       case "wal":
         return this.metrics.walWrite(db);
     }
+  }
+
+  /**
+   * Primary: a stream frame went out to a replica (`StreamServerOptions.onFrame`): frames and bytes
+   * by type, snapshots by database, and the error code of an ERROR frame.
+   */
+  streamFrameSent(frame: WireFrame, bytes: number): void {
+    const stream = this.metrics.stream;
+    stream.frameSent(frame.type, bytes);
+    if (frame.type === "ltx-begin" && frame.snapshot !== null) stream.snapshotSent(frame.db);
+    else if (frame.type === "error") stream.error(frame.code);
+  }
+
+  /** Replica: a stream frame came in from the primary (`ReplicaClientOptions.onFrame`). */
+  streamFrameReceived(frame: WireFrame, bytes: number): void {
+    const stream = this.metrics.stream;
+    stream.frameReceived(frame.type, bytes);
+    if (frame.type === "ltx-begin" && frame.snapshot !== null) stream.snapshotReceived(frame.db);
+    else if (frame.type === "error") stream.error(frame.code);
   }
 
   /** A replica moved diverged transactions of `db` to quarantine. */

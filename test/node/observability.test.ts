@@ -2,13 +2,15 @@
 // transaction the sqlite3 shell commits through the mount (TXID, commit count, write counts per file
 // kind, LTX files and bytes); `GET /events` streams `init`, then one `tx` event per transaction, in
 // order, with the positions `-pos` shows; stopping the node ends an open `/events` response cleanly;
-// and the node logs JSON lines when `log.format` is json.
+// and the node logs JSON lines when `log.format` is json. With a replica: the stream metrics count
+// the frames and bytes the primary sent and the replica received, and the two ends agree.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, test } from "node:test";
 
 import { httpRequest } from "../proxy/proxy-test-kit.js";
+import { Cluster, waitForSync } from "../replication/cluster.js";
 import { LitefsNode } from "../support/litefs-node.js";
 import { EventsReader, sample, scrape, sqlite } from "./node-kit.js";
 
@@ -129,5 +131,68 @@ describe("a running node's /metrics and /events", () => {
     const status = await node.stop();
     assert.equal(status.code, 0, node.lastRunLogs());
     assert.equal(await reader.ended, "end");
+  });
+});
+
+describe("stream metrics of a primary and its replica", () => {
+  let cluster: Cluster;
+  before(async () => {
+    cluster = await Cluster.start({ replicas: 1 });
+  });
+  after(async () => {
+    await cluster?.cleanup();
+  });
+
+  const sent = (type: string): string => `litefs_stream_frames_sent_total{type="${type}"}`;
+  const received = (type: string): string => `litefs_stream_frames_received_total{type="${type}"}`;
+
+  test("frames and bytes sent by the primary are those the replica received", async () => {
+    const { primary } = cluster;
+    const replica = cluster.replicas[0];
+    await sqlite(primary.dbPath(DB), "CREATE TABLE t (x TEXT);");
+    // Random bytes: LTX files are compressed, and these must not shrink below 2000 bytes a row.
+    for (let i = 0; i < 5; i++) await sqlite(primary.dbPath(DB), "INSERT INTO t VALUES (randomblob(2000));");
+    await waitForSync(primary, [replica], [DB]);
+    const txid = Number(primary.readPos(DB).txid);
+
+    // Heartbeats keep flowing (one a second): read both ends until no frame is in flight between the
+    // two scrapes, i.e. the replica has received exactly what the primary has sent.
+    let last = "";
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const p = await scrape(primary.httpUrl);
+      const r = await scrape(replica.httpUrl);
+      const p2 = await scrape(primary.httpUrl);
+      const sentBytes = sample(p, "litefs_stream_sent_bytes_total");
+      const receivedBytes = sample(r, "litefs_stream_received_bytes_total");
+      last = `sent ${sentBytes} B, received ${receivedBytes} B`;
+      if (sentBytes === receivedBytes && sample(p2, "litefs_stream_sent_bytes_total") === sentBytes) {
+        assert.ok(sentBytes > 5 * 2000, last);
+        for (const type of ["epoch", "ready", "ltx-begin", "ltx-chunk", "ltx-end", "heartbeat"]) {
+          assert.equal(sample(r, received(type), 0), sample(p, sent(type), 0), `${type} frames: ${last}`);
+        }
+        assert.equal(sample(p, sent("epoch")), 1);
+        assert.equal(sample(p, sent("ready")), 1);
+        // One LTX file per transaction, each opened and closed (the replica started before the first).
+        assert.equal(sample(p, sent("ltx-begin")), txid);
+        assert.equal(sample(p, sent("ltx-end")), txid);
+        assert.ok(sample(p, sent("ltx-chunk")) >= txid);
+        // The primary's own per-stream byte count (`/status`) agrees with the metric: one stream so far.
+        const status = (await (await fetch(`${primary.httpUrl}/status`)).json()) as {
+          replicas: { bytesSent: number }[];
+        };
+        assert.equal(status.replicas.length, 1);
+        assert.ok(
+          Math.abs(status.replicas[0].bytesSent - sentBytes) < 200,
+          `${last}; /status ${status.replicas[0].bytesSent}`,
+        );
+        assert.equal(sample(r, "litefs_stream_primary_connected"), 1);
+        assert.equal(sample(p, "litefs_subscriber_count"), 1);
+        assert.equal(sample(p, "litefs_stream_errors_total", 0), 0);
+        return;
+      }
+      assert.ok(Date.now() < deadline, `the two ends never agreed: ${last}`);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
   });
 });
