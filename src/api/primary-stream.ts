@@ -70,6 +70,8 @@ export class PrimaryStream {
   #endReason: EndReason | null = null;
   #ready = false;
   #snapshots = 0;
+  /** A handoff to this stream's replica, waiting to go out after what is queued. */
+  #handoff: { fromEpoch: bigint; sent: () => void; failed: (err: Error) => void } | null = null;
 
   constructor(ctx: PrimaryStreamContext, request: StreamRequest, sink: StreamSink, remote: string) {
     this.#ctx = ctx;
@@ -96,6 +98,32 @@ export class PrimaryStream {
   /** The replica's positions as far as this stream knows (its own at connect, then what was sent). */
   positions(): Map<string, Pos> {
     return new Map(this.#sent);
+  }
+
+  /**
+   * True when everything this primary has committed has been sent on this stream: READY was sent,
+   * nothing is queued, and every database's sent position equals the primary's.
+   */
+  caughtUp(): boolean {
+    if (!this.#ready || this.#stopped || this.#queue.length > 0 || this.#replan.size > 0) return false;
+    return this.#ctx.store.databases().every((db) => {
+      const sent = this.#sent.get(db.name);
+      return db.pos.txid === 0n
+        ? sent === undefined || sent.txid === 0n
+        : sent !== undefined && posEqual(sent, db.pos);
+    });
+  }
+
+  /**
+   * Sends HANDOFF (this replica is to take the lease) after everything queued, then ends the stream
+   * with END "handed-off". Resolves once the frame was written; rejects if the stream ends first.
+   */
+  handOff(fromEpoch: bigint): Promise<void> {
+    if (this.#stopped) return Promise.reject(new Error("the stream has ended; cannot hand off on it"));
+    return new Promise<void>((sent, failed) => {
+      this.#handoff = { fromEpoch, sent, failed };
+      this.#wake?.();
+    });
   }
 
   /** Ends the stream after the frame being sent: END with `reason`. */
@@ -126,7 +154,20 @@ export class PrimaryStream {
         this.#ready = true;
         log.info("replica caught up", { replica: this.#replicaName(), remote: this.remote });
       }
-      while (!this.#stopped && !this.#sink.closed) await this.#liveStep();
+      while (!this.#stopped && !this.#sink.closed) {
+        await this.#liveStep();
+        if (this.#handoff !== null && this.#queue.length === 0 && this.#replan.size === 0) {
+          const handoff = this.#handoff;
+          this.#handoff = null;
+          await this.#sink.send({
+            type: "handoff",
+            toNodeId: this.replicaNodeId,
+            fromEpoch: handoff.fromEpoch,
+          });
+          handoff.sent();
+          this.stop("handed-off");
+        }
+      }
       await this.#sink.finish({ type: "end", reason: this.#endReason ?? "shutdown" });
     } catch (err) {
       if ((err as { code?: string }).code === "ESTREAMCLOSED") return;
@@ -143,6 +184,8 @@ export class PrimaryStream {
     } finally {
       unsubscribe();
       this.#stopped = true;
+      this.#handoff?.failed(new Error("the stream ended before the handoff was sent"));
+      this.#handoff = null;
     }
   }
 
@@ -161,6 +204,7 @@ export class PrimaryStream {
   /** Sends what is queued, or waits for a commit or the heartbeat interval and sends a heartbeat. */
   async #liveStep(): Promise<void> {
     if (this.#queue.length === 0 && this.#replan.size === 0) {
+      if (this.#handoff !== null) return; // run() sends it now
       const idleMs = this.#ctx.heartbeatIntervalMs - (this.#ctx.now() - this.#sink.lastWriteMs);
       if (idleMs > 0) {
         await new Promise<void>((resolve) => {

@@ -32,6 +32,7 @@ import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { reconnectDelayMs, STREAM_IDLE_TIMEOUT_MS, type StreamEnding } from "./stream-backoff.js";
 import { StreamFrameDecoder } from "./stream-decoder.js";
+import type { FrameObserver } from "./stream-encoder.js";
 import type { LtxBeginFrame, StreamFrame } from "./stream-frame.js";
 import { admitEpoch, admitLtx, type LtxAdmission, type QuarantineRange } from "./stream-ltx-admission.js";
 import {
@@ -43,6 +44,9 @@ import {
   REQUEST_CONTENT_TYPE,
 } from "./stream-request.js";
 import { ReplicaLag } from "./replica-lag.js";
+
+/** Header of the stream request: "true" when the replica is a lease candidate (handoff targets). */
+export const CANDIDATE_HEADER = "Litefs-Candidate";
 
 /** What the node does with a planned transaction: lock, apply, invalidate (node/replica-applier.ts). */
 export interface ReplicaApplyHooks {
@@ -68,6 +72,19 @@ export interface ReplicaClientOptions {
   readonly random?: () => number;
   /** Called after transactions were quarantined (events, metrics). */
   readonly onQuarantine?: (db: string, result: QuarantineResult) => void;
+  /** The highest lease epoch seen before this client started (persisted by the node); default 0. */
+  readonly initialEpochSeen?: bigint;
+  /**
+   * Called synchronously for each stream's admitted EPOCH frame, before anything of that stream is
+   * applied: the node records a raised epoch durably here (so fencing survives a restart).
+   */
+  readonly onEpoch?: (epoch: bigint, primaryNodeId: bigint) => void;
+  /** This node may take the lease (`lease.candidate`): told to the primary, which hands off only to one. */
+  readonly candidate?: boolean;
+  /** Called when the primary hands its lease to `toNodeId` (a HANDOFF frame; only the target gets it). */
+  readonly onHandoff?: (toNodeId: bigint, fromEpoch: bigint) => void;
+  /** Sees every frame received with its bytes on the wire (stream metrics). */
+  readonly onFrame?: FrameObserver;
 }
 
 /** Why a stream attempt failed, with a stable code (the primary's refusal code, or ours). */
@@ -112,8 +129,12 @@ export class ReplicaClient {
   #isSynced = false;
   #running: Promise<void> | undefined;
   #connected = false;
-  #epochSeen = 0n;
+  #epochSeen: bigint;
+  /** The epoch of the stream open now (0 between streams). */
+  #streamEpoch = 0n;
   #primaryNodeId = 0n;
+  /** Aborts the current stream (or the wait before the next) without stopping the client. */
+  #current = new AbortController();
   #lastError: string | null = null;
   #connects = 0;
   #quarantines = 0;
@@ -123,6 +144,7 @@ export class ReplicaClient {
 
   constructor(opts: ReplicaClientOptions) {
     this.#opts = opts;
+    this.#epochSeen = opts.initialEpochSeen ?? 0n;
     this.#lag = new ReplicaLag(opts.now ?? Date.now);
     this.synced = new Promise((resolve) => (this.#resolveSynced = resolve));
   }
@@ -137,6 +159,24 @@ export class ReplicaClient {
     this.#stop.abort(new ReplicaStreamError("ESTOPPED", "the replica is stopping"));
     await this.#running;
     await this.#opts.applier.close();
+  }
+
+  /**
+   * Drops the current stream (or cuts the wait before the next attempt short) and connects again at
+   * once, to `primaryUrl()` as it is then: the node calls it when the primary changed.
+   */
+  reconnect(): void {
+    this.#current.abort(new ReplicaStreamError("ERECONNECT", "the primary changed; reconnecting"));
+  }
+
+  /** The lease epoch of the stream open now; 0 while none is open. */
+  get streamEpoch(): bigint {
+    return this.#streamEpoch;
+  }
+
+  /** The highest lease epoch this replica has seen. */
+  get epochSeen(): bigint {
+    return this.#epochSeen;
   }
 
   /** Milliseconds this replica is behind the primary (lag.ts). */
@@ -161,14 +201,24 @@ export class ReplicaClient {
     const { log } = this.#opts;
     const random = this.#opts.random ?? Math.random;
     let failures = 0;
-    const signal = this.#stop.signal;
-    while (!signal.aborted) {
+    const stopSignal = this.#stop.signal;
+    while (!stopSignal.aborted) {
+      if (this.#current.signal.aborted) this.#current = new AbortController();
+      const signal = AbortSignal.any([stopSignal, this.#current.signal]);
       this.#ending = { kind: "failure" };
       this.#readyThisStream = false;
       try {
         await this.#stream(signal);
       } catch (err) {
-        if (signal.aborted) break;
+        if (stopSignal.aborted) break;
+        if (this.#current.signal.aborted) {
+          // reconnect(): not a failure, go again at once.
+          this.#connected = false;
+          this.#streamEpoch = 0n;
+          this.#abortOpenFile();
+          failures = 0;
+          continue;
+        }
         const message = (err as Error).message;
         // The same failure again (the primary is down, say) is logged once, not at every attempt.
         const fields = {
@@ -182,6 +232,7 @@ export class ReplicaClient {
         this.#lastError = message;
       } finally {
         this.#connected = false;
+        this.#streamEpoch = 0n;
         this.#abortOpenFile();
       }
       failures = this.#readyThisStream ? 1 : failures + 1;
@@ -210,6 +261,7 @@ export class ReplicaClient {
       "Content-Type": REQUEST_CONTENT_TYPE,
       [NODE_ID_HEADER]: formatNodeId(store.nodeId),
       [CLUSTER_ID_HEADER]: clusterId ?? "",
+      [CANDIDATE_HEADER]: this.#opts.candidate === true ? "true" : "false",
     };
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
     const res = await post(new URL("/stream", url), body, headers, signal);
@@ -236,7 +288,7 @@ export class ReplicaClient {
     this.#connects++;
     log.info("connected to the primary", { primary: url });
 
-    const decoder = new StreamFrameDecoder();
+    const decoder = new StreamFrameDecoder({}, this.#opts.onFrame);
     const chunks = res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     const idleMs = this.#opts.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
     try {
@@ -257,7 +309,9 @@ export class ReplicaClient {
     switch (frame.type) {
       case "epoch":
         admitEpoch(frame, this.#epochSeen);
+        this.#opts.onEpoch?.(frame.epoch, frame.primaryNodeId);
         if (frame.epoch > this.#epochSeen) this.#epochSeen = frame.epoch;
+        this.#streamEpoch = frame.epoch;
         this.#primaryNodeId = frame.primaryNodeId;
         return;
       case "ltx-begin": {
@@ -295,7 +349,12 @@ export class ReplicaClient {
         );
         return;
       case "hwm":
+        return;
       case "handoff":
+        if (frame.toNodeId === store.nodeId) {
+          log.info("the primary hands its lease to this node", { fromEpoch: frame.fromEpoch.toString() });
+          this.#opts.onHandoff?.(frame.toNodeId, frame.fromEpoch);
+        }
         return;
       case "end":
         this.#ending = { kind: "end", reason: frame.reason };

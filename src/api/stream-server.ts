@@ -29,6 +29,10 @@ import {
   NODE_ID_HEADER,
 } from "./stream-request.js";
 import { StreamSink } from "./stream-sink.js";
+import type { FrameObserver } from "./stream-encoder.js";
+
+/** Request header naming a lease candidate (replica-client.ts sends it; absent: not a candidate). */
+const CANDIDATE_HEADER = "Litefs-Candidate";
 
 export interface StreamServerOptions {
   readonly store: Store;
@@ -43,6 +47,8 @@ export interface StreamServerOptions {
   readonly heartbeatIntervalMs?: number;
   readonly snapshotLockTimeoutMs?: number;
   readonly now?: () => number;
+  /** Sees every frame sent to any replica with its bytes on the wire (stream metrics). */
+  readonly onFrame?: FrameObserver;
 }
 
 /** A connected replica, for `/status`. */
@@ -55,11 +61,13 @@ export interface ReplicaStreamStatus {
   readonly snapshotsSent: number;
   /** Its positions (`%016x/%016x`) as far as the stream knows: what it had, then what was sent. */
   readonly positions: Record<string, string>;
+  /** The replica may take the lease (a handoff target). */
+  readonly candidate: boolean;
 }
 
 export class StreamServer {
   readonly #opts: StreamServerOptions;
-  readonly #streams = new Map<bigint, { stream: PrimaryStream; done: Promise<void> }>();
+  readonly #streams = new Map<bigint, { stream: PrimaryStream; done: Promise<void>; candidate: boolean }>();
   #closed = false;
 
   constructor(opts: StreamServerOptions) {
@@ -108,7 +116,7 @@ export class StreamServer {
           now,
         },
         request,
-        new StreamSink(res, now),
+        new StreamSink(res, now, this.#opts.onFrame),
         remote,
       );
     } catch (err) {
@@ -127,7 +135,7 @@ export class StreamServer {
       remote: stream.remote,
     });
     const done = stream.run();
-    const entry = { stream, done };
+    const entry = { stream, done, candidate: header(req, CANDIDATE_HEADER) === "true" };
     this.#streams.set(stream.replicaNodeId, entry);
     try {
       await done;
@@ -139,7 +147,7 @@ export class StreamServer {
 
   /** The connected replicas. */
   replicas(): ReplicaStreamStatus[] {
-    return [...this.#streams.values()].map(({ stream }) => ({
+    return [...this.#streams.values()].map(({ stream, candidate }) => ({
       nodeId: formatNodeId(stream.replicaNodeId),
       remote: stream.remote,
       connectedAt: new Date(stream.connectedAtMs).toISOString(),
@@ -147,7 +155,22 @@ export class StreamServer {
       bytesSent: stream.bytesSent,
       snapshotsSent: stream.snapshotsSent,
       positions: Object.fromEntries([...stream.positions()].map(([db, pos]) => [db, formatPos(pos)])),
+      candidate,
     }));
+  }
+
+  /** The open stream of replica `nodeId`, if it is connected. */
+  streamOf(nodeId: bigint): { stream: PrimaryStream; candidate: boolean } | undefined {
+    const entry = this.#streams.get(nodeId);
+    return entry === undefined ? undefined : { stream: entry.stream, candidate: entry.candidate };
+  }
+
+  /**
+   * Ends every open stream with END `reason` (the node stopped being the primary: "lease-lost" or
+   * "handed-off") without closing the server: it answers the next requests per `identity()`.
+   */
+  endStreams(reason: "lease-lost" | "handed-off" | "shutdown"): void {
+    for (const { stream } of this.#streams.values()) stream.stop(reason);
   }
 
   /** Ends every stream with END "shutdown" and waits (≤ 2 s) for them to finish; refuses new ones. */

@@ -3,7 +3,8 @@
 // until it has caught up with the primary once ("replica synced"; not with `skip-sync`), then runs `exec`
 // (or the command after "--"): every command but the last to completion, the last with SIGINT/SIGTERM
 // forwarded; `litefs mount` then unmounts and exits with the last command's code. Without a command
-// it runs until SIGINT/SIGTERM and unmounts cleanly (exit 0).
+// it runs until SIGINT/SIGTERM and unmounts cleanly (exit 0). A primary stopped by a signal first hands
+// its lease to a connected, caught-up candidate replica when the lease allows it (etcd, Consul).
 
 import { spawn } from "node:child_process";
 import os from "node:os";
@@ -96,9 +97,11 @@ async function runMount(argv: string[]): Promise<number> {
 
   let code = 0;
   let stopping = false;
+  let signalled = false;
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       stopping = true;
+      signalled = true;
       log.info("signal received, unmounting", { signal });
       resolve(0);
     };
@@ -130,6 +133,10 @@ async function runMount(argv: string[]): Promise<number> {
     }
   } finally {
     stopping = true;
+    // A primary stopped by a signal hands its lease to a caught-up candidate replica first (no TTL wait).
+    if (signalled && node.role === "primary") {
+      if (await node.handOffForShutdown()) log.info("lease handed off before stopping");
+    }
     await node.stop();
   }
   return code;

@@ -25,6 +25,14 @@ export interface NodeStatus {
   clusterId: string | null;
   role: "primary" | "replica";
   primary: { hostname: string; url: string };
+  /** The lease epoch held or followed (decimal); absent from nodes older than the lease wiring. */
+  epoch?: string;
+  lease?: {
+    type: string;
+    candidate: boolean;
+    holder: { hostname: string; url: string; nodeId: string | null; epoch: string } | null;
+    expiresInMs?: number;
+  };
   lagMs: number;
   dbs: Record<string, { pos: string; pageSize: number; pageCount: number; walMode: boolean }>;
   replication?: {
@@ -73,7 +81,17 @@ export function formatStatus(s: NodeStatus): string {
   const lines: string[] = [];
   lines.push(`node      ${s.nodeId} (${s.role})`);
   lines.push(`cluster   ${s.clusterId ?? "(none yet)"}`);
-  lines.push(`primary   ${s.role === "primary" ? "this node" : s.primary.hostname} ${s.primary.url}`);
+  lines.push(
+    `primary   ${s.role === "primary" ? "this node" : s.primary.hostname || "(unknown)"} ${s.primary.url}`,
+  );
+  if (s.lease !== undefined) {
+    const holder = s.lease.holder;
+    const who = holder === null ? "nobody" : `${holder.hostname} ${holder.url}`;
+    const expires = s.lease.expiresInMs === undefined ? "" : `, expires in ${s.lease.expiresInMs} ms`;
+    lines.push(
+      `lease     ${s.lease.type}, epoch ${s.epoch ?? "?"}, held by ${who}${s.lease.candidate ? "" : " (not a candidate)"}${expires}`,
+    );
+  }
   if (s.role === "replica") {
     lines.push(`lag       ${s.lagMs} ms`);
     const r = s.replication;

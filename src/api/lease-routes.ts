@@ -1,0 +1,128 @@
+// Node API routes that move the primary lease (docs/node-api.md), guarded by the bearer token like
+// every route (the API server checks it before any handler):
+//
+//   POST /handoff?to=<node id>   on the primary: hand the lease to that connected candidate replica
+//                                (commits stop, the replica gets everything, HANDOFF, then this node is
+//                                a replica). 200 {"to","epoch","ms"}.
+//   POST /promote                on a candidate replica: ask the current primary to hand off to this
+//                                node, wait until it is primary. 200 {"role":"primary","epoch","ms"}.
+//
+// Refusals are JSON {"error","code"}: 400 EBADREQUEST, 409 ELEASENOTSUPPORTED (static lease) /
+// ENOTCANDIDATE / ENOREPLICA, 503 ENOTPRIMARY / ENOPRIMARY, 504 EHANDOFFTIMEOUT, 502 EHANDOFFREFUSED
+// (the primary said no; its answer is in the message), 500 otherwise.
+
+import type http from "node:http";
+
+import { endAfterBody } from "./request-guard.js";
+
+/** What the routes ask of the node. Errors carry a `code` (see above). */
+export interface LeaseRouteController {
+  /** Hands the lease to `toNodeId` (16 hex digits); resolves with the epoch handed off. */
+  handOff(toNodeId: string): Promise<bigint>;
+  /** Makes this replica the primary through the current primary; resolves with the new epoch. */
+  promote(): Promise<bigint>;
+}
+
+/** A refusal of a lease route, with a stable code. */
+export class LeaseRouteError extends Error {
+  override readonly name = "LeaseRouteError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const STATUS_OF_CODE: Record<string, number> = {
+  EBADREQUEST: 400,
+  ELEASENOTSUPPORTED: 409,
+  ENOTCANDIDATE: 409,
+  ENOREPLICA: 409,
+  ENOTPRIMARY: 503,
+  ENOPRIMARY: 503,
+  EHANDOFFTIMEOUT: 504,
+  EHANDOFFREFUSED: 502,
+};
+
+type Route = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+
+/** The routes, keyed "METHOD /path", for the API server's `extraRoutes`. */
+export function leaseRoutes(controller: LeaseRouteController): ReadonlyMap<string, Route> {
+  return new Map<string, Route>([
+    [
+      "POST /handoff",
+      async (req, res) => {
+        req.resume();
+        const to = new URL(req.url ?? "/", "http://node").searchParams.get("to") ?? "";
+        const started = performance.now();
+        await answer(res, async () => {
+          if (!/^[0-9a-f]{16}$/.test(to)) {
+            throw new LeaseRouteError("EBADREQUEST", "?to= must be the target's node id (16 hex digits)");
+          }
+          const epoch = await controller.handOff(to);
+          return { to, epoch: epoch.toString(), ms: Math.round(performance.now() - started) };
+        });
+      },
+    ],
+    [
+      "POST /promote",
+      async (req, res) => {
+        req.resume();
+        const started = performance.now();
+        await answer(res, async () => {
+          const epoch = await controller.promote();
+          return { role: "primary", epoch: epoch.toString(), ms: Math.round(performance.now() - started) };
+        });
+      },
+    ],
+  ]);
+}
+
+/**
+ * Asks the primary at `primaryUrl` to hand its lease to `toNodeId`. Throws LeaseRouteError
+ * (EHANDOFFREFUSED with the primary's answer, or ENOPRIMARY when it cannot be reached).
+ */
+export async function requestHandoff(
+  primaryUrl: string,
+  toNodeId: string,
+  authToken: string | null,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const url = new URL(`/handoff?to=${toNodeId}`, primaryUrl);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: authToken === null ? {} : { Authorization: `Bearer ${authToken}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new LeaseRouteError(
+      "ENOPRIMARY",
+      `cannot reach the primary at ${primaryUrl}: ${(err as Error).message}`,
+    );
+  }
+  const text = await res.text();
+  if (res.status === 200) return;
+  throw new LeaseRouteError(
+    "EHANDOFFREFUSED",
+    `the primary at ${primaryUrl} refused the handoff (HTTP ${res.status}): ${text.trim().slice(0, 500)}`,
+  );
+}
+
+async function answer(res: http.ServerResponse, work: () => Promise<Record<string, unknown>>): Promise<void> {
+  try {
+    send(res, 200, await work());
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const known = typeof code === "string" ? code : "EINTERNAL";
+    send(res, STATUS_OF_CODE[known] ?? 500, { error: (err as Error).message, code: known });
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + "\n";
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
+  endAfterBody(res, text); // an unread request body must not reset the answer (request-guard.ts)
+}

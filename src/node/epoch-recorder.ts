@@ -1,0 +1,89 @@
+// Keeps the node's epoch records (store/epoch-history.ts) up to date:
+//   - `<data>/epoch`: raised (durably) whenever this node holds or follows a newer lease epoch, so that
+//     a replica still refuses an older primary after a restart;
+//   - per database `epochs`: a line when the first transaction under a new epoch is committed here
+//     (primary: written at once when the lease is taken, for every database it has) or applied from a
+//     stream (replica), so every transaction's epoch can be recovered from the data directory.
+// Fed by the store's commit subscription; a failure to write is logged (the commit already happened).
+
+import { EpochHistoryFile, readHighestEpoch, writeHighestEpoch } from "../store/epoch-history.js";
+import type { CommitEvent } from "../store/commit-event.js";
+import type { Store } from "../store/store.js";
+import type { StoreLogger } from "../store/store-logger.js";
+
+export interface EpochRecorderOptions {
+  readonly store: Store;
+  readonly log: StoreLogger;
+  /** The epoch commits made here are written under (the held lease's), 0 when not primary. */
+  readonly primaryEpoch: () => bigint;
+  /** The epoch of the stream transactions are applied from now, 0 when none. */
+  readonly streamEpoch: () => bigint;
+  readonly noSync?: boolean;
+}
+
+export class EpochRecorder {
+  readonly #opts: EpochRecorderOptions;
+  readonly #files = new Map<string, EpochHistoryFile>();
+  readonly #unsubscribe: () => void;
+  #highest: bigint;
+
+  constructor(opts: EpochRecorderOptions) {
+    this.#opts = opts;
+    this.#highest = readHighestEpoch(opts.store.dataDir.root);
+    this.#unsubscribe = opts.store.subscribe((event) => this.#onCommit(event));
+  }
+
+  /** The highest epoch this node has held or followed (persisted). */
+  get highest(): bigint {
+    return this.#highest;
+  }
+
+  /** Records `epoch` as seen (durably) when it is above the highest so far. */
+  raise(epoch: bigint): void {
+    if (epoch <= this.#highest) return;
+    writeHighestEpoch(this.#opts.store.dataDir.root, epoch, { noSync: this.#opts.noSync });
+    this.#highest = epoch;
+  }
+
+  /** This node took the lease under `epoch`: raise the epoch and mark every database's next TXID. */
+  primaryStarted(epoch: bigint): void {
+    this.raise(epoch);
+    for (const db of this.#opts.store.databases()) this.#record(db.name, epoch, db.pos.txid + 1n);
+  }
+
+  /** The epochs file of `db`, read once. */
+  historyOf(db: string): EpochHistoryFile {
+    let file = this.#files.get(db);
+    if (file === undefined) {
+      const dbDir = this.#opts.store.dataDir.database(db);
+      dbDir.ensure();
+      file = new EpochHistoryFile(dbDir.dir, { noSync: this.#opts.noSync });
+      this.#files.set(db, file);
+    }
+    return file;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+  }
+
+  #onCommit(event: CommitEvent): void {
+    const epoch = event.source === "replication" ? this.#opts.streamEpoch() : this.#opts.primaryEpoch();
+    if (epoch === 0n) return;
+    const first = event.prevPos.txid + 1n <= event.pos.txid ? event.prevPos.txid + 1n : event.pos.txid;
+    this.#record(event.db, epoch, first);
+  }
+
+  #record(db: string, epoch: bigint, firstTxid: bigint): void {
+    try {
+      const file = this.historyOf(db);
+      if (epoch > file.lastEpoch) file.record(epoch, firstTxid);
+    } catch (err) {
+      this.#opts.log.error("cannot record the epoch history", {
+        db,
+        epoch: epoch.toString(),
+        error: (err as Error).message,
+      });
+    }
+  }
+}

@@ -1,0 +1,437 @@
+// The node's role, driven by its lease (docs/lease.md, "The node"): who is primary right now, and the
+// moves between the two roles. The decisions are in role-decisions.ts; the node's parts (replica
+// client, stream server, epoch files) are switched through `RoleHost`.
+//
+//   - A candidate tries `acquire()`; on success it becomes primary under `lease.epoch`. Refused
+//     (ELEASEEXISTS, ELEASEHANDOFF, unreachable coordinator) it is a replica following `watch()`, and
+//     tries again when the watch shows no holder (after a small jitter), every `periodicMs`, and at once
+//     when the primary hands the lease to it (HANDOFF frame).
+//   - A non-candidate is a replica following `watch()` for good.
+//   - The lease lost (`onLost`, `isHeld()` false at a commit, or the watch naming another holder): a
+//     replica at once, following the new holder; the node keeps running. After losing or handing off the
+//     lease the node waits `quietMs` (lease.demote-delay) before it tries to acquire again.
+//   - Handoff (`handOff`): stop commits, wait (bounded) until the target's stream has sent everything,
+//     hand the lease over at the coordinator, send HANDOFF on the target's stream, become a replica.
+//
+// Role changes are serialised (one at a time, `#transition`), so the host never sees two at once.
+// The host interface and the refusals (RoleError) are in role-host.ts.
+
+import { isLeaseError, LeaseExistsError, type Lease, type Leaser, type PrimaryInfo } from "../lease/index.js";
+import type { StoreLogger } from "../store/store-logger.js";
+import { RoleError, type DemotionReason, type RoleHost } from "./role-host.js";
+import {
+  acquireJitterMs,
+  holderIsSelf,
+  shouldRequestHandoff,
+  shouldTryAcquire,
+  type NodeRoleName,
+} from "./role-decisions.js";
+
+export interface LeaseRoleOptions {
+  readonly leaser: Leaser;
+  readonly host: RoleHost;
+  readonly log: StoreLogger;
+  readonly candidate: boolean;
+  readonly promote: boolean;
+  /** No acquire this long after this node stopped being primary (ms). */
+  readonly quietMs: number;
+  /** Safety-net acquire attempts while another node holds the lease (ms). */
+  readonly periodicMs: number;
+  /** How long a handoff waits for the target to have everything (ms). Default 5000. */
+  readonly handoffWaitMs?: number;
+  readonly random?: () => number;
+}
+
+export class LeaseRole {
+  readonly #opts: LeaseRoleOptions;
+  readonly #stop = new AbortController();
+  readonly #random: () => number;
+  #role: NodeRoleName = "replica";
+  #lease: Lease | null = null;
+  #holder: PrimaryInfo | null | undefined = undefined;
+  #handingOff = false;
+  #handoffToMe = false;
+  #quietUntilMs = 0;
+  #lastAttemptMs = -Infinity;
+  #askedEpoch = 0n;
+  #transition: Promise<void> = Promise.resolve();
+  #wake: (() => void) | null = null;
+  #loops: Promise<void>[] = [];
+  #unsubscribeLost: (() => void) | null = null;
+  #handoffAttempts = 0;
+
+  constructor(opts: LeaseRoleOptions) {
+    this.#opts = opts;
+    this.#random = opts.random ?? Math.random;
+  }
+
+  get role(): NodeRoleName {
+    return this.#role;
+  }
+
+  /** The lease held now (null on a replica). */
+  get lease(): Lease | null {
+    return this.#lease;
+  }
+
+  /** The holder as last seen: this node's own record on the primary; undefined while unknown. */
+  get holder(): PrimaryInfo | null | undefined {
+    return this.#holder;
+  }
+
+  /** The epoch this node holds, or that of the primary it follows (0 when unknown). */
+  get epoch(): bigint {
+    return this.#lease?.epoch ?? this.#holder?.epoch ?? 0n;
+  }
+
+  get leaserType(): Leaser["type"] {
+    return this.#opts.leaser.type;
+  }
+
+  /**
+   * The commit gate: true only while this node is primary, not handing off, and its lease is held by
+   * the clock. Cheap and synchronous: called at every commit. A lease found expired here demotes the
+   * node (the callback may come later than the deadline on a busy event loop).
+   */
+  mayCommit(): boolean {
+    if (this.#role !== "primary" || this.#handingOff) return false;
+    const lease = this.#lease;
+    if (lease !== null && lease.isHeld()) return true;
+    if (lease !== null) this.#lost(lease, "the lease was not held at a commit");
+    return false;
+  }
+
+  /**
+   * Decides the first role: one acquire attempt for a candidate (skipped with `lease.promote` while
+   * another node holds the lease), then the background loops.
+   */
+  async start(): Promise<void> {
+    const { leaser, candidate, promote } = this.#opts;
+    let became = false;
+    if (candidate) {
+      let free = true;
+      if (promote && leaser.type !== "static") {
+        try {
+          const info = await leaser.primaryInfo();
+          this.#seeHolder(info);
+          free = info === null || holderIsSelf(info, leaser.identity);
+        } catch (err) {
+          this.#opts.log.warn("cannot read the lease holder", { error: (err as Error).message });
+        }
+      }
+      if (free) became = await this.#tryAcquire();
+    }
+    if (!became) {
+      if (this.#holder === undefined) {
+        // Know whom to follow before the replica client starts (the watch would tell a moment later).
+        await leaser.primaryInfo().then(
+          (info) => this.#seeHolder(info),
+          (err: unknown) =>
+            this.#opts.log.warn("cannot read the lease holder", { error: (err as Error).message }),
+        );
+      }
+      await this.#serialised(() => this.#opts.host.enterReplica("start"));
+    }
+    this.#loops = [this.#watchLoop(), this.#acquireLoop()];
+  }
+
+  /** The primary's HANDOFF frame named this node: acquire at once. */
+  handoffReceived(): void {
+    this.#handoffToMe = true;
+    this.#wake?.();
+  }
+
+  /** Stores `id` as the cluster id beside the lease unless one is there; returns the stored one. */
+  setClusterIdIfAbsent(id: string): Promise<string> {
+    return this.#opts.leaser.setClusterIdIfAbsent(id);
+  }
+
+  /** Re-checks the promote rule (the replica just caught up). */
+  poke(): void {
+    this.#wake?.();
+  }
+
+  /**
+   * Hands the lease to replica `toNodeId` (16 hex digits): commits stop, the target's stream gets
+   * everything (≤ handoffWaitMs), the coordinator records the handoff, the stream carries HANDOFF, and
+   * this node becomes a replica. Resolves with the epoch handed off.
+   */
+  async handOff(toNodeId: string): Promise<bigint> {
+    const { leaser, host, log } = this.#opts;
+    if (leaser.type === "static") {
+      throw new RoleError(
+        "ELEASENOTSUPPORTED",
+        "a static lease cannot be handed off: change lease.candidate in the configuration instead",
+      );
+    }
+    const lease = this.#lease;
+    if (this.#role !== "primary" || lease === null || this.#handingOff) {
+      throw new RoleError("ENOTPRIMARY", "this node is not the primary (or is handing off already)");
+    }
+    const target = host.handoffTarget(toNodeId);
+    if (target === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
+    if (!target.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
+    this.#handingOff = true;
+    const started = performance.now();
+    try {
+      const waitMs = this.#opts.handoffWaitMs ?? 5000;
+      while (!target.caughtUp()) {
+        if (performance.now() - started > waitMs || !lease.isHeld()) {
+          throw new RoleError("EHANDOFFTIMEOUT", `replica ${toNodeId} did not catch up within ${waitMs} ms`);
+        }
+        await sleep(2);
+      }
+      let failure: unknown = null;
+      await this.#serialised(async () => {
+        log.info("handing the lease off", { to: toNodeId, epoch: lease.epoch.toString() });
+        try {
+          await lease.handoff(toNodeId);
+        } catch (err) {
+          failure = err;
+        }
+        // Stepped down either way (a handoff that cannot be confirmed ends the lease as lost).
+        this.#demoteNow("handed-off");
+        if (failure === null) {
+          await target
+            .handOff(lease.epoch)
+            .catch((err: unknown) =>
+              log.warn("the HANDOFF frame did not go out", { to: toNodeId, error: (err as Error).message }),
+            );
+        }
+        await host.enterReplica(failure === null ? "handed-off" : "lease-lost");
+      });
+      if (failure !== null) throw failure as Error;
+      log.info("lease handed off", { to: toNodeId, ms: Math.round(performance.now() - started) });
+      return lease.epoch;
+    } finally {
+      this.#handingOff = false;
+    }
+  }
+
+  /** On shutdown: hands off to a caught-up candidate replica when there is one. True when it did. */
+  async handOffForShutdown(): Promise<boolean> {
+    if (this.#role !== "primary" || this.#opts.leaser.type === "static") return false;
+    const target = this.#opts.host.shutdownTarget();
+    if (target === undefined) return false;
+    try {
+      await this.handOff(target);
+      return true;
+    } catch (err) {
+      this.#opts.log.warn("no handoff at shutdown", { to: target, error: (err as Error).message });
+      return false;
+    }
+  }
+
+  /** Stops the loops and closes the leaser (a held lease is released). */
+  async stop(): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    this.#stop.abort();
+    this.#wake?.();
+    if (this.#role === "primary") this.#demoteNow("shutdown");
+    await this.#opts.leaser
+      .close()
+      .catch((err: unknown) => this.#opts.log.warn("closing the leaser", { error: String(err) }));
+    await Promise.all(this.#loops);
+    await this.#transition;
+  }
+
+  async #tryAcquire(): Promise<boolean> {
+    const { leaser, host, log } = this.#opts;
+    this.#lastAttemptMs = performance.now();
+    let lease: Lease;
+    try {
+      lease = await leaser.acquire();
+    } catch (err) {
+      if (err instanceof LeaseExistsError) this.#seeHolder(err.primary);
+      else if (!isLeaseError(err, "ELEASEHANDOFF") && !this.#stop.signal.aborted) {
+        log.debug("lease not acquired", {
+          code: (err as { code?: string }).code,
+          error: (err as Error).message,
+        });
+      }
+      return false;
+    }
+    let entered = false;
+    await this.#serialised(async () => {
+      if (this.#stop.signal.aborted) return;
+      try {
+        await host.enterPrimary(lease);
+      } catch (err) {
+        log.error("took the lease but cannot act as primary; releasing it", {
+          error: (err as Error).message,
+        });
+        await lease.release().catch(() => undefined);
+        this.#quietUntilMs = performance.now() + this.#opts.quietMs;
+        return;
+      }
+      this.#lease = lease;
+      this.#role = "primary";
+      this.#holder = { ...leaser.identity, epoch: lease.epoch };
+      this.#handoffToMe = false;
+      this.#unsubscribeLost = lease.onLost((error) => this.#lost(lease, error.message));
+      host.leaseAcquired(lease.epoch);
+      log.info("role change: primary", { epoch: lease.epoch.toString(), lease: leaser.type });
+      entered = true;
+    });
+    if (!entered && this.#stop.signal.aborted) await lease.release().catch(() => undefined);
+    return entered;
+  }
+
+  /** The lease `lease` is gone involuntarily: become a replica now (once per lease). */
+  #lost(lease: Lease, why: string): void {
+    if (this.#lease !== lease || this.#role !== "primary") return;
+    this.#opts.log.warn("lease lost; turning replica", { epoch: lease.epoch.toString(), reason: why });
+    this.#demoteNow("lease-lost");
+    this.#opts.host.leaseLost(why);
+    void this.#serialised(() => this.#opts.host.enterReplica("lease-lost"));
+    this.#wake?.();
+  }
+
+  /** The synchronous part of stepping down: no commit passes the gate after this. */
+  #demoteNow(reason: DemotionReason): void {
+    if (this.#role !== "primary") return;
+    this.#role = "replica";
+    this.#unsubscribeLost?.();
+    this.#unsubscribeLost = null;
+    const lease = this.#lease;
+    this.#lease = null;
+    if (
+      this.#holder !== undefined &&
+      this.#holder !== null &&
+      lease !== null &&
+      this.#holder.epoch === lease.epoch
+    ) {
+      this.#holder = null; // no longer us; the watch names the next holder
+    }
+    this.#quietUntilMs = performance.now() + this.#opts.quietMs;
+    this.#opts.log.info("role change: replica", { reason, epoch: lease?.epoch.toString() });
+  }
+
+  async #watchLoop(): Promise<void> {
+    const { leaser, log } = this.#opts;
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      try {
+        for await (const info of leaser.watch(signal)) {
+          this.#onHolder(info);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        log.warn("lease watch failed; watching again", { error: (err as Error).message });
+        await sleep(500);
+      }
+      if (!signal.aborted && leaser.type === "static") return; // it never changes
+    }
+  }
+
+  #onHolder(info: PrimaryInfo | null): void {
+    const { leaser, host } = this.#opts;
+    const lease = this.#lease;
+    if (this.#role === "primary" && lease !== null) {
+      // A newer holder recorded at the coordinator: ours is gone whatever the keeper thinks. (A null
+      // or an older holder may be an event from before our acquire: the keeper's renewal decides.)
+      if (info !== null && !holderIsSelf(info, leaser.identity) && info.epoch > lease.epoch) {
+        this.#holder = info;
+        this.#lost(lease, "another node holds the lease");
+        host.primaryChanged(info);
+      }
+      return;
+    }
+    this.#seeHolder(info);
+    this.#wake?.();
+  }
+
+  /** A replica learned who holds the lease (watch, refusal): follow it when it changed. */
+  #seeHolder(info: PrimaryInfo | null): void {
+    if (this.#role !== "replica") return;
+    const previous = this.#holder;
+    this.#holder = info;
+    // Our own record from before a restart or a loss, going away: nothing to follow.
+    if (info !== null && holderIsSelf(info, this.#opts.leaser.identity)) return;
+    if (!samePrimary(previous, info)) this.#opts.host.primaryChanged(info);
+  }
+
+  async #acquireLoop(): Promise<void> {
+    const { candidate, promote, periodicMs, host, leaser, log } = this.#opts;
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.max(50, Math.min(periodicMs, 1000)));
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#wake = done;
+      });
+      this.#wake = null;
+      if (signal.aborted) return;
+      const lease = this.#lease;
+      if (this.#role === "primary" && lease !== null && !lease.isHeld()) this.#lost(lease, "deadline passed");
+      const context = {
+        candidate,
+        role: this.#role,
+        holder: this.#holder,
+        selfNodeId: leaser.identity.nodeId,
+        nowMs: performance.now(),
+        quietUntilMs: this.#quietUntilMs,
+        handoffToMe: this.#handoffToMe,
+        lastAttemptMs: this.#lastAttemptMs,
+        periodicMs,
+      };
+      if (shouldTryAcquire(context)) {
+        if (!this.#handoffToMe) await sleep(acquireJitterMs(this.#random()));
+        const handoff = this.#handoffToMe;
+        const became = await this.#tryAcquire();
+        if (handoff && !became) {
+          // The coordinator may not show the handoff yet: retry briefly, then give it up.
+          this.#handoffAttempts++;
+          if (this.#handoffAttempts > 100) this.#handoffToMe = false;
+          else setTimeout(() => this.#wake?.(), 20).unref();
+        }
+        if (became || !this.#handoffToMe) this.#handoffAttempts = 0;
+        continue;
+      }
+      const holder = this.#holder;
+      if (
+        holder !== undefined &&
+        holder !== null &&
+        shouldRequestHandoff({
+          promote,
+          candidate,
+          role: this.#role,
+          synced: host.replicaSynced(),
+          holder,
+          selfNodeId: leaser.identity.nodeId,
+          askedEpoch: this.#askedEpoch,
+        })
+      ) {
+        this.#askedEpoch = holder.epoch;
+        log.info("synced: asking the primary to hand the lease over (lease.promote)", {
+          primary: holder.advertiseURL,
+        });
+        await host
+          .requestHandoff(holder.advertiseURL)
+          .catch((err: unknown) => log.warn("promote: handoff refused", { error: (err as Error).message }));
+      }
+    }
+  }
+
+  /** Runs `step` after every earlier transition. Never rejects (a failure is logged). */
+  #serialised(step: () => Promise<void>): Promise<void> {
+    const next = this.#transition.then(step).catch((err: unknown) => {
+      this.#opts.log.error("role change failed", { error: (err as Error).message });
+    });
+    this.#transition = next;
+    return next;
+  }
+}
+
+function samePrimary(a: PrimaryInfo | null | undefined, b: PrimaryInfo | null): boolean {
+  if (a === undefined) return false;
+  if (a === null || b === null) return a === b;
+  return a.advertiseURL === b.advertiseURL && a.epoch === b.epoch && a.hostname === b.hostname;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

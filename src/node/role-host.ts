@@ -1,0 +1,47 @@
+// What the node's lease role manager (lease-role.ts) switches on the node, and its refusals. The node
+// (litefs-node.ts) implements `RoleHost`: it owns the replica client, the stream server and the epoch
+// files; the role manager owns the decision of which role the node has.
+
+import type { Lease, PrimaryInfo } from "../lease/index.js";
+
+/** A replica's stream on this primary, as the handoff needs it. */
+export interface HandoffTarget {
+  readonly candidate: boolean;
+  caughtUp(): boolean;
+  handOff(fromEpoch: bigint): Promise<void>;
+}
+
+/** Why the node stopped being primary. */
+export type DemotionReason = "lease-lost" | "handed-off" | "shutdown";
+
+/** What the role manager switches on the node. */
+export interface RoleHost {
+  /** Stops replicating, takes the cluster id, records the epoch; throws to refuse (lease released). */
+  enterPrimary(lease: Lease): Promise<void>;
+  /** Ends the streams with `reason` and starts following the primary (`primaryChanged` follows). */
+  enterReplica(reason: DemotionReason | "start"): Promise<void>;
+  /** The holder changed while this node is a replica (null: none known). */
+  primaryChanged(holder: PrimaryInfo | null): void;
+  /** True once the replica caught up with the primary it follows now. */
+  replicaSynced(): boolean;
+  /** The connected replica `nodeId` (16 hex digits) on this primary. */
+  handoffTarget(nodeId: string): HandoffTarget | undefined;
+  /** A connected, caught-up candidate replica to hand off to on shutdown. */
+  shutdownTarget(): string | undefined;
+  /** Asks the primary at `url` to hand its lease to this node (`lease.promote`). */
+  requestHandoff(url: string): Promise<void>;
+  /** Lease events for metrics and `/events`. */
+  leaseAcquired(epoch: bigint): void;
+  leaseLost(reason: string): void;
+}
+
+/** A refusal with a stable code, for the node API's answers. */
+export class RoleError extends Error {
+  override readonly name = "RoleError";
+  constructor(
+    readonly code: "ENOTPRIMARY" | "ENOTCANDIDATE" | "ENOREPLICA" | "EHANDOFFTIMEOUT" | "ELEASENOTSUPPORTED",
+    message: string,
+  ) {
+    super(`${message} (${code})`);
+  }
+}

@@ -1,0 +1,143 @@
+// Which lease epoch every transaction was written under, kept beside the data so it survives restarts:
+//
+//   <data>/epoch             the highest lease epoch this node has seen (decimal, one line): a replica
+//                            sends it as `epochSeen` and refuses any primary below it, also after a restart
+//   <data>/dbs/<db>/epochs   one line "<epoch> <firstTXID>" (decimal epoch, 16 hex digits TXID) per epoch
+//                            change: from firstTXID on, the database's transactions were written under epoch
+//
+// A line is appended (and fsynced) when a primary commits its first transaction of a database under a
+// new epoch, or a replica applies the first transaction streamed under a new epoch. Lines only ever go
+// up in epoch. A later line with a lower firstTXID (a replica whose history was replaced by a snapshot
+// from a newer primary) supersedes every earlier line from that TXID on: the file is a log, and
+// `epochOfTxid` replays it.
+
+import fs from "node:fs";
+import path from "node:path";
+
+import { fsyncDirectory, writeFileDurably } from "./durable-file.js";
+import { StoreError } from "./store-error.js";
+
+/** One line of a database's epoch history. */
+export interface EpochChange {
+  readonly epoch: bigint;
+  readonly firstTxid: bigint;
+}
+
+export const EPOCH_FILE_NAME = "epoch";
+export const EPOCH_HISTORY_FILE_NAME = "epochs";
+
+/** The highest epoch recorded in `<dataRoot>/epoch`, 0 when there is none yet. */
+export function readHighestEpoch(dataRoot: string): bigint {
+  const file = path.join(dataRoot, EPOCH_FILE_NAME);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0n;
+    throw err;
+  }
+  const trimmed = text.trim();
+  if (!/^[0-9]{1,20}$/.test(trimmed)) {
+    throw new StoreError("EDBFILE", `${file}: not a decimal epoch: ${JSON.stringify(trimmed.slice(0, 40))}`);
+  }
+  return BigInt(trimmed);
+}
+
+/** Records `epoch` as the highest seen, durably (temp file, fsync, rename, fsync of the directory). */
+export function writeHighestEpoch(dataRoot: string, epoch: bigint, opts: { noSync?: boolean } = {}): void {
+  if (epoch < 0n) throw new RangeError(`epoch ${epoch} is negative`);
+  fs.mkdirSync(dataRoot, { recursive: true });
+  writeFileDurably(path.join(dataRoot, EPOCH_FILE_NAME), [Buffer.from(`${epoch}\n`)], opts);
+}
+
+/** Parses an epoch history file's text; throws EDBFILE on a malformed line or an epoch going down. */
+export function parseEpochHistory(text: string, where: string): EpochChange[] {
+  const out: EpochChange[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line === "") continue;
+    const match = /^([0-9]{1,20}) ([0-9a-f]{16})$/.exec(line);
+    if (match === null) {
+      // A crash can leave a torn last line (appends are not atomic): ignore only that one.
+      if (i === lines.length - 1) break;
+      throw new StoreError("EDBFILE", `${where}:${i + 1}: not "<epoch> <16 hex TXID>": ${line.slice(0, 60)}`);
+    }
+    const change = { epoch: BigInt(match[1]), firstTxid: BigInt("0x" + match[2]) };
+    const last = out.at(-1);
+    if (last !== undefined && change.epoch <= last.epoch) {
+      throw new StoreError("EDBFILE", `${where}:${i + 1}: epoch ${change.epoch} after ${last.epoch}`);
+    }
+    out.push(change);
+  }
+  return out;
+}
+
+/** The epoch `txid` was written under according to `history`, or null when no line covers it. */
+export function epochOfTxid(history: readonly EpochChange[], txid: bigint): bigint | null {
+  // Replay: each line cuts what earlier lines said from its firstTXID on.
+  const effective: EpochChange[] = [];
+  for (const change of history) {
+    while (effective.length > 0 && effective[effective.length - 1].firstTxid >= change.firstTxid) {
+      effective.pop();
+    }
+    effective.push(change);
+  }
+  let found: bigint | null = null;
+  for (const change of effective) {
+    if (change.firstTxid <= txid) found = change.epoch;
+    else break;
+  }
+  return found;
+}
+
+/** One database's `epochs` file: read once, then appended to. */
+export class EpochHistoryFile {
+  readonly file: string;
+  readonly #noSync: boolean;
+  #history: EpochChange[];
+
+  constructor(dbDir: string, opts: { noSync?: boolean } = {}) {
+    this.file = path.join(dbDir, EPOCH_HISTORY_FILE_NAME);
+    this.#noSync = opts.noSync === true;
+    let text = "";
+    try {
+      text = fs.readFileSync(this.file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    this.#history = parseEpochHistory(text, this.file);
+  }
+
+  get history(): readonly EpochChange[] {
+    return this.#history;
+  }
+
+  /** The epoch of the last line, 0 when the file is empty. */
+  get lastEpoch(): bigint {
+    return this.#history.at(-1)?.epoch ?? 0n;
+  }
+
+  /**
+   * Appends "<epoch> <firstTxid>" durably unless `epoch` is already the last line's. Returns true when
+   * a line was written. Throws RangeError for an epoch below the last one (nothing is written).
+   */
+  record(epoch: bigint, firstTxid: bigint): boolean {
+    if (epoch === this.lastEpoch) return false;
+    if (epoch < this.lastEpoch) {
+      throw new RangeError(`${this.file}: epoch ${epoch} is below the recorded ${this.lastEpoch}`);
+    }
+    const created = !fs.existsSync(this.file);
+    const line = `${epoch} ${firstTxid.toString(16).padStart(16, "0")}\n`;
+    const fd = fs.openSync(this.file, "a", 0o644);
+    try {
+      fs.writeSync(fd, line);
+      if (!this.#noSync) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (created && !this.#noSync) fsyncDirectory(path.dirname(this.file));
+    this.#history.push({ epoch, firstTxid });
+    return true;
+  }
+}
