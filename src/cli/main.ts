@@ -16,6 +16,8 @@ const subcommands: Record<string, Loader> = {
   import: async () => (await import("./import-command.js")).importCommand,
   export: async () => (await import("./export-command.js")).exportCommand,
   status: async () => (await import("./status-command.js")).statusCommand,
+  run: async () => (await import("./run-command.js")).runCommand,
+  promote: async () => (await import("./promote-command.js")).promoteCommand,
   version: async () => ({
     summary: "print the version",
     run: async () => {

@@ -7,28 +7,47 @@
 // fed by the store, the mount and the replica client, and served on the API (`/metrics`, `/events`);
 // `http.auth-token` guards every API route (docs/node-api.md).
 //
-// Role: with the static lease (the only one wired here), the node configured `lease.candidate: true`
-// is the primary; every other node is a replica of the primary at `lease.advertise-url`, whose
-// hostname `.primary` shows (`lease.hostname`). The primary owns the cluster id (`<data>/clusterid`,
-// generated at its first start); a replica adopts it at its first connection and refuses any other.
+// Role: decided by the lease (`lease.type` static | etcd | consul, lease-role.ts) and changing at run
+// time. This file is the lease-role manager's host: it switches the parts between the two roles —
+//   primary: the stream server streams under the lease's epoch, the replica client is stopped, the mount
+//            is writable and every commit passes the gate `mayCommit` (primary, not handing off, lease
+//            held by the clock);
+//   replica: the stream server answers 503, a replica client follows the holder the lease names
+//            (`.primary` shows its hostname), streams end with END lease-lost / handed-off.
+// Cluster id: a primary stores or adopts it beside the lease (`setClusterIdIfAbsent`; static: in
+// `<data>/clusterid`); a replica adopts the primary's at its first connection and refuses any other.
+// Epochs: `<data>/epoch` and each database's `epochs` file (epoch-recorder.ts) record the fencing epochs.
 
 import fs from "node:fs";
 
+import { haltRoutes } from "../api/halt-routes.js";
+import { leaseRoutes, requestHandoff } from "../api/lease-routes.js";
 import { ApiServer } from "../api/server.js";
 import { ReplicaClient } from "../api/replica-client.js";
-import type { PrimaryIdentity } from "../api/stream-admission.js";
 import { StreamServer } from "../api/stream-server.js";
+import { formatNodeId } from "../api/stream-request.js";
 import type { Config } from "../config/config.js";
 import { parseHostPort } from "../config/host-port.js";
 import { FuseSession } from "../fuse/session.js";
+import type { Lease, PrimaryInfo } from "../lease/index.js";
 import { formatPos } from "../ltx/pos.js";
 import { DatabaseLockGuard } from "../mountfs/database-lock-guard.js";
-import { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
+import { LitefsFileSystem, type LitefsFileSystemOptions } from "../mountfs/litefs-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
 import type { NodeRole } from "../mountfs/replica-access.js";
-import { loadOrCreateClusterId, readClusterId, writeClusterId } from "../store/cluster-id.js";
+import {
+  generateClusterId,
+  loadOrCreateClusterId,
+  readClusterId,
+  writeClusterId,
+} from "../store/cluster-id.js";
 import { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
+import { EpochRecorder } from "./epoch-recorder.js";
+import { NodeHalt } from "./halt-node.js";
+import { LeaseRole } from "./lease-role.js";
+import { RoleError, type DemotionReason, type HandoffTarget, type RoleHost } from "./role-host.js";
+import { leaserFromConfig } from "./leaser-from-config.js";
 import { NodeObservability } from "./node-observability.js";
 import { NodeProxy } from "./node-proxy.js";
 import { ReplicaApplier } from "./replica-applier.js";
@@ -40,26 +59,33 @@ export interface LitefsNodeOptions {
   readonly verify?: boolean;
 }
 
-/** The lease epoch of a static primary (there is only ever one holder). */
-const STATIC_EPOCH = 1n;
+/** How long `POST /promote` waits for this node to become primary after the primary agreed. */
+const PROMOTE_WAIT_MS = 10_000;
 
 export class LitefsNode {
   readonly store: Store;
   readonly session: FuseSession;
   readonly api: ApiServer;
   readonly httpPort: number;
-  readonly role: NodeRole;
-  /** The replica's stream client (null on the primary). */
-  readonly replica: ReplicaClient | null;
   /** Metrics (`GET /metrics`) and events (`GET /events`) of this node. */
   readonly observability: NodeObservability;
-  /** The app-facing proxy (null without `proxy.addr`). */
-  readonly proxy: NodeProxy | null;
   readonly #config: Config;
   readonly #log: StoreLogger;
   readonly #timers: NodeJS.Timeout[] = [];
-  readonly #streams: StreamServer | null;
+  readonly #streams: StreamServer;
+  readonly #fileSystem: LitefsFileSystem;
+  readonly #locks: DatabaseLockGuard;
+  readonly #epochs: EpochRecorder;
+  readonly #halt: NodeHalt;
+  readonly #nodeIdHex: string;
+  #roleManager!: LeaseRole;
+  #proxy: NodeProxy | null = null;
+  #replica: ReplicaClient | null = null;
+  /** The primary this node follows as a replica (URL and hostname), null when none is known. */
+  #following: PrimaryInfo | null = null;
   #clusterId: string | null;
+  /** The role and primary hostname last published (`primaryChange` only when one of them changes). */
+  #published = "false ";
   #stopping: Promise<void> | undefined;
 
   private constructor(parts: {
@@ -67,11 +93,12 @@ export class LitefsNode {
     session: FuseSession;
     api: ApiServer;
     httpPort: number;
-    role: NodeRole;
-    replica: ReplicaClient | null;
     observability: NodeObservability;
-    proxy: NodeProxy | null;
-    streams: StreamServer | null;
+    streams: StreamServer;
+    fileSystem: LitefsFileSystem;
+    locks: DatabaseLockGuard;
+    epochs: EpochRecorder;
+    halt: NodeHalt;
     clusterId: string | null;
     config: Config;
     log: StoreLogger;
@@ -80,14 +107,16 @@ export class LitefsNode {
     this.session = parts.session;
     this.api = parts.api;
     this.httpPort = parts.httpPort;
-    this.role = parts.role;
-    this.replica = parts.replica;
     this.observability = parts.observability;
-    this.proxy = parts.proxy;
     this.#streams = parts.streams;
+    this.#fileSystem = parts.fileSystem;
+    this.#locks = parts.locks;
+    this.#epochs = parts.epochs;
+    this.#halt = parts.halt;
     this.#clusterId = parts.clusterId;
     this.#config = parts.config;
     this.#log = parts.log;
+    this.#nodeIdHex = formatNodeId(parts.store.nodeId);
   }
 
   static async start(opts: LitefsNodeOptions): Promise<LitefsNode> {
@@ -95,12 +124,6 @@ export class LitefsNode {
     const addr = parseHostPort(config.http.addr);
     if (!addr.ok) throw new Error(`http.addr: ${addr.reason}`);
     fs.mkdirSync(config.fuse.dir, { recursive: true });
-    if (config.lease.type !== "static") {
-      log.warn("only the static lease is wired into the node yet: lease.candidate decides the role", {
-        type: config.lease.type,
-      });
-    }
-    const role: NodeRole = config.lease.candidate ? "primary" : "replica";
 
     const store = Store.open({
       dataDir: config.data.dir,
@@ -110,31 +133,54 @@ export class LitefsNode {
     });
     let session: FuseSession | undefined;
     let api: ApiServer | undefined;
-    let proxy: NodeProxy | null = null;
+    let epochs: EpochRecorder | undefined;
     // Set once the node exists; the closures below run only after that.
     const self: { node: LitefsNode | null } = { node: null };
+    /** `read(node)` once the node exists, else `otherwise`. */
+    const ofNode = <T>(read: (node: LitefsNode) => T, otherwise: T): T =>
+      self.node === null ? otherwise : read(self.node);
+    const role = (): NodeRole => self.node?.role ?? "replica";
     const observability = new NodeObservability({
       store,
       log,
-      isPrimary: role === "primary",
-      primaryHostname: config.lease.hostname,
-      lagMs: () => self.node?.replica?.lagMs() ?? 0,
-      subscriberCount: () => (self.node === null ? null : (self.node.#streams?.replicas().length ?? null)),
-      replicaStream: () => self.node?.replica?.status() ?? null,
+      isPrimary: false,
+      primaryHostname: "",
+      lagMs: () => ofNode((n) => n.#replica?.lagMs() ?? 0, 0),
+      subscriberCount: () => (self.node?.role === "primary" ? self.node.#streams.replicas().length : null),
+      replicaStream: () => ofNode((n) => n.#replica?.status() ?? null, null),
       ltxRecountIntervalMs: config.data.retentionMonitorIntervalMs,
     });
     try {
-      const clusterId =
-        role === "primary" ? loadOrCreateClusterId(store.dataDir) : readClusterId(store.dataDir);
-      let replica: ReplicaClient | null = null;
-      const fileSystem = new LitefsFileSystem({
+      const clusterId = readClusterId(store.dataDir);
+      epochs = new EpochRecorder({
         store,
         log,
-        role: () => role,
-        primaryHostname: () => (role === "replica" ? config.lease.hostname : null),
-        lagMs: () => replica?.lagMs() ?? 0,
-        onWrite: (db, kind) => observability.countWrite(db, kind),
+        primaryEpoch: () =>
+          ofNode((n) => (n.role === "primary" ? (n.#roleManager.lease?.epoch ?? 0n) : 0n), 0n),
+        streamEpoch: () => ofNode((n) => n.#replica?.streamEpoch ?? 0n, 0n),
       });
+      const halt = new NodeHalt({
+        store,
+        log,
+        role,
+        primaryUrl: () => ofNode((n) => n.#following?.advertiseURL ?? null, null),
+        authToken: config.http.authToken ?? null,
+        resync: () => ofNode((n) => n.#replica?.reconnect(), undefined),
+        registry: observability.registry,
+      });
+      // `mayCommit` is the commit gate of the mount (consulted at every commit point).
+      const fsOptions: LitefsFileSystemOptions = {
+        store,
+        log,
+        role,
+        primaryHostname: () =>
+          role() === "replica" ? ofNode((n) => n.#following?.hostname ?? null, null) : null,
+        lagMs: () => ofNode((n) => n.#replica?.lagMs() ?? 0, 0),
+        onWrite: (db, kind) => observability.countWrite(db, kind),
+        mayCommit: () => ofNode((n) => n.#roleManager.mayCommit(), false),
+        halt,
+      };
+      const fileSystem = new LitefsFileSystem(fsOptions);
       session = await FuseSession.mount(fileSystem, {
         mountpoint: config.fuse.dir,
         fsName: "litefs",
@@ -158,114 +204,146 @@ export class LitefsNode {
           }
         },
       });
+      halt.attach({ fileSystem, session: mounted, locks });
       const authToken = config.http.authToken ?? null;
-      const identity: PrimaryIdentity | null =
-        role === "primary" ? { nodeId: store.nodeId, clusterId: clusterId!, epoch: STATIC_EPOCH } : null;
-      const streams =
-        role === "primary"
-          ? new StreamServer({
-              store,
-              locks,
-              log,
-              identity: () => identity,
-              authToken,
-              snapshotFormat: config.data.compress ? "v3" : "v1",
-            })
-          : new StreamServer({
-              store,
-              locks,
-              log,
-              identity: () => null,
-              primaryUrl: () => config.lease.advertiseUrl,
-              authToken,
-              snapshotFormat: "v1",
-            });
+      const streams = new StreamServer({
+        store,
+        locks,
+        log,
+        identity: () => {
+          const node = self.node;
+          if (node === null) return null;
+          const lease = node.#roleManager.lease;
+          if (node.role !== "primary" || lease === null || node.#clusterId === null) return null;
+          return { nodeId: store.nodeId, clusterId: node.#clusterId, epoch: lease.epoch };
+        },
+        primaryUrl: () => ofNode((n) => n.#following?.advertiseURL ?? null, null),
+        authToken,
+        snapshotFormat: config.data.compress ? "v3" : "v1",
+        onFrame: (frame, bytes) => observability.streamFrameSent(frame, bytes),
+      });
+      const extraRoutes = new Map(observability.routes());
+      for (const [route, handler] of leaseRoutes({
+        handOff: (to) => self.node!.#roleManager.handOff(to),
+        promote: () => self.node!.#promote(),
+      })) {
+        extraRoutes.set(route, handler);
+      }
+      for (const [route, handler] of haltRoutes(halt)) extraRoutes.set(route, handler);
       api = new ApiServer({
         store,
         locks,
         log,
-        isPrimary: () => role === "primary",
+        isPrimary: () => role() === "primary",
         stream: streams,
         status: () => self.node?.status() ?? null,
         authToken,
-        extraRoutes: observability.routes(),
-        info: () => ({ proxyURL: proxy?.advertisedURL ?? null }),
+        extraRoutes,
+        info: () => ({ proxyURL: ofNode((n) => n.#proxy?.advertisedURL ?? null, null) }),
       });
       const bound = await api.listen(addr.host, addr.port);
-      if (role === "replica") {
-        const applier = new ReplicaApplier({ fileSystem, session: mounted, locks, log });
-        replica = new ReplicaClient({
-          store,
-          primaryUrl: () => config.lease.advertiseUrl,
-          clusterId: {
-            get: () => (self.node === null ? clusterId : self.node.#clusterId),
-            adopt: (id) => {
-              writeClusterId(store.dataDir, id);
-              if (self.node !== null) self.node.#clusterId = id;
-            },
-          },
-          authToken,
-          applier,
-          log,
-          quarantineDir: store.dataDir.quarantineDir,
-          onQuarantine: (db, result) => observability.quarantined(db, result),
-        });
-      }
-      if (config.proxy !== undefined) {
-        proxy = await NodeProxy.start({
-          config: config.proxy,
-          store,
-          log,
-          metrics: observability.metrics.proxy,
-          isPrimary: () => role === "primary",
-          primaryApiUrl: () => (role === "replica" ? config.lease.advertiseUrl : null),
-          primaryHostname: () => (role === "replica" ? config.lease.hostname : undefined),
-          advertiseUrl: config.lease.advertiseUrl,
-          authToken,
-          lagMs: () => replica?.lagMs() ?? 0,
-        });
-      }
       const node = new LitefsNode({
         store,
         session: mounted,
         api,
         httpPort: bound.port,
-        role,
-        replica,
         observability,
-        proxy,
-        streams: role === "primary" ? streams : null,
+        streams,
+        fileSystem,
+        locks,
+        epochs,
+        halt,
         clusterId,
         config,
         log,
       });
       self.node = node;
+      node.#roleManager = new LeaseRole({
+        leaser: leaserFromConfig({
+          lease: config.lease,
+          nodeId: node.#nodeIdHex,
+          onBackgroundError: (err) => log.debug("lease background work failed", { error: err.message }),
+        }),
+        host: node.#roleHost(),
+        log,
+        candidate: config.lease.candidate,
+        promote: config.lease.promote,
+        quietMs: config.lease.demoteDelayMs,
+        periodicMs: Math.max(250, Math.min(config.lease.ttlMs, config.lease.reconnectDelayMs)),
+      });
+      await node.#roleManager.start();
+      if (config.proxy !== undefined) {
+        node.#proxy = await NodeProxy.start({
+          config: config.proxy,
+          store,
+          log,
+          metrics: observability.metrics.proxy,
+          isPrimary: () => role() === "primary",
+          primaryApiUrl: () => (role() === "replica" ? (node.#following?.advertiseURL ?? null) : null),
+          primaryHostname: () => (role() === "replica" ? node.#following?.hostname : undefined),
+          advertiseUrl: config.lease.advertiseUrl,
+          authToken,
+          lagMs: () => node.#replica?.lagMs() ?? 0,
+        });
+      }
       node.#startJobs(config);
-      replica?.start();
       return node;
     } catch (err) {
-      await proxy?.close().catch(() => undefined);
+      const node = self.node;
+      if (node !== null) {
+        await (node.#roleManager as LeaseRole | undefined)?.stop().catch(() => undefined);
+        await node.#replica?.stop().catch(() => undefined);
+        await node.#proxy?.close().catch(() => undefined);
+      }
       observability.close();
       await api?.close().catch(() => undefined);
       await session?.unmount().catch(() => undefined);
+      epochs?.close();
       store.close();
       throw err;
     }
   }
 
+  /** The role now (it changes with the lease). */
+  get role(): NodeRole {
+    return this.#roleManager.role;
+  }
+
+  /** The replica's stream client (null on the primary). */
+  get replica(): ReplicaClient | null {
+    return this.#replica;
+  }
+
+  /** The app-facing proxy (null without `proxy.addr`). */
+  get proxy(): NodeProxy | null {
+    return this.#proxy;
+  }
+
+  /** The lease epoch this node holds, or that of the primary it follows (0 when unknown). */
+  get epoch(): bigint {
+    return this.#roleManager.epoch;
+  }
+
+  /** This node's id as the stream protocol and handoffs name it (16 hex digits). */
+  get nodeIdHex(): string {
+    return this.#nodeIdHex;
+  }
+
   /**
-   * Resolves once a replica has caught up with the primary for the first time (at once on the
-   * primary), or when `signal` aborts first (then false).
+   * Resolves true once this node is primary or its replica has caught up with the primary once, or
+   * false when `signal` aborts first.
    */
   async waitForSync(signal: AbortSignal): Promise<boolean> {
-    if (this.replica === null) return true;
-    if (signal.aborted) return false;
-    return Promise.race([
-      this.replica.synced.then(() => true),
-      new Promise<boolean>((resolve) =>
-        signal.addEventListener("abort", () => resolve(false), { once: true }),
-      ),
-    ]);
+    while (!signal.aborted) {
+      if (this.role === "primary" || this.#replica?.status().synced === true) return true;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    return false;
+  }
+
+  /** On shutdown: hands the lease to a caught-up candidate replica, if this node is primary. */
+  handOffForShutdown(): Promise<boolean> {
+    return this.#roleManager.handOffForShutdown();
   }
 
   /** What `GET /status` and `litefs status` show. */
@@ -281,16 +359,39 @@ export class LitefsNode {
         walMode: db.walMode,
       };
     }
+    const holder = this.#roleManager.holder ?? null;
+    const held = this.#roleManager.lease;
+    const primary =
+      this.role === "primary"
+        ? { hostname: lease.hostname, url: lease.advertiseUrl }
+        : // Unknown for now: empty strings, so the shape stays {hostname, url}.
+          { hostname: this.#following?.hostname ?? "", url: this.#following?.advertiseURL ?? "" };
     return {
-      nodeId: this.store.nodeId.toString(16).padStart(16, "0"),
+      nodeId: this.#nodeIdHex,
       clusterId: this.#clusterId,
       role: this.role,
       hostname: this.role === "primary" ? lease.hostname : null,
-      primary: { hostname: lease.hostname, url: lease.advertiseUrl },
-      lagMs: this.replica?.lagMs() ?? 0,
+      primary,
+      epoch: this.epoch.toString(),
+      lease: {
+        type: this.#roleManager.leaserType,
+        candidate: lease.candidate,
+        holder:
+          holder === null
+            ? null
+            : {
+                hostname: holder.hostname,
+                url: holder.advertiseURL,
+                nodeId: holder.nodeId ?? null,
+                epoch: holder.epoch.toString(),
+              },
+        ...(held === null ? {} : { expiresInMs: Math.round(held.expiresAt - performance.now()) }),
+      },
+      epochSeen: this.#epochs.highest.toString(),
+      lagMs: this.#replica?.lagMs() ?? 0,
       dbs,
-      ...(this.replica === null ? {} : { replication: this.replica.status() }),
-      ...(this.#streams === null ? {} : { replicas: this.#streams.replicas() }),
+      ...(this.#replica === null ? {} : { replication: this.#replica.status() }),
+      ...(this.role === "primary" ? { replicas: this.#streams.replicas() } : {}),
     };
   }
 
@@ -300,19 +401,178 @@ export class LitefsNode {
       for (const timer of this.#timers) clearInterval(timer);
       // The proxy first (no request reaches a closing store), then the events streams end cleanly
       // before the API server cuts its connections.
-      await this.proxy
+      await this.#proxy
         ?.close()
         .catch((err: unknown) => this.#log.error("closing the proxy", { error: String(err) }));
       this.observability.close();
-      await this.replica?.stop();
+      await this.#roleManager.stop();
+      await this.#halt.close();
+      await this.#replica?.stop();
       await this.api
         .close()
         .catch((err: unknown) => this.#log.error("closing the HTTP API", { error: String(err) }));
       await this.session.unmount();
+      this.#epochs.close();
       this.store.close();
       this.#log.info("stopped");
     })();
     return this.#stopping;
+  }
+
+  /** `POST /promote`: ask the primary to hand the lease to this node, then wait to be primary. */
+  async #promote(): Promise<bigint> {
+    const manager = this.#roleManager;
+    if (this.role === "primary") return manager.epoch;
+    if (manager.leaserType === "static") {
+      throw new RoleError("ELEASENOTSUPPORTED", "a static lease cannot be moved: change lease.candidate");
+    }
+    if (!this.#config.lease.candidate)
+      throw new RoleError("ENOTCANDIDATE", "this node is not a lease candidate");
+    const primary = this.#following;
+    if (primary === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
+    await requestHandoff(primary.advertiseURL, this.#nodeIdHex, this.#config.http.authToken ?? null);
+    const started = performance.now();
+    while ((this.role as NodeRole) !== "primary") {
+      if (performance.now() - started > PROMOTE_WAIT_MS) {
+        throw new RoleError("EHANDOFFTIMEOUT", `handed off, but not primary within ${PROMOTE_WAIT_MS} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return manager.epoch;
+  }
+
+  #roleHost(): RoleHost {
+    const { observability } = this;
+    const log = this.#log;
+    const config = this.#config;
+    return {
+      enterPrimary: async (lease: Lease) => {
+        await this.#stopReplica();
+        this.#clusterId = await this.#primaryClusterId();
+        if (lease.epoch < this.#epochs.highest) {
+          log.warn("holding a lease epoch below one seen before", {
+            epoch: lease.epoch.toString(),
+            seen: this.#epochs.highest.toString(),
+          });
+        }
+        this.#epochs.primaryStarted(lease.epoch);
+        this.#following = null;
+        this.#publishRole(true, config.lease.hostname);
+      },
+      enterReplica: async (reason: DemotionReason | "start") => {
+        if (reason !== "start") this.#streams.endStreams(reason);
+        this.#halt.primaryEnded();
+        this.#publishRole(false, this.#following?.hostname ?? "");
+        this.#startReplica();
+      },
+      primaryChanged: (holder: PrimaryInfo | null) => {
+        const changed = holder?.advertiseURL !== this.#following?.advertiseURL;
+        this.#following = holder;
+        if (holder !== null) observability.metrics.lease.setEpoch(holder.epoch);
+        this.#publishRole(false, holder?.hostname ?? "");
+        log.info("following the primary", {
+          primary: holder?.hostname ?? null,
+          url: holder?.advertiseURL ?? null,
+          epoch: holder?.epoch.toString(),
+        });
+        if (changed) this.#replica?.reconnect();
+      },
+      replicaSynced: () => this.#replica?.status().synced === true,
+      handoffTarget: (nodeId: string): HandoffTarget | undefined => {
+        const entry = this.#streams.streamOf(BigInt("0x" + nodeId));
+        if (entry === undefined) return undefined;
+        return {
+          candidate: entry.candidate,
+          caughtUp: () => entry.stream.caughtUp(),
+          handOff: (fromEpoch) => entry.stream.handOff(fromEpoch),
+        };
+      },
+      shutdownTarget: () => {
+        const candidates = this.#streams.replicas().filter((r) => r.candidate && r.ready);
+        const caughtUp = candidates.find((r) =>
+          this.#streams.streamOf(BigInt("0x" + r.nodeId))?.stream.caughtUp(),
+        );
+        return (caughtUp ?? candidates[0])?.nodeId;
+      },
+      requestHandoff: (url: string) => requestHandoff(url, this.#nodeIdHex, config.http.authToken ?? null),
+      leaseAcquired: (epoch: bigint) => observability.metrics.lease.acquired(epoch),
+      leaseLost: (reason: string) => {
+        observability.metrics.lease.lost();
+        try {
+          observability.bus.publish({ type: "leaseLost", reason });
+        } catch (err) {
+          log.error("cannot publish an event", { type: "leaseLost", error: (err as Error).message });
+        }
+      },
+    };
+  }
+
+  #publishRole(isPrimary: boolean, hostname: string): void {
+    const key = `${isPrimary} ${hostname}`;
+    if (key === this.#published) return;
+    this.#published = key;
+    this.observability.primaryChanged(isPrimary, hostname);
+  }
+
+  /** The cluster id a new primary uses: the one beside the lease, stored here too; ours if none. */
+  async #primaryClusterId(): Promise<string> {
+    const dataDir = this.store.dataDir;
+    const leaser = this.#roleManager.leaserType;
+    if (leaser === "static") return loadOrCreateClusterId(dataDir);
+    const local = readClusterId(dataDir);
+    const stored = await this.#roleManager.setClusterIdIfAbsent(local ?? generateClusterId());
+    if (local !== null && stored !== local) {
+      throw new Error(
+        `this node belongs to cluster ${local}, the lease to cluster ${stored}: refusing to mix`,
+      );
+    }
+    if (local === null) writeClusterId(dataDir, stored);
+    return stored;
+  }
+
+  #startReplica(): void {
+    if (this.#replica !== null) return;
+    const config = this.#config;
+    const applier = new ReplicaApplier({
+      fileSystem: this.#fileSystem,
+      session: this.session,
+      locks: this.#locks,
+      log: this.#log,
+    });
+    const replica = new ReplicaClient({
+      store: this.store,
+      primaryUrl: () => this.#following?.advertiseURL ?? null,
+      clusterId: {
+        get: () => this.#clusterId,
+        adopt: (id) => {
+          writeClusterId(this.store.dataDir, id);
+          this.#clusterId = id;
+        },
+      },
+      authToken: config.http.authToken ?? null,
+      applier,
+      log: this.#log,
+      quarantineDir: this.store.dataDir.quarantineDir,
+      onQuarantine: (db, result) => this.observability.quarantined(db, result),
+      initialEpochSeen: this.#epochs.highest,
+      onEpoch: (epoch) => {
+        this.#epochs.raise(epoch);
+        this.observability.metrics.lease.setEpoch(epoch);
+      },
+      candidate: config.lease.candidate,
+      onHandoff: () => this.#roleManager.handoffReceived(),
+      onFrame: (frame, bytes) => this.observability.streamFrameReceived(frame, bytes),
+    });
+    this.#replica = replica;
+    replica.synced.then(() => this.#roleManager.poke()).catch(() => undefined);
+    replica.start();
+  }
+
+  async #stopReplica(): Promise<void> {
+    const replica = this.#replica;
+    if (replica === null) return;
+    this.#replica = null;
+    await replica.stop();
   }
 
   #startJobs(config: Config): void {

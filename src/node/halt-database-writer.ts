@@ -1,0 +1,85 @@
+// Changes the node makes to a database file behind SQLite's back for the HALT lock, and how it makes
+// local connections see them (the same technique as replica-applier.ts):
+// - `foldWal`: the captured WAL frames are copied into the database file and the WAL emptied, so that
+//   the database file alone holds the committed state (a replica's applier writes only the database
+//   file, and the primary's applied transaction must not sit under WAL frames that readers prefer);
+// - `publish`: drop the kernel's cached pages and, when `-shm` exists, write a wal-index header with
+//   mxFrame 0 and a bumped change counter through the mount: every connection then reads the database
+//   file alone and drops its page cache at its next transaction.
+// The caller holds every lock a SQLite writer would (no connection is inside a transaction).
+
+import fs from "node:fs/promises";
+import path from "node:path";
+
+import type { FuseSession } from "../fuse/session.js";
+import type { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
+import { ROOT_NODE_ID } from "../mountfs/node-table.js";
+import type { Database } from "../store/database.js";
+import { buildReplicaShmHeader, SHM_HEADER_SIZE } from "../store/shm-format.js";
+
+export interface HaltDatabaseWriterOptions {
+  readonly fileSystem: LitefsFileSystem;
+  readonly session: FuseSession;
+}
+
+export class HaltDatabaseWriter {
+  readonly #opts: HaltDatabaseWriterOptions;
+
+  constructor(opts: HaltDatabaseWriterOptions) {
+    this.#opts = opts;
+  }
+
+  /**
+   * Copies the captured WAL frames into the database file (fsynced) and truncates the WAL to 0.
+   * Returns false when the WAL held nothing (nothing changed).
+   */
+  foldWal(db: Database): boolean {
+    if (!db.exists("wal") || db.size("wal") === 0) return false;
+    db.captureWal();
+    const view = db.snapshotView();
+    if (view.pageSize > 0) {
+      const pgnos = view.frames.map(([pgno]) => pgno).sort((a, b) => a - b);
+      for (const pgno of pgnos) {
+        if (pgno <= view.pageCount)
+          db.files.write("database", (pgno - 1) * view.pageSize, db.readCommittedPage(pgno));
+      }
+      const size = view.pageCount * view.pageSize;
+      if (db.files.size("database") > size) db.files.truncate("database", size);
+      db.files.sync("database");
+    }
+    db.truncate("wal", 0);
+    return true;
+  }
+
+  /**
+   * A replica keeps an empty `-wal` while the database is in WAL mode (a read-only connection cannot
+   * create it, store/replica-apply.ts): after local clients wrote under a HALT lock, the last of them
+   * to close may have removed it. Re-creates it, and drops the kernel's cached "no such file".
+   */
+  async ensureReplicaWal(db: Database): Promise<void> {
+    if (!db.walMode || db.exists("wal")) return;
+    db.create("wal");
+    await this.#opts.session.invalidateEntry(ROOT_NODE_ID, `${db.name}-wal`).catch(() => undefined);
+  }
+
+  /** Makes local connections see the database file as it is now (see the header). */
+  async publish(db: Database): Promise<void> {
+    const { fileSystem, session } = this.#opts;
+    const nodeId = fileSystem.currentNodeId(db.name, "database");
+    if (nodeId !== undefined) await session.invalidateInode(nodeId);
+    if (db.pageCount > 0 && db.exists("shm")) {
+      const handle = await fs.open(path.join(session.mountpoint, `${db.name}-shm`), "r+");
+      try {
+        const current = Buffer.alloc(SHM_HEADER_SIZE);
+        const { bytesRead } = await handle.read(current, 0, SHM_HEADER_SIZE, 0);
+        const header = buildReplicaShmHeader(current.subarray(0, bytesRead), {
+          pageSize: db.pageSize,
+          pageCount: db.pageCount,
+        });
+        await handle.write(header, 0, header.length, 0);
+      } finally {
+        await handle.close();
+      }
+    }
+  }
+}
