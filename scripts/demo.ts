@@ -1,15 +1,21 @@
-// The README's main job: a local LiteFS cluster on this machine, on the embedded defaults (static
-// lease, no external service). Three `litefs mount` nodes — one primary, two replicas — each with its
-// own mount, data directory, node API and proxy, and the example guestbook app behind each proxy.
+// The README's main job: a local LiteFS cluster on this machine. Three `litefs mount` nodes, each with
+// its own mount, data directory, node API and proxy, and the example guestbook app behind each proxy.
 // Writing through any node's URL shows up on every node: a replica's proxy forwards the write to the
 // primary, and the read that follows waits until the replica has the transaction.
 //
-//   node dist/scripts/demo.js [--base-port N] [--self-check]
+//   node dist/scripts/demo.js [--lease static|etcd] [--base-port N] [--self-check]
 //
-// Prints the three URLs and runs until Ctrl-C (SIGINT/SIGTERM), then stops every node, which unmounts.
+// --lease static (default): the embedded defaults, no external service; node-1 is the primary.
+// --lease etcd: the demo starts its own etcd (one member, data in the demo's temp dir, loopback ports
+//   base+91/base+92), all three nodes are candidates with a 2 s lease, and whoever holds it is primary.
+//   Kill one node's litefs process (its pid is printed) and another takes over within seconds; writes
+//   through the surviving URLs keep working. The demo prints every change of primary as it sees it.
+// Ports: node APIs base+1..3, apps base+41..43, proxies base+81..83 (base 20200 by default).
+// Prints the URLs and runs until Ctrl-C (SIGINT/SIGTERM), then stops every node (and etcd), unmounts
+// whatever a killed node left mounted, and removes its temp dir.
 // --self-check writes through each node, checks that every node shows every entry, and exits (0 = ok);
 // the test suite runs the demo that way.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -19,7 +25,10 @@ import { parseArgs } from "node:util";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const cli = path.join(root, "dist", "src", "cli", "main.js");
 const guestbook = path.join(root, "dist", "examples", "guestbook", "main.js");
+const ETCD_BINARY = "/usr/bin/etcd";
 const DB = "guestbook.db";
+
+type LeaseMode = "static" | "etcd";
 
 interface DemoNode {
   name: string;
@@ -31,32 +40,113 @@ interface DemoNode {
   logs: string[];
 }
 
+interface Etcd {
+  clientUrl: string;
+  child: ChildProcess;
+}
+
 function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-function nodeConfig(node: DemoNode, dataDir: string, primary: DemoNode): string {
-  const isPrimary = node === primary;
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function leaseConfig(node: DemoNode, primary: DemoNode, mode: LeaseMode, etcd: Etcd | null): string[] {
+  if (mode === "etcd") {
+    return [
+      "lease:",
+      "  type: etcd",
+      "  candidate: true",
+      `  hostname: "${node.name}"`,
+      `  advertise-url: "http://127.0.0.1:${node.apiPort}"`,
+      '  ttl: "2s"',
+      '  lock-delay: "0s"',
+      `  etcd: { endpoints: ["${etcd?.clientUrl}"], key: "litefs-demo" }`,
+    ];
+  }
+  return [
+    "lease:",
+    "  type: static",
+    `  candidate: ${node === primary}`,
+    `  hostname: "${primary.name}"`,
+    `  advertise-url: "http://127.0.0.1:${primary.apiPort}"`,
+  ];
+}
+
+function nodeConfig(node: DemoNode, dataDir: string, lease: string[]): string {
   return [
     `fuse: { dir: "${node.fuseDir}" }`,
     `data: { dir: "${dataDir}" }`,
     `http: { addr: "127.0.0.1:${node.apiPort}" }`,
     `proxy: { addr: "127.0.0.1:${node.proxyPort}", target: "127.0.0.1:${node.appPort}", db: "${DB}" }`,
-    "lease:",
-    "  type: static",
-    `  candidate: ${isPrimary}`,
-    `  hostname: "${primary.name}"`,
-    `  advertise-url: "http://127.0.0.1:${primary.apiPort}"`,
+    ...lease,
     "log: { format: text }",
     "",
   ].join("\n");
 }
 
-async function startNode(node: DemoNode, base: string, primary: DemoNode): Promise<void> {
+/** Starts etcd on loopback ports derived from the base port, data under `base`; waits until it serves. */
+async function startEtcd(base: string, basePort: number): Promise<Etcd> {
+  if (!fs.existsSync(ETCD_BINARY)) throw new Error(`${ETCD_BINARY} is missing: apt-get install etcd-server`);
+  const clientUrl = `http://127.0.0.1:${basePort + 91}`;
+  const peerUrl = `http://127.0.0.1:${basePort + 92}`;
+  const dir = path.join(base, "etcd");
+  const child = spawn(
+    ETCD_BINARY,
+    [
+      "--name=demo",
+      `--data-dir=${dir}`,
+      `--listen-client-urls=${clientUrl}`,
+      `--advertise-client-urls=${clientUrl}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=demo=${peerUrl}`,
+      "--initial-cluster-state=new",
+      "--heartbeat-interval=50",
+      "--election-timeout=500",
+      "--logger=zap",
+      "--log-level=warn",
+    ],
+    { stdio: ["ignore", "ignore", fs.openSync(path.join(base, "etcd.log"), "w")], detached: true },
+  );
+  const etcd = { clientUrl, child };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`etcd exited while starting (see ${base}/etcd.log; is port ${basePort + 91} free?)`);
+    }
+    try {
+      const res = await fetch(`${clientUrl}/v3/kv/range`, {
+        method: "POST",
+        body: JSON.stringify({ key: Buffer.from("demo").toString("base64") }),
+        signal: AbortSignal.timeout(1000),
+      });
+      await res.text();
+      if (res.status === 200) return etcd;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stopProcess(child);
+      throw new Error(`etcd did not answer within 20 s (see ${base}/etcd.log)`);
+    }
+    await sleep(100);
+  }
+}
+
+async function startNode(
+  node: DemoNode,
+  base: string,
+  primary: DemoNode,
+  mode: LeaseMode,
+  etcd: Etcd | null,
+): Promise<void> {
   const dir = path.join(base, node.name);
   fs.mkdirSync(node.fuseDir, { recursive: true });
   const config = path.join(dir, "litefs.yml");
-  fs.writeFileSync(config, nodeConfig(node, path.join(dir, "data"), primary));
+  fs.writeFileSync(config, nodeConfig(node, path.join(dir, "data"), leaseConfig(node, primary, mode, etcd)));
   const app = [
     process.execPath,
     guestbook,
@@ -64,47 +154,99 @@ async function startNode(node: DemoNode, base: string, primary: DemoNode): Promi
     path.join(node.fuseDir, DB),
     "--port",
     String(node.appPort),
+    "--name",
+    node.name,
   ];
-  app.push("--name", node.name, ...(node === primary ? ["--journal-mode", "wal"] : ["--readonly"]));
+  // With a static lease the roles are fixed; on etcd any node may be primary, and the guestbook
+  // reopens its connection when a write is refused as read-only (it was opened on a replica).
+  if (mode === "etcd" || node === primary) app.push("--journal-mode", "wal");
+  else app.push("--readonly");
+  // Its own process group: a node killed with SIGKILL leaves its app behind, which the demo then ends.
   const child = spawn(process.execPath, [cli, "mount", "--config", config, "--", ...app], {
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   node.child = child;
   const logFile = fs.createWriteStream(path.join(dir, "litefs.log"));
+  const onData = (chunk: Buffer): void => {
+    logFile.write(chunk);
+    node.logs.push(chunk.toString());
+    if (node.logs.length > 2000) node.logs.splice(0, 1000);
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${node.name} did not start:\n${node.logs.join("")}`)),
       60_000,
     );
-    const onData = (chunk: Buffer): void => {
-      logFile.write(chunk);
-      node.logs.push(chunk.toString());
+    const check = setInterval(() => {
       if (node.logs.join("").includes("guestbook: listening")) {
         clearTimeout(timer);
+        clearInterval(check);
         resolve();
       }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.once("exit", (code) => {
+    }, 20);
+    child.once("exit", (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`${node.name} exited with ${code}:\n${node.logs.join("")}`));
+      clearInterval(check);
+      reject(new Error(`${node.name} exited with ${code ?? signal}:\n${node.logs.join("")}`));
     });
   });
 }
 
-async function stopNode(node: DemoNode): Promise<void> {
-  const child = node.child;
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
+/** SIGTERM (SIGKILL after 10 s) to the process's group; resolves once the process is gone. */
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined) return;
+  const group = -child.pid;
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    signalGroup(group, "SIGTERM");
+    const timer = setTimeout(() => signalGroup(group, "SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  signalGroup(group, "SIGKILL"); // whatever the process left behind (a killed node's app)
+}
+
+function signalGroup(group: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(group, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
+/** Lazily unmounts `dir` if it is still mounted (a node killed with SIGKILL cannot unmount itself). */
+function releaseMount(dir: string): void {
+  const mounted = fs
+    .readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .some((line) => line.split(" ")[1] === dir);
+  if (!mounted) return;
+  try {
+    execFileSync("fusermount3", ["-u", "-z", dir], { stdio: "ignore" });
+  } catch {
+    execFileSync("umount", ["-l", dir], { stdio: "ignore" });
+  }
 }
 
 async function request(url: string, init?: RequestInit): Promise<Response> {
   return fetch(url, { ...init, redirect: "manual", signal: AbortSignal.timeout(10_000) });
+}
+
+/** The node whose API says it is primary, or null (none answers so). */
+async function findPrimary(nodes: readonly DemoNode[]): Promise<DemoNode | null> {
+  for (const node of nodes) {
+    try {
+      const res = await request(`http://127.0.0.1:${node.apiPort}/status`);
+      const status = (await res.json()) as { role?: string };
+      if (status.role === "primary") return node;
+    } catch {
+      // down or starting
+    }
+  }
+  return null;
 }
 
 /** Writes one entry through every node's proxy and checks every node lists all of them. */
@@ -130,7 +272,7 @@ async function selfCheck(nodes: DemoNode[]): Promise<boolean> {
       const res = await request(`http://127.0.0.1:${node.proxyPort}/entries`);
       seen = ((await res.json()) as { message: string }[]).map((e) => e.message);
       if (written.every((m) => seen.includes(m))) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     const has = written.filter((m) => seen.includes(m)).length;
     say(`  ${node.name} lists ${has} of the ${written.length} new entries`);
@@ -139,11 +281,34 @@ async function selfCheck(nodes: DemoNode[]): Promise<boolean> {
   return ok;
 }
 
+/** Prints each change of primary and each node exit until `signal` aborts (etcd mode). */
+async function watchCluster(nodes: readonly DemoNode[], signal: AbortSignal): Promise<void> {
+  let last: string | null | undefined;
+  while (!signal.aborted) {
+    const primary = (await findPrimary(nodes.filter((n) => isRunning(n))))?.name ?? null;
+    if (!signal.aborted && primary !== last) {
+      if (last !== undefined) say(primary === null ? "no primary right now" : `primary is now ${primary}`);
+      last = primary;
+    }
+    await sleep(250);
+  }
+}
+
+function isRunning(node: DemoNode): boolean {
+  return node.child !== undefined && node.child.exitCode === null && node.child.signalCode === null;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { "base-port": { type: "string" }, "self-check": { type: "boolean" } },
+    options: {
+      "base-port": { type: "string" },
+      "self-check": { type: "boolean" },
+      lease: { type: "string", default: "static" },
+    },
     strict: true,
   });
+  const mode = values.lease;
+  if (mode !== "static" && mode !== "etcd") throw new Error(`--lease must be static or etcd, not "${mode}"`);
   const basePort = Number(values["base-port"] ?? "20200");
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "litefs-demo-"));
   const nodes: DemoNode[] = [1, 2, 3].map((i) => ({
@@ -155,13 +320,19 @@ async function main(): Promise<number> {
     logs: [],
   }));
   const primary = nodes[0];
-  let stopping = false;
-  const stopAll = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    for (const node of [...nodes].reverse()) await stopNode(node);
-    fs.rmSync(base, { recursive: true, force: true });
-  };
+  let etcd: Etcd | null = null;
+  const watching = new AbortController();
+  let stopping: Promise<void> | undefined;
+  const stopAll = (): Promise<void> =>
+    (stopping ??= (async () => {
+      watching.abort();
+      for (const node of [...nodes].reverse()) {
+        if (node.child !== undefined) await stopProcess(node.child);
+        releaseMount(node.fuseDir);
+      }
+      if (etcd !== null) await stopProcess(etcd.child);
+      fs.rmSync(base, { recursive: true, force: true });
+    })());
   const done = new Promise<void>((resolve) => {
     const onSignal = (): void => {
       say("\nstopping the cluster…");
@@ -171,10 +342,29 @@ async function main(): Promise<number> {
     process.once("SIGTERM", onSignal);
   });
   try {
-    say(`LiteFS-TS local cluster (static lease) in ${base}`);
+    say(`LiteFS-TS local cluster (${mode} lease) in ${base}`);
+    if (mode === "etcd") {
+      etcd = await startEtcd(base, basePort);
+      say(`  etcd up: ${etcd.clientUrl} (pid ${etcd.child.pid}), lease key prefix "litefs-demo", TTL 2s`);
+    }
     for (const node of nodes) {
-      await startNode(node, base, primary);
-      say(`  ${node.name} ${node === primary ? "(primary)" : "(replica)"} up: mount ${node.fuseDir}`);
+      await startNode(node, base, primary, mode, etcd);
+      const role = mode === "static" ? (node === primary ? "(primary)" : "(replica)") : "(candidate)";
+      say(`  ${node.name} ${role} up: mount ${node.fuseDir}, litefs pid ${node.child?.pid}`);
+      node.child?.once("exit", (code, signal) => {
+        if (stopping !== undefined) return;
+        say(
+          `${node.name}'s litefs exited (${signal ?? `code ${code}`}); its app is stopped, its mount released`,
+        );
+        if (node.child?.pid !== undefined) signalGroup(-node.child.pid, "SIGKILL");
+        releaseMount(node.fuseDir);
+      });
+    }
+    if (mode === "etcd") {
+      const deadline = Date.now() + 30_000;
+      let holder: DemoNode | null = null;
+      while ((holder = await findPrimary(nodes)) === null && Date.now() < deadline) await sleep(100);
+      say(`  primary: ${holder?.name ?? "none yet"}`);
     }
     say("\nThe guestbook on every node (write through any of them):");
     for (const node of nodes) say(`  http://127.0.0.1:${node.proxyPort}/   ${node.name}`);
@@ -186,6 +376,11 @@ async function main(): Promise<number> {
       say(ok ? "self-check ok: every write is on every node" : "self-check FAILED");
       await stopAll();
       return ok ? 0 : 1;
+    }
+    if (mode === "etcd") {
+      say("\nTry a failover: kill -9 the primary's litefs pid; another node takes the lease within");
+      say("a few seconds and writes through the other URLs keep working.");
+      void watchCluster(nodes, watching.signal);
     }
     say("\nCtrl-C stops every node and removes the mounts.");
     await done;

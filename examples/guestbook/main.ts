@@ -65,7 +65,11 @@ function main(): void {
   process.once("SIGTERM", stop);
   listenGuestbook(server, host, port).then(
     (address) => {
-      const state = db.writable ? `writable, journal_mode=${db.journalMode()}` : "read-only";
+      const state = db.writable
+        ? `writable, journal_mode=${db.journalMode()}`
+        : db.opened
+          ? "read-only"
+          : "read-only: not there yet, opened when it arrives";
       process.stdout.write(`guestbook: listening on http://${host}:${address.port} (db ${path}, ${state})\n`);
     },
     (err: unknown) => fail(`cannot listen on ${host}:${port}: ${(err as Error).message}`),
