@@ -400,10 +400,11 @@ async function stateOf(node: LitefsNode): Promise<NodeState> {
 
 /**
  * Asserts that `node` is back in state `before`. A refused upload's temporary file is removed just
- * after its answer went out, so this looks again for up to 3 s before it fails.
+ * after its answer went out (and a stalled one only after the 10 s body idle timeout), so this looks
+ * again for up to 15 s before it fails.
  */
 async function assertUnchanged(node: LitefsNode, before: NodeState, what: string): Promise<void> {
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 15_000;
   for (;;) {
     const now = await stateOf(node);
     const changed = changedPaths(before.files, now.files);

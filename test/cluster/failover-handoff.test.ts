@@ -7,7 +7,15 @@ import { test } from "node:test";
 
 import { runLitefsCli } from "../support/litefs-cli.js";
 import { LeasedCluster } from "../support/leased-cluster.js";
-import { assertConsistent, batchIds, createSchema, DB, lostAcks, ReadLoad } from "./cluster-kit.js";
+import {
+  assertConsistent,
+  batchIds,
+  createSchema,
+  DB,
+  lostAcks,
+  ReadLoad,
+  KNOWN_BUG_SKIP,
+} from "./cluster-kit.js";
 import { describeGenerations, FollowingWriter } from "./following-writer.js";
 
 const READ_MS = 12_000;
@@ -15,6 +23,7 @@ const READ_MS = 12_000;
 test(
   "handoff by `litefs promote` under reads and writes: zero failed reads, no lost write",
   {
+    skip: KNOWN_BUG_SKIP,
     timeout: 150_000,
   },
   async (t) => {

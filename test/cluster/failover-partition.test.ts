@@ -8,7 +8,7 @@ import { test } from "node:test";
 
 import { LeasedCluster } from "../support/leased-cluster.js";
 import { runSqlJob } from "../support/sql-clients.js";
-import { assertConsistent, createSchema, DB } from "./cluster-kit.js";
+import { assertConsistent, createSchema, DB, KNOWN_BUG_SKIP } from "./cluster-kit.js";
 import { describeGenerations, FollowingWriter } from "./following-writer.js";
 import { doubleCommits, hex, readLtxHistory, type LtxRecord } from "./ltx-history.js";
 
@@ -17,6 +17,7 @@ const TTL_MS = 2_000;
 test(
   "a primary cut off from etcd stops writing before its lease expires; no TXID has two writers",
   {
+    skip: KNOWN_BUG_SKIP,
     timeout: 150_000,
   },
   async (t) => {
