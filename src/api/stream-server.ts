@@ -29,6 +29,7 @@ import {
   NODE_ID_HEADER,
 } from "./stream-request.js";
 import { StreamSink } from "./stream-sink.js";
+import { endAfterBody } from "./request-guard.js";
 import type { FrameObserver } from "./stream-encoder.js";
 
 /** Request header naming a lease candidate (replica-client.ts sends it; absent: not a candidate). */
@@ -78,7 +79,6 @@ export class StreamServer {
   async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const identity = this.#opts.identity();
     if (identity === null || this.#closed) {
-      req.resume();
       const primary = this.#opts.primaryUrl?.() ?? null;
       return json(res, 503, {
         error: `this node is not the primary${primary === null ? "" : `; the primary is ${primary}`}`,
@@ -189,25 +189,40 @@ function header(req: http.IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-async function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      req.destroy();
-      throw new StreamError("ESTREAMREQUEST", `request body over ${limit} bytes`, {
-        rule: "body limit",
-        offset: limit,
-      });
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+/**
+ * Reads the request body, at most `limit` bytes. Past the limit it stops reading (without destroying
+ * the request: the refusal must still reach the client, and json() drains what is left).
+ */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.pause();
+        reject(
+          new StreamError("ESTREAMREQUEST", `request body over ${limit} bytes`, {
+            rule: "body limit",
+            offset: limit,
+          }),
+        );
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => resolve(Buffer.concat(chunks));
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", reject);
+  });
 }
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v)) + "\n";
   res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
-  res.end(text);
+  // Answer before the body is read to its end without a reset losing the answer (request-guard.ts).
+  endAfterBody(res, text);
 }

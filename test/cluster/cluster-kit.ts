@@ -94,12 +94,25 @@ export class ReadLoad {
 }
 
 /**
- * The failover tests find a known, unfixed bug (README "Known problems"): after a role change a node's
- * database file can differ from its own position at byte 27 (SQLite's change counter), and a handoff
- * back to a just-demoted node can time out. Until it is fixed they would turn the default suite red at
- * random, so they run only with LITEFS_KNOWN_BUGS=1 (and in `bench/failover.ts`).
+ * The writer is stopped with SIGKILL, possibly in the middle of a DELETE-mode commit: page 1 (pages are
+ * written in order) may already be in the primary's database file while the journal is still hot. SQLite
+ * rolls such a journal back at the next read-write open; until then the raw file differs from the last
+ * committed state (at the change counter, bytes 24–27). Opening the database read-write on the primary
+ * does that rollback, so byte comparisons afterwards see committed states only.
+ */
+export async function rollBackKilledWriter(primary: LeasedNode): Promise<void> {
+  await runSqlJob("better-sqlite3", {
+    dbPath: primary.node.dbPath(DB),
+    queries: ["SELECT count(*) FROM batches"],
+  });
+}
+
+/**
+ * The handoff test finds a known, unfixed bug (README "Known problems"): an acknowledged write can be
+ * lost in a handoff (1 run in ~6). Until it is fixed it would turn the default suite red at random, so
+ * it runs only with LITEFS_KNOWN_BUGS=1 (the handoff bench runs it too).
  */
 export const KNOWN_BUG_SKIP: string | false =
   process.env.LITEFS_KNOWN_BUGS === "1"
     ? false
-    : "known bug (README, Known problems: divergence at byte 27 after a role change); LITEFS_KNOWN_BUGS=1 runs it";
+    : "known bug (README, Known problems: an acknowledged write lost in a handoff); LITEFS_KNOWN_BUGS=1 runs it";

@@ -15,6 +15,7 @@ import {
   lostAcks,
   ReadLoad,
   KNOWN_BUG_SKIP,
+  rollBackKilledWriter,
 } from "./cluster-kit.js";
 import { describeGenerations, FollowingWriter } from "./following-writer.js";
 
@@ -67,6 +68,7 @@ test(
       assert.equal(r.failed, 0, `${r.node}: failed reads:\n${r.errors.join("\n")}`);
       assert.ok(r.ok > 0);
     }
+    await rollBackKilledWriter(await cluster.primary());
     await cluster.waitConverged([DB]);
     for (const node of cluster.nodes) await assertConsistent(node);
     // A handoff waits for the target to catch up: nothing acknowledged may be lost.

@@ -8,7 +8,7 @@ import { test } from "node:test";
 
 import { LeasedCluster } from "../support/leased-cluster.js";
 import { runSqlJob } from "../support/sql-clients.js";
-import { assertConsistent, createSchema, DB, KNOWN_BUG_SKIP } from "./cluster-kit.js";
+import { assertConsistent, createSchema, DB, rollBackKilledWriter } from "./cluster-kit.js";
 import { describeGenerations, FollowingWriter } from "./following-writer.js";
 import { doubleCommits, hex, readLtxHistory, type LtxRecord } from "./ltx-history.js";
 
@@ -17,7 +17,6 @@ const TTL_MS = 2_000;
 test(
   "a primary cut off from etcd stops writing before its lease expires; no TXID has two writers",
   {
-    skip: KNOWN_BUG_SKIP,
     timeout: 150_000,
   },
   async (t) => {
@@ -61,6 +60,7 @@ test(
     cluster.healEtcd(old);
     await writer.stop();
     for (const line of describeGenerations(writer).split("\n")) t.diagnostic(line);
+    await rollBackKilledWriter(await cluster.primary());
     await cluster.waitConverged([DB]);
     for (const node of cluster.nodes) await assertConsistent(node);
     assert.equal((await cluster.status(old))?.role, "replica", `${old.name} is not a replica after healing`);
