@@ -59,7 +59,8 @@ test(
   },
   async (t) => {
     const demo = path.join(REPO_ROOT, "dist", "scripts", "demo.js");
-    const basePort = 32000 + (process.pid % 2000) * 10 + 5;
+    // Below the ephemeral range (32768+), and apart from demo.test.ts's 10000–20082.
+    const basePort = 20200 + (process.pid % 1000) * 10 + 5;
     const child = spawn(process.execPath, [demo, "--lease", "etcd", "--base-port", String(basePort)], {
       stdio: ["ignore", "pipe", "pipe"],
     });
