@@ -204,7 +204,8 @@ test("tracked process: stop() also kills the children it left behind", async () 
   const parent = await TrackedProcess.spawn({
     label: "parent",
     command: "sh",
-    args: ["-c", "sleep 60 & echo child $!; trap '' TERM; wait"],
+    // The trap comes before the echo: the test stops the parent as soon as it reads the line.
+    args: ["-c", "trap '' TERM; sleep 60 & echo child $!; wait"],
   });
   const line = await parent.waitForLine(/^child \d+$/, 5_000);
   const childPid = Number(line.split(" ")[1]);
