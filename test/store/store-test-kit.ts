@@ -10,9 +10,11 @@ import { decodeLtx } from "../../src/ltx/decoder.js";
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
 import { Store, type StoreOptions } from "../../src/store/store.js";
 
-export function tempDir(t: { after(fn: () => void): void }, label: string): string {
+export function tempDir(t: { after(fn: () => void | Promise<void>): void }, label: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `litefs-store-${label}-`));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Asynchronous, with retries: a store closed by an earlier hook may still have a spare LTX file being
+  // created on the thread pool (spare-ltx-file.ts removes it when that open completes), racing this.
+  t.after(() => fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }));
   return dir;
 }
 
