@@ -20,5 +20,15 @@ export function removeTempDir(dir: string): void {
   if (left.length > 0) {
     throw new Error(`removeTempDir: ${dir} still has mounts under it (${left.join(", ")}); not removing`);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  // A file can appear while the tree is removed (an in-process store closed just before may still have a
+  // spare LTX file being created on the thread pool): each retry lists the tree again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOTEMPTY" || attempt === 5) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * attempt);
+    }
+  }
 }
