@@ -56,6 +56,8 @@ async function serveProxy(
     primaryProxyURL: () => primaryUrl,
     primaryHostname: () => "primary",
     txid: () => 1n,
+    position: () => ({ txid: 1n, checksum: 1n }),
+    checksumAt: (_db, txid) => (txid === 1n ? 1n : undefined),
     waitForTxid: () => Promise.resolve(),
     lagMs: () => 0,
   };

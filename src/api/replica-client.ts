@@ -18,7 +18,9 @@
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
+import path from "node:path";
 
+import { formatFileName } from "../ltx/file-name.js";
 import { formatPos, posEqual } from "../ltx/pos.js";
 import type { Database } from "../store/database.js";
 import { recentHistoryLinks } from "../store/history-links.js";
@@ -34,7 +36,13 @@ import { reconnectDelayMs, STREAM_IDLE_TIMEOUT_MS, type StreamEnding } from "./s
 import { StreamFrameDecoder } from "./stream-decoder.js";
 import type { FrameObserver } from "./stream-encoder.js";
 import type { LtxBeginFrame, StreamFrame } from "./stream-frame.js";
-import { admitEpoch, admitLtx, type LtxAdmission, type QuarantineRange } from "./stream-ltx-admission.js";
+import {
+  admitEpoch,
+  admitLtx,
+  type LtxAdmission,
+  type OwnLink,
+  type QuarantineRange,
+} from "./stream-ltx-admission.js";
 import {
   CLUSTER_ID_HEADER,
   encodeStreamRequest,
@@ -139,6 +147,9 @@ export class ReplicaClient {
   #connects = 0;
   #quarantines = 0;
   #open: OpenFile | null = null;
+  /** The LTX file being received that this replica has already (admission "present"), if any. */
+  #present: LtxBeginFrame | null = null;
+  #presentSkipped = 0;
   #ending: StreamEnding = { kind: "failure" };
   #readyThisStream = false;
 
@@ -172,6 +183,11 @@ export class ReplicaClient {
   /** The lease epoch of the stream open now; 0 while none is open. */
   get streamEpoch(): bigint {
     return this.#streamEpoch;
+  }
+
+  /** LTX files the streams brought that this replica had already (its own HALT transactions). */
+  get presentSkipped(): number {
+    return this.#presentSkipped;
   }
 
   /** The highest lease epoch this replica has seen. */
@@ -316,7 +332,19 @@ export class ReplicaClient {
         return;
       case "ltx-begin": {
         const existing = store.db(frame.db);
-        const admission = admitLtx(frame, existing === undefined ? null : existing.pos);
+        const admission = admitLtx(frame, existing === undefined ? null : existing.pos, (min, max) =>
+          existing === undefined ? null : ownLink(existing, min, max),
+        );
+        if (admission.kind === "present") {
+          // Our own HALT transaction coming back from the primary: nothing to apply.
+          this.#present = frame;
+          log.debug("the stream brings a transaction this replica has: skipped", {
+            db: frame.db,
+            minTxid: frame.minTxid.toString(16),
+            maxTxid: frame.maxTxid.toString(16),
+          });
+          return;
+        }
         const db = existing ?? store.replicaDatabase(frame.db);
         const stager = new LtxStager(db.dir, db.name, { minTxid: frame.minTxid, maxTxid: frame.maxTxid });
         this.#open = { startedMs: performance.now(), begin: frame, db, admission, stager };
@@ -324,9 +352,15 @@ export class ReplicaClient {
         return;
       }
       case "ltx-chunk":
+        if (this.#present !== null) return; // the decoder checked the bytes against LTX_BEGIN
         this.#open!.stager.push(frame.data);
         return;
       case "ltx-end":
+        if (this.#present !== null) {
+          this.#present = null;
+          this.#presentSkipped++;
+          return;
+        }
         return this.#applyOpenFile(signal);
       case "ready":
         this.#readyThisStream = true;
@@ -433,6 +467,24 @@ export class ReplicaClient {
   #abortOpenFile(): void {
     this.#open?.stager.abort();
     this.#open = null;
+    this.#present = null;
+  }
+}
+
+/** This replica's own LTX file for exactly TXIDs min..max, as an OwnLink; null when it has none. */
+function ownLink(db: Database, minTxid: bigint, maxTxid: bigint): OwnLink | null {
+  try {
+    const { header, trailer } = readLtxHeaderAndTrailer(
+      path.join(db.dir.ltxDir, formatFileName(minTxid, maxTxid)),
+    );
+    return {
+      minTxid: header.minTxid,
+      maxTxid: header.maxTxid,
+      preApplyChecksum: header.preApplyChecksum,
+      postApplyChecksum: trailer.postApplyChecksum,
+    };
+  } catch {
+    return null; // no such file (or unreadable): not known to be present
   }
 }
 

@@ -171,11 +171,16 @@ const DISCARD_LIMIT_BYTES = 16 << 20;
 
 /**
  * Ends `res` with `text` (its head already written) once the request body that nobody read has been
- * read and dropped (past DISCARD_LIMIT_BYTES the connection is cut). Ending at once would make node
- * close a socket that still holds unread bytes: the kernel then resets the connection, and the client
- * loses the answer it was sent. Route handlers that answer without reading the body use this.
+ * read and dropped (past `discardLimitBytes`, default DISCARD_LIMIT_BYTES, the connection is cut).
+ * Ending at once would make node close a socket that still holds unread bytes: the kernel then resets
+ * the connection, and the client loses the answer it was sent. Route handlers that answer without
+ * reading the body use this.
  */
-export function endAfterBody(res: http.ServerResponse, text: string): void {
+export function endAfterBody(
+  res: http.ServerResponse,
+  text: string,
+  discardLimitBytes: number = DISCARD_LIMIT_BYTES,
+): void {
   const req = res.req;
   if (req.complete || req.socket.destroyed) {
     res.end(text);
@@ -185,7 +190,7 @@ export function endAfterBody(res: http.ServerResponse, text: string): void {
   let dropped = 0;
   req.on("data", (chunk: Buffer) => {
     dropped += chunk.length;
-    if (dropped > DISCARD_LIMIT_BYTES) req.socket.destroy();
+    if (dropped > discardLimitBytes) req.socket.destroy();
   });
   req.once("end", () => res.end());
   req.resume();

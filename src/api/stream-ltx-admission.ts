@@ -40,15 +40,39 @@ export interface QuarantineRange {
 
 export type LtxAdmission =
   | { readonly kind: "incremental" }
-  | { readonly kind: "snapshot"; readonly quarantine: QuarantineRange | null };
+  | { readonly kind: "snapshot"; readonly quarantine: QuarantineRange | null }
+  /** The replica's history holds this very transaction already: its bytes are read and dropped. */
+  | { readonly kind: "present" };
+
+/** A transaction of the replica's own history: its TXID range and checksums (from its LTX file). */
+export interface OwnLink {
+  readonly minTxid: bigint;
+  readonly maxTxid: bigint;
+  readonly preApplyChecksum: bigint;
+  readonly postApplyChecksum: bigint;
+}
 
 /**
  * Decides whether the LTX file `begin` announces may be applied on top of `replica` (null: the replica
  * does not have the database). Throws ESTREAMTXID or ESTREAMPREAPPLY for an incremental file that does
  * not continue the replica's position.
+ *
+ * An incremental file at or below the replica's TXID is "present" when `ownLink` finds the replica's
+ * own LTX file for exactly that TXID range with the same pre- and post-apply checksums: the same
+ * transaction, already in this replica's history. That is how a HALT transaction comes back from the
+ * primary to the replica that wrote it (halt-replica.ts commits it locally, then sends it with
+ * `POST /tx`; the primary streams it to every replica) — possibly after that replica's next HALT commit.
  */
-export function admitLtx(begin: LtxBeginFrame, replica: Pos | null): LtxAdmission {
+export function admitLtx(
+  begin: LtxBeginFrame,
+  replica: Pos | null,
+  ownLink: (minTxid: bigint, maxTxid: bigint) => OwnLink | null = () => null,
+): LtxAdmission {
   const { db } = begin;
+  if (begin.snapshot === null && replica !== null && begin.maxTxid <= replica.txid) {
+    const atPosition = begin.maxTxid !== replica.txid || begin.postApplyChecksum === replica.checksum;
+    if (atPosition && sameLink(ownLink(begin.minTxid, begin.maxTxid), begin)) return { kind: "present" };
+  }
   if (begin.snapshot !== null) {
     const from = firstUnsharedTxid(begin.snapshot);
     if (from === null || replica === null || replica.txid < from)
@@ -72,6 +96,16 @@ export function admitLtx(begin: LtxBeginFrame, replica: Pos | null): LtxAdmissio
     );
   }
   return { kind: "incremental" };
+}
+
+function sameLink(link: OwnLink | null, begin: LtxBeginFrame): boolean {
+  return (
+    link !== null &&
+    link.minTxid === begin.minTxid &&
+    link.maxTxid === begin.maxTxid &&
+    link.preApplyChecksum === begin.preApplyChecksum &&
+    link.postApplyChecksum === begin.postApplyChecksum
+  );
 }
 
 function hex(value: bigint): string {

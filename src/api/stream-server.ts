@@ -32,6 +32,9 @@ import { StreamSink } from "./stream-sink.js";
 import { endAfterBody } from "./request-guard.js";
 import type { FrameObserver } from "./stream-encoder.js";
 
+/** Bytes of a refused request's body read and dropped before the connection is cut. */
+const REFUSED_DISCARD_BYTES = 64 << 20;
+
 /** Request header naming a lease candidate (replica-client.ts sends it; absent: not a candidate). */
 const CANDIDATE_HEADER = "Litefs-Candidate";
 
@@ -194,6 +197,20 @@ function header(req: http.IncomingMessage, name: string): string | undefined {
  * the request: the refusal must still reach the client, and json() drains what is left).
  */
 function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  if (declared > limit) {
+    // Refused before a byte is read: no 8 MiB buffered for nothing.
+    return Promise.reject(
+      new StreamError(
+        "ESTREAMREQUEST",
+        `request body of ${declared} bytes (Content-Length) over ${limit} bytes`,
+        {
+          rule: "body limit",
+          offset: 0,
+        },
+      ),
+    );
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -222,7 +239,14 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Uint8Array>
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v)) + "\n";
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
-  // Answer before the body is read to its end without a reset losing the answer (request-guard.ts).
-  endAfterBody(res, text);
+  const headers: http.OutgoingHttpHeaders = {
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(text),
+  };
+  if (status === 413) headers.Connection = "close";
+  res.writeHead(status, headers);
+  // Answer before the body is read to its end without a reset losing the answer (request-guard.ts),
+  // draining further than other routes: a client that sends all of an oversized body before it reads
+  // (most read as they send) still gets its answer for bodies up to REFUSED_DISCARD_BYTES.
+  endAfterBody(res, text, REFUSED_DISCARD_BYTES);
 }

@@ -1,14 +1,17 @@
 // The proxy's view of a running node (src/proxy/proxy-node-view.ts), over the store: the TXID of a
 // database is its position's, and a read waiting for the client's last write is woken by the store's
 // commit subscription — every local commit and every transaction applied from the primary emits one
-// after the position moved — never by polling.
+// after the position moved — never by polling. The same subscription records recent TXIDs' checksums
+// (proxy-history.ts), so that a read carrying a position token is checked against this node's history.
 //
 // The role, the primary's proxy URL and hostname, and the lag are asked of the node through functions
 // each time (they may change while the proxy runs).
 
+import type { Pos } from "../ltx/pos.js";
 import type { ProxyNodeView } from "../proxy/proxy-node-view.js";
 import type { CommitEvent } from "../store/commit-event.js";
 import type { Store } from "../store/store.js";
+import { RecentPositions } from "./proxy-history.js";
 
 export interface StoreProxyViewOptions {
   readonly store: Store;
@@ -40,10 +43,13 @@ export class StoreProxyView implements ProxyNodeView {
   /** Reads waiting, per database. A database's set is removed once empty. */
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #unsubscribe: () => void;
+  /** Recent TXIDs' checksums, for the read-your-writes check of a position token. */
+  readonly #recent: RecentPositions;
   #closed = false;
 
   constructor(opts: StoreProxyViewOptions) {
     this.#opts = opts;
+    this.#recent = new RecentPositions(opts.store);
     this.#unsubscribe = opts.store.subscribe((event) => this.#onCommit(event));
   }
 
@@ -61,6 +67,14 @@ export class StoreProxyView implements ProxyNodeView {
 
   txid(db: string): bigint {
     return this.#opts.store.db(db)?.pos.txid ?? 0n;
+  }
+
+  position(db: string): Pos {
+    return this.#opts.store.db(db)?.pos ?? { txid: 0n, checksum: 0n };
+  }
+
+  checksumAt(db: string, txid: bigint): bigint | undefined {
+    return this.#recent.checksumAt(db, txid);
   }
 
   lagMs(): number {
@@ -119,6 +133,7 @@ export class StoreProxyView implements ProxyNodeView {
   }
 
   #onCommit(event: CommitEvent): void {
+    this.#recent.record(event);
     const set = this.#waiters.get(event.db);
     if (set === undefined) return;
     const txid = event.pos.txid;

@@ -12,4 +12,5 @@ export type { TxidWaitOutcome } from "./txid-wait.js";
 export { RequestRouter, HEALTH_PATH } from "./request-route.js";
 export type { ProxyRoute } from "./request-route.js";
 export { HOP_MARKER_HEADER } from "./forwarding-headers.js";
-export { TXID_COOKIE, TXID_HEADER, formatTxid, parseTxid } from "./txid-token.js";
+export { TXID_COOKIE, TXID_HEADER, formatToken, formatTxid, parseToken, parseTxid } from "./txid-token.js";
+export type { ReadToken, TxPosition } from "./txid-token.js";

@@ -11,6 +11,7 @@ export type ProxyErrorCode =
   | "EPROXYNOPRIMARY" // a write reached a replica and no primary became known in time
   | "EPROXYLOOP" // a request already forwarded once would have to be forwarded again
   | "EPROXYTXIDTIMEOUT" // a read waited too long for the local database to reach the client's TXID
+  | "EPROXYTXIDBRANCH" // the local history does not hold the client's position and no primary can serve
   | "EPROXYBADTXID" // a `__txid` cookie or `Litefs-Txid` header that is not a TXID
   | "EPROXYWRITETIMEOUT" // the whole exchange took longer than proxy.write-timeout
   | "EPROXYMETHOD"; // a method the proxy's own route does not serve (e.g. POST /litefs/health)
@@ -22,6 +23,7 @@ const STATUS_BY_CODE: Record<ProxyErrorCode, number> = {
   EPROXYNOPRIMARY: 503,
   EPROXYLOOP: 503,
   EPROXYTXIDTIMEOUT: 504,
+  EPROXYTXIDBRANCH: 503,
   EPROXYBADTXID: 400,
   EPROXYWRITETIMEOUT: 504,
   EPROXYMETHOD: 405,

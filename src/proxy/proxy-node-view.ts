@@ -2,6 +2,8 @@
 // and the lease; tests implement it with a small object whose positions they move by hand. The proxy
 // imports nothing from store or lease: this interface is its whole view of replication.
 
+import type { TxPosition } from "./txid-token.js";
+
 export interface ProxyNodeView {
   /** True while this node holds the lease; writes then go to the local app. */
   isPrimary(): boolean;
@@ -12,8 +14,16 @@ export interface ProxyNodeView {
   primaryProxyURL(): string | undefined;
   /** The primary's hostname as the lease records it, for `fly-replay: instance=<hostname>`. */
   primaryHostname(): string | undefined;
-  /** The local TXID of database `db` (0n when it does not exist yet). Cheap: called on every write. */
+  /** The local TXID of database `db` (0n when it does not exist yet). Cheap: called on every read. */
   txid(db: string): bigint;
+  /** The local position of `db` (TXID 0, checksum 0 when it does not exist). Cheap: called on every write. */
+  position(db: string): TxPosition;
+  /**
+   * The post-apply checksum of TXID `txid` in the local history of `db`; undefined when the history
+   * does not reach `txid` or this node no longer knows it (a snapshot replaced the files, retention).
+   * Cheap for recent TXIDs: called on reads that carry a token.
+   */
+  checksumAt(db: string, txid: bigint): bigint | undefined;
   /**
    * Resolves once the local TXID of `db` is ≥ `txid`. Rejects (with any error) when `signal` aborts;
    * the proxy aborts it on timeout and when the client goes away, so it must not leak waiters.

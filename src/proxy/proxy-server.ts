@@ -220,10 +220,19 @@ export class ProxyServer {
       case "passthrough":
         this.metrics.countRequest("passthrough");
         return this.#toApp(req, res, target, lifetime, false);
-      case "read":
-        this.metrics.countRequest("read");
-        if (route.waitForTxid) await this.#readYourWrites.admit(req.headers, lifetime);
-        return this.#toApp(req, res, target, lifetime, false);
+      case "read": {
+        const forwarded = req.headers[HOP_MARKER_HEADER] !== undefined;
+        const admission = await this.#readYourWrites.admit(req.headers, lifetime, {
+          mayWait: route.waitForTxid,
+          forwarded,
+        });
+        if (admission === "local") {
+          this.metrics.countRequest("read");
+          return this.#toApp(req, res, target, lifetime, false);
+        }
+        // This replica's history is on another branch than the client's last write: the primary's.
+        return this.#carryOut({ kind: "forward", write: false }, req, res, target, lifetime);
+      }
       case "write":
         this.metrics.countRequest("write");
         return this.#toApp(req, res, target, lifetime, true);
@@ -233,12 +242,13 @@ export class ProxyServer {
       case "replay": {
         const location = await this.#primaryLocator.locate(lifetime);
         if (location.kind === "self") {
-          // Became primary while waiting: serve it here, as the primary would.
+          // Became primary while waiting: serve it here, as the primary would (a read is checked
+          // against the client's position again).
           const local = this.#router.route({
             method: req.method ?? "GET",
             path: target.path,
             isPrimary: true,
-            forwarded: false,
+            forwarded: req.headers[HOP_MARKER_HEADER] !== undefined,
           });
           return this.#carryOut(local, req, res, target, lifetime);
         }

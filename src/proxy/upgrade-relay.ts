@@ -106,7 +106,16 @@ export class UpgradeRelay {
     if (route.kind === "loop") throw forwardLoopError();
     let upstream = this.#opts.app;
     let hopMarker: "add" | "strip" = "strip";
-    if (route.kind === "forward" || route.kind === "replay") {
+    let toPrimary = route.kind === "forward" || route.kind === "replay";
+    if (route.kind === "read") {
+      // "primary": this replica is on another branch than the client's last write (read-your-writes.ts).
+      const admission = await this.#opts.readYourWrites.admit(req.headers, lifetime, {
+        mayWait: route.waitForTxid,
+        forwarded: req.headers[HOP_MARKER_HEADER] !== undefined,
+      });
+      toPrimary = admission === "primary";
+    }
+    if (toPrimary) {
       const location = await this.#opts.primaryLocator.locate(lifetime);
       if (location.kind === "replay") {
         this.#answer(socket, replayAnswer(location.hostname));
@@ -116,8 +125,6 @@ export class UpgradeRelay {
         upstream = primaryTarget(location.url);
         hopMarker = "add";
       }
-    } else if (route.kind === "read" && route.waitForTxid) {
-      await this.#opts.readYourWrites.admit(req.headers, lifetime);
     }
     const reply = await sendUpstream({
       target: upstream,

@@ -49,6 +49,8 @@ interface RawPlan {
   readonly pauseMs?: number;
   /** After sending: "wait" for the answer (default), or "close" at once (an early disconnect). */
   readonly then?: "wait" | "close";
+  /** Read nothing until the whole body was sent (a client that writes before it reads). */
+  readonly readLate?: boolean;
 }
 
 /** Sends `plan` on a fresh connection to `port` and reads the answer (a stream's headers suffice). */
@@ -77,11 +79,17 @@ async function rawRequest(port: number, plan: RawPlan): Promise<RawAnswer> {
     socket.once("connect", resolve);
     socket.once("error", reject);
   });
+  if (plan.readLate === true) socket.pause();
   socket.write(plan.head);
+  let written: Promise<void> = Promise.resolve();
   for (const piece of plan.body ?? []) {
     if (plan.pauseMs !== undefined) await new Promise((resolve) => setTimeout(resolve, plan.pauseMs));
     if (socket.destroyed) break;
-    socket.write(piece);
+    written = new Promise((resolve) => socket.write(piece, () => resolve()));
+  }
+  if (plan.readLate === true) {
+    await written; // every byte handed to the kernel (a write error resolves it too)
+    socket.resume();
   }
   if (plan.then === "close") {
     socket.destroy();
@@ -299,6 +307,20 @@ function handPicked(routes: readonly string[], sqliteHead: Buffer): { name: stri
     withBody("POST", "/stream", '{"dbs":[]}', { "Content-Type": "application/json" }),
   );
   add("stream request of 2 MiB", withBody("POST", "/stream", Buffer.alloc(2 << 20, 1)));
+  // Over the 8 MiB limit: 413, also for a client that reads only after sending everything.
+  add("stream request of 9 MiB", withBody("POST", "/stream", Buffer.alloc(9 << 20, 2)));
+  add("stream request of 9 MiB, chunked", {
+    head: head("POST", "/stream", { "Transfer-Encoding": "chunked" }),
+    body: [`${(9 << 20).toString(16)}\r\n`, Buffer.alloc(9 << 20, 3), "\r\n0\r\n\r\n"],
+  });
+  add("stream request of 40 MiB, read only after sending it all", {
+    ...withBody("POST", "/stream", Buffer.alloc(40 << 20, 4)),
+    readLate: true,
+  });
+  add("stream request declaring 1 TB", {
+    head: head("POST", "/stream", { "Content-Length": 1e12 }),
+    body: [Buffer.alloc(65536)],
+  });
   return cases;
 }
 

@@ -269,6 +269,35 @@ test("the replica applies an incremental file only on the position it continues"
   );
 });
 
+test("a file the replica already has (its own HALT transaction coming back) is present, not an error", () => {
+  const own = { minTxid: 6n, maxTxid: 6n, preApplyChecksum: FLAG | 5n, postApplyChecksum: FLAG | 6n };
+  const lookups: string[] = [];
+  const history = (link: typeof own | null) => (min: bigint, max: bigint) => {
+    lookups.push(`${min}-${max}`);
+    return link !== null && link.minTxid === min && link.maxTxid === max ? link : null;
+  };
+  // At that very position, or further on (its next HALT commit came first).
+  assert.deepEqual(admitLtx(begin({}), { txid: 6n, checksum: FLAG | 6n }, history(own)), { kind: "present" });
+  assert.deepEqual(admitLtx(begin({}), { txid: 9n, checksum: FLAG | 9n }, history(own)), { kind: "present" });
+  assert.deepEqual(lookups, ["6-6", "6-6"]);
+  // Another transaction at the same TXID (another branch), or no file of its own: still refused.
+  for (const other of [
+    { ...own, postApplyChecksum: FLAG | 7n },
+    { ...own, preApplyChecksum: FLAG | 4n },
+    null,
+  ]) {
+    expectCode(() => admitLtx(begin({}), { txid: 9n, checksum: FLAG | 9n }, history(other)), "ESTREAMTXID");
+  }
+  // The position's checksum says another branch, whatever the file says.
+  expectCode(() => admitLtx(begin({}), { txid: 6n, checksum: FLAG | 8n }, history(own)), "ESTREAMTXID");
+  // Not consulted for a file that continues the position, nor for snapshots.
+  lookups.length = 0;
+  assert.deepEqual(admitLtx(begin({}), { txid: 5n, checksum: FLAG | 5n }, history(own)), {
+    kind: "incremental",
+  });
+  assert.deepEqual(lookups, []);
+});
+
 test("a snapshot replacing a diverged history tells the replica which of its TXIDs to quarantine", () => {
   const snap = (
     verdict: "shared" | "diverged" | "unverifiable",

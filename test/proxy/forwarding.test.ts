@@ -70,7 +70,7 @@ describe("proxy: forwarding", () => {
     for (const method of ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]) {
       const answer = await httpRequest(replica.url + "/things?id=1", { method, body: "" });
       assert.equal(answer.body, `app primary: ${method} /things?id=1`);
-      assert.match(String(answer.headers["litefs-txid"]), /^[0-9a-f]{16}$/);
+      assert.match(String(answer.headers["litefs-txid"]), /^[0-9a-f]{16}\/[0-9a-f]{16}$/);
     }
     assert.equal((await httpRequest(replica.url + "/things")).body, "app replica: GET /things");
     assert.equal((await httpRequest(replica.url + "/admin/x")).body, "app primary: GET /admin/x");
@@ -102,7 +102,7 @@ describe("proxy: forwarding", () => {
     assert.equal(seen.headers["keep-alive"], undefined);
     assert.equal(seen.headers["litefs-proxy-hop"], undefined);
     // The app's own Litefs-Txid header on a write is replaced by the primary's TXID.
-    assert.equal(answer.headers["litefs-txid"], "0000000000000000");
+    assert.equal(answer.headers["litefs-txid"], "0000000000000000/0000000000000000");
   });
 
   test("loop protection: two replicas that take each other for the primary forward once, then refuse", async () => {
@@ -154,7 +154,7 @@ describe("proxy: forwarding", () => {
     setTimeout(() => (view.primary = true), 100);
     const answer = await promoted;
     assert.equal(answer.body, "app local: POST /promoted");
-    assert.match(String(answer.headers["litefs-txid"]), /^[0-9a-f]{16}$/);
+    assert.match(String(answer.headers["litefs-txid"]), /^[0-9a-f]{16}\/[0-9a-f]{16}$/);
   });
 
   test("fly-replay mode answers writes with fly-replay: instance=<primary> instead of forwarding", async () => {

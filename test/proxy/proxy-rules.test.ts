@@ -13,7 +13,9 @@ import {
   BadTxidError,
   formatTxid,
   parseTxid,
-  requestedTxid,
+  formatToken,
+  parseToken,
+  requestedToken,
   txidSetCookie,
 } from "../../src/proxy/txid-token.js";
 import { primaryTarget, appTarget } from "../../src/proxy/upstream-target.js";
@@ -140,25 +142,54 @@ describe("TXID tokens", () => {
       assert.equal(parseTxid(bad), undefined, bad);
   });
 
-  test("the request's TXID is the highest of its cookies and header; malformed ones are errors", () => {
-    assert.equal(requestedTxid(undefined, undefined), undefined);
-    assert.equal(requestedTxid("a=1; b=2", undefined), undefined);
-    assert.equal(requestedTxid("a=1; __txid=0000000000000005; x=__txid", "3"), 5n);
-    assert.equal(requestedTxid("__txid=3", "000000000000000a"), 10n);
-    assert.equal(requestedTxid("__txid=3; __txid=7", undefined), 7n);
-    assert.equal(requestedTxid(undefined, ["4", "9"]), 9n);
+  test("position tokens: TXID/CHECKSUM round-trips; a bare TXID is still accepted (property)", () => {
+    const u64 = fc.bigInt({ min: 0n, max: 0xffff_ffff_ffff_ffffn });
+    fc.assert(
+      fc.property(u64, u64, (txid, checksum) => {
+        const text = formatToken({ txid, checksum });
+        assert.match(text, /^[0-9a-f]{16}\/[0-9a-f]{16}$/);
+        assert.deepEqual(parseToken(text), { txid, checksum });
+        assert.deepEqual(parseToken(text.toUpperCase()), { txid, checksum });
+        assert.deepEqual(parseToken(formatTxid(txid)), { txid, checksum: undefined });
+      }),
+    );
+    for (const bad of ["", "1/2", "0000000000000001/", "0000000000000001-0000000000000002", "g/g", "1 2"])
+      assert.equal(parseToken(bad), undefined, bad);
+    assert.throws(() => formatToken({ txid: 1n, checksum: 1n << 64n }), RangeError);
+  });
+
+  test("the request's token is the highest of its cookies and header; malformed ones are errors", () => {
+    const pos = (txid: bigint, checksum: bigint): string => formatToken({ txid, checksum });
+    assert.equal(requestedToken(undefined, undefined), undefined);
+    assert.equal(requestedToken("a=1; b=2", undefined), undefined);
+    assert.deepEqual(requestedToken("a=1; __txid=0000000000000005; x=__txid", "3"), {
+      txid: 5n,
+      checksum: undefined,
+    });
+    assert.deepEqual(requestedToken("__txid=3", pos(10n, 77n)), { txid: 10n, checksum: 77n });
+    assert.deepEqual(requestedToken(`__txid=3; __txid=${pos(7n, 9n)}`, undefined), {
+      txid: 7n,
+      checksum: 9n,
+    });
+    assert.deepEqual(requestedToken(undefined, ["4", "9"]), { txid: 9n, checksum: undefined });
+    // At the same TXID a position beats a bare TXID, and the header beats the cookie.
+    assert.deepEqual(requestedToken(`__txid=${pos(9n, 1n)}`, "9"), { txid: 9n, checksum: 1n });
+    assert.deepEqual(requestedToken(`__txid=${pos(9n, 1n)}`, pos(9n, 2n)), { txid: 9n, checksum: 2n });
     assert.throws(
-      () => requestedTxid("__txid=zz", undefined),
+      () => requestedToken("__txid=zz", undefined),
       (err: unknown) => err instanceof BadTxidError && err.fromCookie,
     );
     assert.throws(
-      () => requestedTxid(undefined, "zz"),
+      () => requestedToken(undefined, "0000000000000001/zz"),
       (err: unknown) => err instanceof BadTxidError && !err.fromCookie,
     );
   });
 
-  test("the cookie a write sets", () => {
-    assert.equal(txidSetCookie(18n), "__txid=0000000000000012; Path=/; Max-Age=300; HttpOnly; SameSite=Lax");
+  test("the cookie a write sets carries the position", () => {
+    assert.equal(
+      txidSetCookie({ txid: 18n, checksum: 0xabcn }),
+      "__txid=0000000000000012/0000000000000abc; Path=/; Max-Age=300; HttpOnly; SameSite=Lax",
+    );
   });
 });
 

@@ -2,6 +2,7 @@
 // builder, a "replication" that copies a primary's SQLite file to a replica's with SQLite's backup API
 // (held back on demand, to make lag real), and a plain HTTP client that shows every header.
 
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -9,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import Database from "better-sqlite3";
 
 import type { ProxyConfig } from "../../src/config/config.js";
-import type { ProxyNodeView } from "../../src/proxy/index.js";
+import type { ProxyNodeView, TxPosition } from "../../src/proxy/index.js";
 
 /** SQLite's file change counter (header offset 24): +1 per write transaction in rollback-journal mode. */
 export function fileChangeCounter(dbPath: string): bigint {
@@ -28,17 +29,26 @@ interface Waiter {
   readonly resolve: () => void;
 }
 
-/**
- * A node as the proxy sees it. The primary's TXID is read from its database file (the change counter,
- * which every committed write bumps); a replica's TXID is what the replicator last applied.
- */
+/** A stand-in for the post-apply checksum of `txid` on history branch `branch` (differs per branch). */
+export function branchChecksum(branch: string, txid: bigint): bigint {
+  const digest = createHash("sha256").update(`${branch}/${txid}`).digest();
+  return digest.readBigUInt64BE(0) | (1n << 63n);
+}
+
 function abortReason(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new Error(String(reason));
 }
 
+/**
+ * A node as the proxy sees it. The primary's TXID is read from its database file (the change counter,
+ * which every committed write bumps); a replica's TXID is what the replicator last applied. Checksums
+ * come from `branch` (branchChecksum): two views on different branches disagree at every TXID.
+ */
 export class TestNodeView implements ProxyNodeView {
   primary: boolean;
+  /** The history branch this node is on; change it to fake a divergence. */
+  branch = "main";
   primaryUrl: string | undefined;
   primaryHost: string | undefined;
   lag = 0;
@@ -73,6 +83,15 @@ export class TestNodeView implements ProxyNodeView {
   txid(db: string): bigint {
     if (db !== this.#db) return 0n;
     return this.#readTxid !== undefined ? this.#readTxid() : this.#txid;
+  }
+
+  position(db: string): TxPosition {
+    const txid = this.txid(db);
+    return { txid, checksum: txid === 0n ? 0n : branchChecksum(this.branch, txid) };
+  }
+
+  checksumAt(db: string, txid: bigint): bigint | undefined {
+    return txid > 0n && txid <= this.txid(db) ? branchChecksum(this.branch, txid) : undefined;
   }
 
   waitForTxid(db: string, txid: bigint, signal: AbortSignal): Promise<void> {

@@ -11,10 +11,11 @@ import { after, before, describe, test } from "node:test";
 
 import { GuestbookDb } from "../../examples/guestbook/guestbook-db.js";
 import { createGuestbookServer, listenGuestbook } from "../../examples/guestbook/guestbook-server.js";
-import { PROXY_ERROR_HEADER, ProxyCounters, ProxyServer } from "../../src/proxy/index.js";
+import { PROXY_ERROR_HEADER, ProxyCounters, ProxyServer, formatToken } from "../../src/proxy/index.js";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.js";
 import {
   TestNodeView,
+  branchChecksum,
   closeServer,
   cookieFrom,
   fileChangeCounter,
@@ -112,8 +113,9 @@ describe("proxy: forwarded writes and read-your-writes across two nodes", () => 
       "the replica must be behind: replication is held back",
     );
     const cookie = cookieFrom(posted, "__txid");
-    assert.equal(cookie, `__txid=${txid.toString(16).padStart(16, "0")}`);
-    assert.equal(posted.headers["litefs-txid"], txid.toString(16).padStart(16, "0"));
+    const token = formatToken({ txid, checksum: branchChecksum("main", txid) });
+    assert.equal(cookie, `__txid=${token}`);
+    assert.equal(posted.headers["litefs-txid"], token);
     assert.equal(replicaMetrics.snapshot().requests.forwarded, before.requests.forwarded + 1);
 
     // Without the cookie the replica serves what it has: the entry is not there yet.
@@ -162,14 +164,62 @@ describe("proxy: forwarded writes and read-your-writes across two nodes", () => 
       body: JSON.stringify({ name: "Edsger", message: "on the primary" }),
     });
     assert.equal(posted.status, 303);
-    assert.equal(BigInt("0x" + String(posted.headers["litefs-txid"])), fileChangeCounter(primaryDbPath));
+    const token = String(posted.headers["litefs-txid"]);
+    assert.equal(BigInt("0x" + token.slice(0, 16)), fileChangeCounter(primaryDbPath));
     assert.equal(primaryMetrics.snapshot().requests.write, before + 1);
-    // Reads on the primary never wait, whatever TXID they carry.
-    const read = await httpRequest(primaryProxy.url + "/entries", {
+    const read = await httpRequest(primaryProxy.url + "/entries", { headers: { "litefs-txid": token } });
+    assert.equal(read.status, 200);
+    // The primary never waits: a token ahead of it was written on another primary (it may have lost
+    // its lease without knowing): 503 at once, nothing served.
+    const started = Date.now();
+    const ahead = await httpRequest(primaryProxy.url + "/entries", {
       headers: { "litefs-txid": "ffffffffffffffff" },
     });
-    assert.equal(read.status, 200);
+    assert.equal(ahead.status, 503, ahead.body);
+    assert.equal(ahead.headers[PROXY_ERROR_HEADER], "EPROXYTXIDBRANCH");
+    assert.match(ahead.body, /behind your last write \(TXID ffffffffffffffff \(bare TXID/);
+    assert.ok(Date.now() - started < 2000, "the primary must not wait");
     await catchUp();
+  });
+
+  test("a replica on another branch at the token's TXID forwards the read; the primary checks it again", async () => {
+    const posted = await httpRequest(replicaProxy.url + "/", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "Barbara", message: "before the divergence" }),
+    });
+    assert.equal(posted.status, 303, posted.body);
+    const token = String(posted.headers["litefs-txid"]);
+    await catchUp();
+    const read = (headers: Record<string, string>) =>
+      httpRequest(replicaProxy.url + "/", { headers: { ...headers } });
+    assert.match((await read({ "litefs-txid": token })).body, /served by <code>replica<\/code>/);
+
+    // The replica's history now holds that TXID with another checksum (a deposed primary's branch).
+    replicaView.branch = "deposed";
+    try {
+      const before = replicaMetrics.snapshot();
+      const viaCookie = await read({ cookie: `__txid=${token}` });
+      assert.equal(viaCookie.status, 200, viaCookie.body);
+      assert.match(viaCookie.body, /served by <code>primary<\/code>/, "the read must not be served here");
+      assert.match(viaCookie.body, /before the divergence/);
+      assert.equal(replicaMetrics.snapshot().requests.forwarded, before.requests.forwarded + 1);
+      // A bare TXID (an older client) cannot tell the branches apart: served here, as documented.
+      const bare = await read({ "litefs-txid": token.slice(0, 16) });
+      assert.match(bare.body, /served by <code>replica<\/code>/);
+
+      // The primary on yet another branch (the client's write is not in its history): 503, nothing served.
+      primaryView.branch = "new-primary";
+      const refused = await read({ "litefs-txid": token });
+      assert.equal(refused.status, 503, refused.body);
+      assert.equal(refused.headers[PROXY_ERROR_HEADER], "EPROXYTXIDBRANCH");
+      assert.equal(refused.headers["retry-after"], "1");
+      assert.match(refused.body, /another branch of the history/);
+      assert.doesNotMatch(refused.body, /before the divergence/);
+    } finally {
+      replicaView.branch = "main";
+      primaryView.branch = "main";
+    }
   });
 
   test("a read whose TXID does not arrive within txid-wait-timeout gets 504 with a clear body", async () => {
@@ -185,7 +235,7 @@ describe("proxy: forwarded writes and read-your-writes across two nodes", () => 
     assert.equal(answer.headers[PROXY_ERROR_HEADER], "EPROXYTXIDTIMEOUT");
     assert.match(
       answer.body,
-      /timed out after 150 ms waiting for database "guestbook.db" to reach TXID 0+[0-9a-f]+/,
+      /timed out after 150 ms waiting for database "guestbook.db" to reach TXID 0+[0-9a-f]+ \(bare TXID/,
     );
     assert.equal(replicaView.waiterCount, 0, "the timed-out wait must be withdrawn");
   });
@@ -198,7 +248,7 @@ describe("proxy: forwarded writes and read-your-writes across two nodes", () => 
       headers: { cookie: "__txid=nonsense" },
     });
     assert.equal(byCookie.status, 400);
-    assert.match(byCookie.body, /cookie __txid "nonsense" is not a TXID/);
+    assert.match(byCookie.body, /cookie __txid "nonsense" is not a position \(TXID\/CHECKSUM/);
     assert.equal(cookieFrom(byCookie, "__txid"), "__txid=");
   });
 
