@@ -260,7 +260,8 @@ async function selfCheck(nodes: DemoNode[]): Promise<boolean> {
       body: JSON.stringify({ name: "demo", message }),
     });
     if (res.status >= 400) throw new Error(`POST through ${node.name}: ${res.status} ${await res.text()}`);
-    const txid = res.headers.get("litefs-txid");
+    // Litefs-Txid is the position after the write: TXID/checksum.
+    const txid = res.headers.get("litefs-txid")?.split("/")[0];
     say(`  POST via ${node.name}: ${res.status}, committed as TXID ${txid}`);
     written.push(message);
   }
