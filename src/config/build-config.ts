@@ -110,6 +110,7 @@ function buildLease(l: ConfigFile["lease"], httpAddr: string, machineHostname: s
     databases: l.databases,
     ttlMs,
     lockDelayMs,
+    electionWaitMs: l["election-wait"] ?? ttlMs + lockDelayMs,
     etcd: { endpoints: l.etcd.endpoints, key: l.etcd.key },
     consul: {
       url: l.consul.url,

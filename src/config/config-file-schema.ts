@@ -67,6 +67,7 @@ export const configFileSchema = yamlSection({
     databases: yamlList(yamlRequiredString()),
     ttl: yamlDuration(),
     "lock-delay": yamlDuration(),
+    "election-wait": yamlDuration(),
     etcd: yamlSection({
       endpoints: yamlList(yamlRequiredString()),
       key: yamlString(),

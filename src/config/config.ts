@@ -117,6 +117,11 @@ export interface LeaseConfig {
   ttlMs: number;
   /** Wait after a lease expires before another node may take it (default 1s). */
   lockDelayMs: number;
+  /**
+   * How long a candidate lets a more up-to-date live candidate take a free lease before trying itself
+   * (`lease.election-wait`; default ttl + lock-delay; 0 turns ranking off). etcd only.
+   */
+  electionWaitMs: number;
   etcd: EtcdLeaseConfig;
   consul: ConsulLeaseConfig;
 }

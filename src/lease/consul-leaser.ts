@@ -194,6 +194,7 @@ export class ConsulLeaser implements Leaser {
       safetyMarginMs: this.#safetyMarginMs,
       grantSentAt,
       grantedTtlMs: this.ttlMs,
+      viaHandoff: handoff !== undefined,
       onBackgroundError: this.#onBackgroundError,
       onEnd: (ended) => {
         if (this.#held === ended) this.#held = undefined;

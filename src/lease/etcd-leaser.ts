@@ -312,6 +312,7 @@ export class EtcdLeaser implements Leaser {
       safetyMarginMs: this.#safetyMarginMs,
       grantSentAt,
       grantedTtlMs: Number(grantedTtlSeconds) * 1000,
+      viaHandoff: targeted,
       onBackgroundError: this.#onBackgroundError,
       onEnd: (ended) => {
         if (this.#held === ended) this.#held = undefined;

@@ -28,6 +28,8 @@ export interface KeptLeaseOptions {
   safetyMarginMs: number;
   grantSentAt: number;
   grantedTtlMs: number;
+  /** Taken through a handoff reservation naming this node (Lease.viaHandoff). Default false. */
+  viaHandoff?: boolean;
   renewIntervalMs?: number;
   attemptTimeoutMs?: number;
   /** Failures nobody awaits (cleanup after a loss). Default: ignored. */
@@ -39,6 +41,7 @@ export interface KeptLeaseOptions {
 export class KeptLease implements Lease {
   readonly epoch: bigint;
   readonly ttlMs: number;
+  readonly viaHandoff: boolean;
   readonly #backend: LeaseBackend;
   readonly #keeper: LeaseKeeper;
   readonly #onBackgroundError: (error: Error) => void;
@@ -50,6 +53,7 @@ export class KeptLease implements Lease {
   constructor(options: KeptLeaseOptions) {
     this.epoch = options.epoch;
     this.ttlMs = options.ttlMs;
+    this.viaHandoff = options.viaHandoff ?? false;
     this.#backend = options.backend;
     this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
     this.#onEnd = options.onEnd ?? (() => undefined);

@@ -48,6 +48,12 @@ export interface Lease {
    */
   readonly expiresAt: number;
   readonly state: LeaseState;
+  /**
+   * True when this lease was taken through a handoff reservation naming this node (the previous holder
+   * handed it over, `handoff()`), false for an ordinary acquire. A node taking a handed-over lease must
+   * first have everything the previous holder committed (docs/lease.md, "Handoff").
+   */
+  readonly viaHandoff: boolean;
   /** True while the state is "held" and the clock is before `expiresAt`. Cheap; call before writes. */
   isHeld(): boolean;
   /** Throws the LeaseLostError (or an ELEASESTATE error) when `isHeld()` is false. */

@@ -101,6 +101,7 @@ class StaticLease implements Lease {
   readonly ttlMs = Number.POSITIVE_INFINITY;
   readonly renewedAt: number;
   readonly expiresAt = Number.POSITIVE_INFINITY;
+  readonly viaHandoff = false;
   #state: LeaseState = "held";
 
   constructor(acquiredAt: number) {

@@ -18,6 +18,7 @@
 
 import { isLeaseError, LeaseExistsError, type Lease, type Leaser, type PrimaryInfo } from "../lease/index.js";
 import type { StoreLogger } from "../store/store-logger.js";
+import type { ElectionGate } from "./candidate-election.js";
 import { RoleError, type DemotionReason, type RoleHost } from "./role-host.js";
 import {
   acquireJitterMs,
@@ -39,7 +40,14 @@ export interface LeaseRoleOptions {
   readonly periodicMs: number;
   /** How long a handoff waits for the target to have everything (ms). Default 5000. */
   readonly handoffWaitMs?: number;
+  /**
+   * How long a lease taken through a handoff reservation waits for the old primary's HANDOFF frame
+   * before this node acts as primary anyway (ms). Default 3000.
+   */
+  readonly handoffFrameWaitMs?: number;
   readonly random?: () => number;
+  /** Candidate ranking (etcd): a free lease is left to a more up-to-date live candidate for a while. */
+  readonly election?: ElectionGate;
 }
 
 export class LeaseRole {
@@ -59,6 +67,8 @@ export class LeaseRole {
   #loops: Promise<void>[] = [];
   #unsubscribeLost: (() => void) | null = null;
   #handoffAttempts = 0;
+  /** Resolves the wait of a lease taken through a reservation before its HANDOFF frame was read. */
+  #handoffFrameSeen: (() => void) | null = null;
 
   constructor(opts: LeaseRoleOptions) {
     this.#opts = opts;
@@ -119,7 +129,8 @@ export class LeaseRole {
           this.#opts.log.warn("cannot read the lease holder", { error: (err as Error).message });
         }
       }
-      if (free) became = await this.#tryAcquire();
+      this.#opts.election?.start(() => this.#eligibleForElection());
+      if (free && (await this.#electionAllowsAcquire())) became = await this.#tryAcquire();
     }
     if (!became) {
       if (this.#holder === undefined) {
@@ -138,7 +149,21 @@ export class LeaseRole {
   /** The primary's HANDOFF frame named this node: acquire at once. */
   handoffReceived(): void {
     this.#handoffToMe = true;
+    this.#handoffFrameSeen?.();
     this.#wake?.();
+  }
+
+  /**
+   * This node asked the primary to hand it the lease (`litefs promote`): the demote delay no longer
+   * holds it back — an explicit promotion is never subject to it.
+   */
+  expectHandoff(): void {
+    this.#quietUntilMs = 0;
+  }
+
+  /** The cluster id stored beside the lease (a read), or null when none is. */
+  clusterId(): Promise<string | null> {
+    return this.#opts.leaser.clusterId();
   }
 
   /** Stores `id` as the cluster id beside the lease unless one is there; returns the stored one. */
@@ -182,8 +207,13 @@ export class LeaseRole {
         await sleep(2);
       }
       let failure: unknown = null;
+      const caughtUpMs = performance.now() - started;
       await this.#serialised(async () => {
-        log.info("handing the lease off", { to: toNodeId, epoch: lease.epoch.toString() });
+        log.info("handing the lease off", {
+          to: toNodeId,
+          epoch: lease.epoch.toString(),
+          catchUpMs: Math.round(caughtUpMs),
+        });
         try {
           await lease.handoff(toNodeId);
         } catch (err) {
@@ -228,6 +258,9 @@ export class LeaseRole {
     this.#stop.abort();
     this.#wake?.();
     if (this.#role === "primary") this.#demoteNow("shutdown");
+    await this.#opts.election
+      ?.close()
+      .catch((err: unknown) => this.#opts.log.warn("closing the election", { error: String(err) }));
     await this.#opts.leaser
       .close()
       .catch((err: unknown) => this.#opts.log.warn("closing the leaser", { error: String(err) }));
@@ -238,6 +271,7 @@ export class LeaseRole {
   async #tryAcquire(): Promise<boolean> {
     const { leaser, host, log } = this.#opts;
     this.#lastAttemptMs = performance.now();
+    const attemptStarted = performance.now();
     let lease: Lease;
     try {
       lease = await leaser.acquire();
@@ -251,9 +285,12 @@ export class LeaseRole {
       }
       return false;
     }
+    const acquiredMs = performance.now() - attemptStarted;
+    if (lease.viaHandoff && !this.#handoffToMe) await this.#awaitHandoffFrame(lease);
     let entered = false;
     await this.#serialised(async () => {
       if (this.#stop.signal.aborted) return;
+      const entering = performance.now();
       try {
         await host.enterPrimary(lease);
       } catch (err) {
@@ -270,11 +307,72 @@ export class LeaseRole {
       this.#handoffToMe = false;
       this.#unsubscribeLost = lease.onLost((error) => this.#lost(lease, error.message));
       host.leaseAcquired(lease.epoch);
-      log.info("role change: primary", { epoch: lease.epoch.toString(), lease: leaser.type });
+      // Timings of the takeover (a handoff's write gap is mostly these): the coordinator, then the node.
+      log.info("role change: primary", {
+        epoch: lease.epoch.toString(),
+        lease: leaser.type,
+        viaHandoff: lease.viaHandoff,
+        acquireMs: Math.round(acquiredMs),
+        enterMs: Math.round(performance.now() - entering),
+      });
+      this.#opts.election?.vacancyEnded();
       entered = true;
     });
     if (!entered && this.#stop.signal.aborted) await lease.release().catch(() => undefined);
     return entered;
+  }
+
+  /** Candidate ranking: publish our position only while we could take a free lease. */
+  #eligibleForElection(): boolean {
+    return this.#role === "replica" && !this.#stop.signal.aborted && performance.now() >= this.#quietUntilMs;
+  }
+
+  /**
+   * Candidate ranking: false while a more up-to-date live candidate should take the free lease first
+   * (bounded per vacancy, candidate-election.ts); the loop is woken to ask again.
+   */
+  async #electionAllowsAcquire(): Promise<boolean> {
+    const election = this.#opts.election;
+    if (election === undefined) return true;
+    const decision = await election.verdict();
+    if (decision.acquire) return true;
+    setTimeout(() => this.#wake?.(), decision.retryInMs).unref();
+    return false;
+  }
+
+  /**
+   * The lease was handed over to this node, but the old primary's HANDOFF frame has not been read yet:
+   * the coordinator can show the reservation (and the watch the old holder gone) while this node's
+   * stream still carries the last transactions before that frame. Acting as primary now would stop
+   * the stream and lose them, acknowledged ones included. The frame comes right after them, so wait
+   * for it (bounded: a stream broken in between never brings it; the lease is held meanwhile, so
+   * nobody else can write).
+   */
+  async #awaitHandoffFrame(lease: Lease): Promise<void> {
+    const waitMs = this.#opts.handoffFrameWaitMs ?? 3000;
+    const started = performance.now();
+    this.#opts.log.info("lease handed over; waiting for the old primary's last transactions", {
+      epoch: lease.epoch.toString(),
+    });
+    const seen = await new Promise<boolean>((resolve) => {
+      const finish = (value: boolean): void => {
+        clearTimeout(timer);
+        this.#stop.signal.removeEventListener("abort", onStop);
+        this.#handoffFrameSeen = null;
+        resolve(value);
+      };
+      const onStop = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), waitMs);
+      this.#stop.signal.addEventListener("abort", onStop, { once: true });
+      this.#handoffFrameSeen = () => finish(true);
+    });
+    const ms = Math.round(performance.now() - started);
+    if (seen) this.#opts.log.info("the old primary's HANDOFF frame arrived", { ms });
+    else if (!this.#stop.signal.aborted) {
+      this.#opts.log.warn("no HANDOFF frame from the old primary; acting as primary with what arrived", {
+        ms,
+      });
+    }
   }
 
   /** The lease `lease` is gone involuntarily: become a replica now (once per lease). */
@@ -343,6 +441,7 @@ export class LeaseRole {
 
   /** A replica learned who holds the lease (watch, refusal): follow it when it changed. */
   #seeHolder(info: PrimaryInfo | null): void {
+    if (info !== null) this.#opts.election?.vacancyEnded();
     if (this.#role !== "replica") return;
     const previous = this.#holder;
     this.#holder = info;
@@ -380,6 +479,7 @@ export class LeaseRole {
       };
       if (shouldTryAcquire(context)) {
         if (!this.#handoffToMe) await sleep(acquireJitterMs(this.#random()));
+        if (!this.#handoffToMe && !(await this.#electionAllowsAcquire())) continue;
         const handoff = this.#handoffToMe;
         const became = await this.#tryAcquire();
         if (handoff && !became) {

@@ -48,9 +48,11 @@ import { NodeHalt } from "./halt-node.js";
 import { LeaseRole } from "./lease-role.js";
 import { RoleError, type DemotionReason, type HandoffTarget, type RoleHost } from "./role-host.js";
 import { leaserFromConfig } from "./leaser-from-config.js";
+import { candidateElectionFromConfig } from "./candidate-election-from-config.js";
 import { NodeObservability } from "./node-observability.js";
 import { NodeProxy } from "./node-proxy.js";
 import { ReplicaApplier } from "./replica-applier.js";
+import { ReplicaReconnectNudge } from "./replica-reconnect-nudge.js";
 
 export interface LitefsNodeOptions {
   readonly config: Config;
@@ -87,6 +89,8 @@ export class LitefsNode {
   /** The role and primary hostname last published (`primaryChange` only when one of them changes). */
   #published = "false ";
   #stopping: Promise<void> | undefined;
+  /** Connects the replica to a new primary as soon as it serves streams (replica-reconnect-nudge.ts). */
+  readonly #nudge: ReplicaReconnectNudge;
 
   private constructor(parts: {
     store: Store;
@@ -117,6 +121,16 @@ export class LitefsNode {
     this.#config = parts.config;
     this.#log = parts.log;
     this.#nodeIdHex = formatNodeId(parts.store.nodeId);
+    this.#nudge = new ReplicaReconnectNudge({
+      replica: () => {
+        const replica = this.#replica;
+        return replica === null
+          ? null
+          : { connected: () => replica.status().connected, reconnect: () => replica.reconnect() };
+      },
+      authToken: parts.config.http.authToken ?? null,
+      log: parts.log,
+    });
   }
 
   static async start(opts: LitefsNodeOptions): Promise<LitefsNode> {
@@ -195,6 +209,8 @@ export class LitefsNode {
           }),
       });
       const mounted = session;
+      // The mount drops kernel caches itself after a refused commit and on role changes (commit-gate.ts).
+      fileSystem.attachSession(mounted);
       const locks = new DatabaseLockGuard({
         lockTableOf: (db, kind) => fileSystem.lockTableOf(db, kind),
         holdWalReaders: (db) => fileSystem.locks.holdWalReaders(db),
@@ -270,6 +286,13 @@ export class LitefsNode {
         promote: config.lease.promote,
         quietMs: config.lease.demoteDelayMs,
         periodicMs: Math.max(250, Math.min(config.lease.ttlMs, config.lease.reconnectDelayMs)),
+        election: candidateElectionFromConfig({
+          lease: config.lease,
+          nodeId: node.#nodeIdHex,
+          store,
+          epochs: node.#epochs,
+          log,
+        }),
       });
       await node.#roleManager.start();
       if (config.proxy !== undefined) {
@@ -404,6 +427,7 @@ export class LitefsNode {
       await this.#proxy
         ?.close()
         .catch((err: unknown) => this.#log.error("closing the proxy", { error: String(err) }));
+      this.#nudge.stop();
       this.observability.close();
       await this.#roleManager.stop();
       await this.#halt.close();
@@ -430,6 +454,7 @@ export class LitefsNode {
       throw new RoleError("ENOTCANDIDATE", "this node is not a lease candidate");
     const primary = this.#following;
     if (primary === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
+    manager.expectHandoff();
     await requestHandoff(primary.advertiseURL, this.#nodeIdHex, this.#config.http.authToken ?? null);
     const started = performance.now();
     while ((this.role as NodeRole) !== "primary") {
@@ -447,6 +472,7 @@ export class LitefsNode {
     const config = this.#config;
     return {
       enterPrimary: async (lease: Lease) => {
+        this.#nudge.stop();
         await this.#stopReplica();
         this.#clusterId = await this.#primaryClusterId();
         if (lease.epoch < this.#epochs.highest) {
@@ -466,7 +492,10 @@ export class LitefsNode {
         this.#startReplica();
       },
       primaryChanged: (holder: PrimaryInfo | null) => {
-        const changed = holder?.advertiseURL !== this.#following?.advertiseURL;
+        // Only a new holder moves the stream. "No holder" (a handoff or a failover in progress) leaves
+        // the stream to the old primary running: it ends by itself, and it still carries what that
+        // primary committed — for a handoff target, the last transactions and then HANDOFF.
+        const moved = holder !== null && holder.advertiseURL !== this.#following?.advertiseURL;
         this.#following = holder;
         if (holder !== null) observability.metrics.lease.setEpoch(holder.epoch);
         this.#publishRole(false, holder?.hostname ?? "");
@@ -475,7 +504,11 @@ export class LitefsNode {
           url: holder?.advertiseURL ?? null,
           epoch: holder?.epoch.toString(),
         });
-        if (changed) this.#replica?.reconnect();
+        if (moved) {
+          this.#replica?.reconnect();
+          this.#nudge.follow(holder.advertiseURL);
+          this.#proxy?.discovery.primaryChanged();
+        }
       },
       replicaSynced: () => this.#replica?.status().synced === true,
       handoffTarget: (nodeId: string): HandoffTarget | undefined => {
@@ -511,6 +544,11 @@ export class LitefsNode {
     const key = `${isPrimary} ${hostname}`;
     if (key === this.#published) return;
     this.#published = key;
+    // Not called here: `this.#fileSystem.roleChanged(role)`, which drops what the kernel cached under
+    // the old role (modes, `.primary`) at once instead of after the 1 s attribute/entry timeouts. It
+    // deadlocks the mount: its `.primary` entry invalidation needs the root directory's lock, which a
+    // writer's journal UNLINK holds until it is answered, and a refused UNLINK is answered only after a
+    // database invalidation queued behind it on the one notification worker (docs/lease.md, "Limits").
     this.observability.primaryChanged(isPrimary, hostname);
   }
 
@@ -520,7 +558,10 @@ export class LitefsNode {
     const leaser = this.#roleManager.leaserType;
     if (leaser === "static") return loadOrCreateClusterId(dataDir);
     const local = readClusterId(dataDir);
-    const stored = await this.#roleManager.setClusterIdIfAbsent(local ?? generateClusterId());
+    // A read first: the id is nearly always there already (a handoff, a failover), and a read costs the
+    // coordinator no disk-synced write on the way to becoming primary.
+    const present = await this.#roleManager.clusterId();
+    const stored = present ?? (await this.#roleManager.setClusterIdIfAbsent(local ?? generateClusterId()));
     if (local !== null && stored !== local) {
       throw new Error(
         `this node belongs to cluster ${local}, the lease to cluster ${stored}: refusing to mix`,

@@ -9,6 +9,12 @@
 // every `retryMs` while it is unknown or the primary cannot be reached, and every `refreshMs` once
 // known (a restarted primary may have moved its proxy). Until the first answer the replica's proxy
 // knows no primary and a write waits (proxy.primary-redirect-timeout), then gets 503.
+//
+// A learned URL belongs to the primary it was learned from: once the node follows another primary
+// (the lease moved), `url()` no longer returns it — a write waits rather than going to the old
+// primary's proxy, which is now a replica's or a dead one's — and `primaryChanged()` asks the new
+// primary at once, then every `changeRetryMs` for up to `changeWindowMs` until it answers (a new
+// holder serves `/info` as the primary only once it has taken over).
 
 import type { AddressInfo } from "node:net";
 
@@ -43,23 +49,46 @@ export interface PrimaryProxyDiscoveryOptions {
   readonly refreshMs?: number;
   /** Limit on one `/info` request (default 5000 ms). */
   readonly requestTimeoutMs?: number;
+  /** Pause before asking again right after a change of primary (default 100 ms). */
+  readonly changeRetryMs?: number;
+  /** How long after a change of primary the short pause applies (default 10 s). */
+  readonly changeWindowMs?: number;
 }
 
 export class PrimaryProxyDiscovery {
   readonly #opts: PrimaryProxyDiscoveryOptions;
   readonly #stop = new AbortController();
+  /** Aborts the question under way when the primary changes. */
+  #current = new AbortController();
   #url: string | undefined;
+  /** The primary API URL `#url` was learned from. */
+  #learnedFrom: string | null = null;
   #lastProblem: string | null = null;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
+  /** The primary API URL the question under way goes to. */
+  #inFlightFor: string | null = null;
+  /** When the primary last changed (performance.now()). */
+  #changedAt = -Infinity;
+  /** Bumped by every #schedule: an older chain of timers stops. */
+  #scheduled = 0;
 
   constructor(opts: PrimaryProxyDiscoveryOptions) {
     this.#opts = opts;
   }
 
-  /** The primary's proxy URL as last learned; undefined while unknown. */
+  /**
+   * The primary's proxy URL as learned from the primary the node follows now; undefined while unknown
+   * (then a question to the primary is under way).
+   */
   url(): string | undefined {
-    return this.#url;
+    return this.#learnedFrom === this.#opts.primaryApiUrl() ? this.#url : undefined;
+  }
+
+  /** The node follows another primary now: ask it at once (a question under way for the old one ends). */
+  primaryChanged(): void {
+    this.#changedAt = performance.now();
+    this.#schedule(0);
   }
 
   /** Starts asking the primary (at once, then on the schedule above). */
@@ -69,36 +98,55 @@ export class PrimaryProxyDiscovery {
 
   /** Asks the primary now; resolves when the answer (or failure) has been taken in. Never rejects. */
   refresh(): Promise<void> {
-    this.#inFlight ??= this.#ask().finally(() => (this.#inFlight = undefined));
-    return this.#inFlight;
+    if (this.#inFlight !== undefined) {
+      if (this.#inFlightFor === this.#opts.primaryApiUrl()) return this.#inFlight;
+      this.#current.abort(); // a question to a primary the node no longer follows
+    }
+    const asking = this.#ask().finally(() => {
+      if (this.#inFlight === asking) this.#inFlight = undefined;
+    });
+    this.#inFlight = asking;
+    return asking;
   }
 
   async stop(): Promise<void> {
     this.#stop.abort();
+    this.#current.abort();
     clearTimeout(this.#timer);
     await this.#inFlight;
   }
 
   #schedule(ms: number): void {
     if (this.#stop.signal.aborted) return;
+    clearTimeout(this.#timer);
+    const generation = ++this.#scheduled;
     this.#timer = setTimeout(() => {
-      void this.refresh().then(() =>
-        this.#schedule(
-          this.#url === undefined ? (this.#opts.retryMs ?? 1000) : (this.#opts.refreshMs ?? 10_000),
-        ),
-      );
+      void this.refresh().then(() => {
+        if (generation === this.#scheduled) this.#schedule(this.#nextDelayMs());
+      });
     }, ms);
     this.#timer.unref();
   }
 
+  #nextDelayMs(): number {
+    if (this.url() !== undefined) return this.#opts.refreshMs ?? 10_000;
+    const sinceChange = performance.now() - this.#changedAt;
+    if (sinceChange < (this.#opts.changeWindowMs ?? 10_000)) return this.#opts.changeRetryMs ?? 100;
+    return this.#opts.retryMs ?? 1000;
+  }
+
   async #ask(): Promise<void> {
     const base = this.#opts.primaryApiUrl();
+    this.#inFlightFor = base;
     if (base === null) {
       this.#problem("no primary is known");
       return;
     }
+    if (this.#current.signal.aborted) this.#current = new AbortController();
+    const changed = this.#current.signal;
     const signal = AbortSignal.any([
       this.#stop.signal,
+      changed,
       AbortSignal.timeout(this.#opts.requestTimeoutMs ?? 5000),
     ]);
     const headers: Record<string, string> = { Accept: "application/json" };
@@ -112,6 +160,7 @@ export class PrimaryProxyDiscovery {
       if (info.isPrimary !== true) throw new Error(`${base} says it is not the primary`);
       if (info.proxyURL === null || info.proxyURL === undefined) {
         this.#url = undefined;
+        this.#learnedFrom = null;
         this.#problem("the primary runs no proxy (no proxy.addr): writes cannot be forwarded");
         return;
       }
@@ -122,9 +171,10 @@ export class PrimaryProxyDiscovery {
         this.#opts.log.info("primary's proxy found", { primary: base, proxy: info.proxyURL });
       }
       this.#url = info.proxyURL;
+      this.#learnedFrom = base;
       this.#lastProblem = null;
     } catch (err) {
-      if (this.#stop.signal.aborted) return;
+      if (this.#stop.signal.aborted || changed.aborted) return;
       // Keep a URL already known: the primary being briefly unreachable does not move its proxy.
       this.#problem(`cannot ask the primary ${base} for its proxy: ${(err as Error).message}`);
     }

@@ -14,7 +14,6 @@ import {
   DB,
   lostAcks,
   ReadLoad,
-  KNOWN_BUG_SKIP,
   rollBackKilledWriter,
 } from "./cluster-kit.js";
 import { describeGenerations, FollowingWriter } from "./following-writer.js";
@@ -23,10 +22,7 @@ const READ_MS = 12_000;
 
 test(
   "handoff by `litefs promote` under reads and writes: zero failed reads, no lost write",
-  {
-    skip: KNOWN_BUG_SKIP,
-    timeout: 150_000,
-  },
+  { timeout: 150_000 },
   async (t) => {
     const cluster = await LeasedCluster.start({ nodes: 3, ttl: "2s" });
     t.after(() => cluster.cleanup());
@@ -51,7 +47,10 @@ test(
     );
     assert.equal(await cluster.waitForPrimary({ not: old, timeoutMs: 10_000 }), target);
     const firstAck = await writer.waitForAckAfter(promotedAt, 15_000, old.name);
-    assert.ok(firstAck !== null, `no write acknowledged on ${target.name}\n${cluster.logs()}`);
+    assert.ok(
+      firstAck !== null,
+      `no write acknowledged on ${target.name}\n${describeGenerations(writer)}\n${cluster.logs()}`,
+    );
     const lastBefore = writer.acks.filter((a) => a.node === old.name).at(-1);
     const gapMs = firstAck.at - (lastBefore?.at ?? promotedAt);
     t.diagnostic(
@@ -73,6 +72,39 @@ test(
     for (const node of cluster.nodes) await assertConsistent(node);
     // A handoff waits for the target to catch up: nothing acknowledged may be lost.
     const lost = lostAcks(writer.acks, await batchIds(target));
-    assert.deepEqual(lost, [], `acknowledged writes lost in the handoff\n${describeGenerations(writer)}`);
+    assert.deepEqual(
+      lost,
+      [],
+      `acknowledged writes lost in the handoff\n${describeGenerations(writer)}\n${cluster.logs(12_000)}`,
+    );
+  },
+);
+
+test(
+  "handoff back to the node that handed off a moment ago (inside its lease.demote-delay)",
+  { timeout: 120_000 },
+  async (t) => {
+    // demote-delay is 10 s by default: both handoffs below happen well inside it.
+    const cluster = await LeasedCluster.start({ nodes: 3, ttl: "2s" });
+    t.after(() => cluster.cleanup());
+    const first = await cluster.primary();
+    let from = first;
+    for (const to of [cluster.others(first)[0], first, cluster.others(first)[0]]) {
+      // Replicas reconnect to a new primary as soon as it serves streams (not after their backoff).
+      const connectMs = await cluster.waitForReplicasConnected(from, 15_000);
+      const started = Date.now();
+      const promote = await runLitefsCli(["promote", "--url", to.node.httpUrl], { timeoutMs: 30_000 });
+      assert.equal(
+        promote.code,
+        0,
+        `promote ${from.name} → ${to.name} failed\n${promote.stderr}${promote.stdout}\n${cluster.logs()}`,
+      );
+      assert.equal(await cluster.waitForPrimary({ timeoutMs: 10_000 }), to);
+      t.diagnostic(
+        `${from.name} → ${to.name}: replicas connected ${connectMs} ms after the previous handoff; ` +
+          `promote took ${Date.now() - started} ms`,
+      );
+      from = to;
+    }
   },
 );

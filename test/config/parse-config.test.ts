@@ -25,6 +25,7 @@ const DEFAULTS: Config = {
     databases: [],
     ttlMs: 10_000,
     lockDelayMs: 1000,
+    electionWaitMs: 11_000,
     etcd: { endpoints: [], key: undefined },
     consul: { url: undefined, key: undefined, ttlMs: 10_000, lockDelayMs: 1000 },
   },
@@ -88,6 +89,7 @@ lease:
   databases: [app.db, jobs.db]
   ttl: 5s
   lock-delay: 2s
+  election-wait: 4s
   etcd:
     endpoints: [http://etcd1:2379, https://etcd2:2379]
     key: litefs/etcd
@@ -147,6 +149,7 @@ log:
       databases: ["app.db", "jobs.db"],
       ttlMs: 5000,
       lockDelayMs: 2000,
+      electionWaitMs: 4000,
       etcd: { endpoints: ["http://etcd1:2379", "https://etcd2:2379"], key: "litefs/etcd" },
       consul: { url: "http://consul:8500", key: "litefs/primary", ttlMs: 15_000, lockDelayMs: 3000 },
     },

@@ -1,0 +1,134 @@
+// The order of a handoff on the receiving side (src/node/lease-role.ts), on a real etcd: the target's
+// acquire can succeed through the reservation before the old primary's HANDOFF frame was read — the
+// watch shows the old holder gone while the stream still carries the last transactions. The target
+// must not act as primary (stop its stream) before that frame; it must when the frame comes; and a
+// frame that never comes delays it only by the bound.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { EtcdLeaser } from "../../src/lease/etcd-leaser.js";
+import type { Lease, PrimaryInfo } from "../../src/lease/index.js";
+import { LeaseRole } from "../../src/node/lease-role.js";
+import type { RoleHost } from "../../src/node/role-host.js";
+import type { StoreLogger } from "../../src/store/store-logger.js";
+import { EtcdCluster } from "../support/etcd.js";
+import { freshPrefix, identity } from "../lease/lease-test-kit.js";
+
+let etcd: EtcdCluster;
+before(async () => {
+  etcd = await EtcdCluster.start({ members: 1, label: "lease-handoff-order" });
+});
+after(async () => {
+  await etcd?.stop();
+});
+
+const quietLog: StoreLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+/** A host that records the role changes the role manager asks for. */
+class RecordingHost implements RoleHost {
+  readonly events: string[] = [];
+  primaryAt: number | null = null;
+  async enterPrimary(lease: Lease): Promise<void> {
+    this.primaryAt = performance.now();
+    this.events.push(`primary ${lease.epoch} via-handoff=${lease.viaHandoff}`);
+  }
+  async enterReplica(reason: string): Promise<void> {
+    this.events.push(`replica ${reason}`);
+  }
+  primaryChanged(holder: PrimaryInfo | null): void {
+    this.events.push(`follow ${holder?.hostname ?? "none"}`);
+  }
+  replicaSynced(): boolean {
+    return true;
+  }
+  handoffTarget(): undefined {
+    return undefined;
+  }
+  shutdownTarget(): undefined {
+    return undefined;
+  }
+  async requestHandoff(): Promise<void> {}
+  leaseAcquired(): void {}
+  leaseLost(): void {}
+}
+
+async function setUp(
+  t: { after: (fn: () => Promise<void>) => void },
+  label: string,
+  frameWaitMs: number,
+): Promise<{ oldLease: Lease; role: LeaseRole; host: RecordingHost }> {
+  const key = freshPrefix(label);
+  const leaser = (name: string): EtcdLeaser =>
+    new EtcdLeaser({ endpoints: etcd.endpoints, key, identity: identity(name), ttlMs: 2000, lockDelayMs: 0 });
+  const old = leaser("old");
+  t.after(() => old.close());
+  const oldLease = await old.acquire();
+  const host = new RecordingHost();
+  // quietMs: the target is also inside its demote delay — a handoff must not wait for it either.
+  const role = new LeaseRole({
+    leaser: leaser("target"),
+    host,
+    log: quietLog,
+    candidate: true,
+    promote: false,
+    quietMs: 60_000,
+    periodicMs: 250,
+    handoffFrameWaitMs: frameWaitMs,
+  });
+  t.after(() => role.stop());
+  await role.start();
+  assert.equal(role.role, "replica");
+  role.expectHandoff(); // as `litefs promote` on the target does
+  return { oldLease, role, host };
+}
+
+async function waitUntil(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+test(
+  "a lease handed over is acted on only once the HANDOFF frame was read",
+  { timeout: 30_000 },
+  async (t) => {
+    const { oldLease, role, host } = await setUp(t, "handoff-order", 20_000);
+    await oldLease.handoff(identity("target").nodeId);
+    // The target's watch sees the holder gone and its acquire takes the reservation; without the frame
+    // it must still be a replica a good while later.
+    await waitUntil("the target to hold the reservation", () => host.events.includes("follow none"), 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(
+      host.primaryAt,
+      null,
+      `acted as primary before the HANDOFF frame: ${host.events.join(", ")}`,
+    );
+    assert.equal(role.role, "replica");
+
+    const frameAt = performance.now();
+    role.handoffReceived();
+    await waitUntil("the target to become primary", () => role.role === "primary", 5_000);
+    assert.ok(host.primaryAt !== null && host.primaryAt >= frameAt);
+    assert.match(host.events.at(-1) ?? "", /^primary \d+ via-handoff=true$/);
+  },
+);
+
+test(
+  "a HANDOFF frame that never comes delays the target only by the bound",
+  { timeout: 30_000 },
+  async (t) => {
+    const { oldLease, role, host } = await setUp(t, "handoff-noframe", 800);
+    const handedAt = performance.now();
+    await oldLease.handoff(identity("target").nodeId);
+    await waitUntil("the target to become primary", () => role.role === "primary", 10_000);
+    t.diagnostic(`primary ${Math.round(host.primaryAt! - handedAt)} ms after the handoff, without a frame`);
+    assert.ok(host.primaryAt! - handedAt >= 800, "did not wait for the frame at all");
+  },
+);
