@@ -32,6 +32,7 @@ import { Dispatcher, type ReplyChannel } from "./dispatcher.js";
 import { FuseSessionError } from "./errors.js";
 import type { ConnectionInfo, FuseFileSystem } from "./file-system.js";
 import { MAX_WRITE_LIMIT } from "./init-negotiation.js";
+import { CrashGuard } from "./crash-guard.js";
 import { clearStaleMount, mountFuse, unmountFuse } from "./mount-command.js";
 import {
   type InvalidateInodeRange,
@@ -69,6 +70,9 @@ export interface FuseSessionOptions {
   posixLocks?: boolean;
   /** Detach a stale FUSE mount at the mount point before mounting; default true. */
   clearStaleMount?: boolean;
+  /** Start the crash guard (crash-guard.ts: aborts the connection if this process dies while its
+   *  mount is still up, so that it cannot hang in the kernel); default true. */
+  crashGuard?: boolean;
   /** Handler errors that name no errno (answered EIO), malformed requests, reply failures. Default: stderr. */
   onError?: (err: unknown, where: { opcode: string; unique: number }) => void;
 }
@@ -97,6 +101,7 @@ export class FuseSession {
   #ending = false;
   #fdClosed = false;
   #unmounting: Promise<void> | undefined;
+  #crashGuard: CrashGuard | null = null;
 
   private constructor(fs: FuseFileSystem, fd: number, mountpoint: string, o: FuseSessionOptions) {
     this.mountpoint = mountpoint;
@@ -173,6 +178,11 @@ export class FuseSession {
       // queued INIT at mount time, and mount(8) does not touch the new file system, so nothing waits.
       session.#reader.start();
       await session.#waitForInit();
+      if (options.crashGuard !== false) {
+        session.#crashGuard = CrashGuard.start(mountpoint, (e) =>
+          session.#onError(e, { opcode: "CRASHGUARD", unique: 0 }),
+        );
+      }
       return session;
     } catch (err) {
       await session.#end(null);
@@ -193,6 +203,11 @@ export class FuseSession {
         mountpoint: this.mountpoint,
       });
     return c;
+  }
+
+  /** The crash guard's watcher pid (undefined when it is not running). */
+  get crashGuardPid(): number | undefined {
+    return this.#crashGuard?.pid;
   }
 
   /** Requests whose handler promise has not settled. */
@@ -291,6 +306,7 @@ export class FuseSession {
   async #end(err: FuseSessionError | null): Promise<void> {
     if (this.#ending) return this.closed;
     this.#ending = true;
+    this.#crashGuard?.stop();
     if (err !== null) this.#onError(err, { opcode: "READ", unique: 0 });
     this.#dispatcher.interruptAll();
     try {

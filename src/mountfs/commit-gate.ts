@@ -7,7 +7,8 @@
 // What a refusal looks like to SQLite (the store has already undone the transaction):
 //   - rollback journal (DELETE: unlink, TRUNCATE: truncate to 0, PERSIST: header zeroing): the request
 //     fails with EIO → SQLITE_IOERR ("disk I/O error"), the connection drops its page cache, and every
-//     later reader finds the database at its last committed state and no hot journal;
+//     later reader finds the database at its last committed state and no hot journal (in DELETE mode
+//     the mount removes the emptied journal before answering: litefs-file-system.ts);
 //   - WAL (the write that completes the commit frame): EIO → SQLITE_IOERR; the wal-index never
 //     published the frames, so readers keep seeing the last commit.
 // The kernel cached what the client wrote (pages, sizes) while the store put other bytes in the files,
@@ -146,6 +147,20 @@ export class CommitGate {
       this.#invalidateAfterAnswer(db, "wal");
     }
     throw err;
+  }
+
+  /**
+   * Drops the kernel's cached entry `name` (in the mount root) once the current request is answered: a
+   * request that changes the directory (UNLINK) holds the directory lock the invalidation needs.
+   */
+  invalidateNameAfterAnswer(name: string): void {
+    const session = this.#session;
+    if (session === null) return;
+    setImmediate(() => {
+      session.invalidateEntry(ROOT_NODE_ID, name).catch((err: unknown) => {
+        this.#opts.log.warn("could not drop a cached name", { name, error: (err as Error).message });
+      });
+    });
   }
 
   /** After the current request is answered (a rejected handler promise is answered in a microtask). */

@@ -315,6 +315,7 @@ export class LitefsFileSystem implements FuseFileSystem {
         this.#call(() => db.unlink(parsed.kind as "journal")),
       );
       if (refused !== null) {
+        if (parsed.kind === "journal") return this.#removeRefusedJournal(db, node, orphan, refused);
         if (orphan !== undefined) fs.closeSync(orphan);
         return refused;
       }
@@ -327,6 +328,39 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (parsed.kind === "database")
       for (const kind of ["journal", "wal", "shm"] as const) this.#nodes.renew(db.name, kind);
     return this.#halt?.afterChange(db.name) ?? undefined;
+  }
+
+  /**
+   * A DELETE-mode commit refused at its journal unlink: the store has restored the database from the
+   * journal and emptied it. The client asked for the journal to go, so it goes now, before the refusal
+   * is answered — a journal of a refused transaction left in view could be taken for a hot journal by
+   * another connection (a read-only one then fails SQLITE_READONLY). The writer's open handle keeps the
+   * nameless file (orphan). The refusal (EIO) is answered as before; the cached name is dropped after.
+   */
+  async #removeRefusedJournal(
+    db: Database,
+    node: DatabaseNode,
+    orphan: number | undefined,
+    refused: Promise<never>,
+  ): Promise<never> {
+    try {
+      this.#call(() => db.unlink("journal"));
+    } catch (err) {
+      if (orphan !== undefined) fs.closeSync(orphan);
+      this.#log.warn("could not remove the journal of a refused commit", {
+        db: db.name,
+        error: (err as Error).message,
+      });
+      return refused;
+    }
+    if (orphan !== undefined) this.#orphans.set(node.nodeId, orphan);
+    try {
+      // The gate drops the old journal node's cached pages and attributes before answering.
+      return await refused;
+    } finally {
+      this.#nodes.renew(db.name, "journal");
+      this.#gate.invalidateNameAfterAnswer(db.name + SUFFIX_OF_KIND.journal);
+    }
   }
 
   // --- open files ---------------------------------------------------------------------------------

@@ -4,18 +4,17 @@
 //   the database file alone holds the committed state (a replica's applier writes only the database
 //   file, and the primary's applied transaction must not sit under WAL frames that readers prefer);
 // - `publish`: drop the kernel's cached pages and, when `-shm` exists, write a wal-index header with
-//   mxFrame 0 and a bumped change counter through the mount: every connection then reads the database
-//   file alone and drops its page cache at its next transaction.
-// The caller holds every lock a SQLite writer would (no connection is inside a transaction).
-
-import fs from "node:fs/promises";
-import path from "node:path";
+//   mxFrame 0 and a bumped change counter into the backing `-shm` (mountfs/wal-index-publisher.ts —
+//   never through the node's own mount, which would make the node unkillable): every connection then
+//   reads the database file alone and drops its page cache at its next transaction.
+// The caller holds every lock a SQLite writer would, and READ0..4 (no connection is inside a
+// transaction, none can write the wal-index header).
 
 import type { FuseSession } from "../fuse/session.js";
 import type { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
+import { publishWalIndexHeader } from "../mountfs/wal-index-publisher.js";
 import type { Database } from "../store/database.js";
-import { buildReplicaShmHeader, SHM_HEADER_SIZE } from "../store/shm-format.js";
 
 export interface HaltDatabaseWriterOptions {
   readonly fileSystem: LitefsFileSystem;
@@ -68,18 +67,12 @@ export class HaltDatabaseWriter {
     const nodeId = fileSystem.currentNodeId(db.name, "database");
     if (nodeId !== undefined) await session.invalidateInode(nodeId);
     if (db.pageCount > 0 && db.exists("shm")) {
-      const handle = await fs.open(path.join(session.mountpoint, `${db.name}-shm`), "r+");
-      try {
-        const current = Buffer.alloc(SHM_HEADER_SIZE);
-        const { bytesRead } = await handle.read(current, 0, SHM_HEADER_SIZE, 0);
-        const header = buildReplicaShmHeader(current.subarray(0, bytesRead), {
-          pageSize: db.pageSize,
-          pageCount: db.pageCount,
-        });
-        await handle.write(header, 0, header.length, 0);
-      } finally {
-        await handle.close();
-      }
+      await publishWalIndexHeader({
+        db,
+        notifier: session,
+        shmNodeId: fileSystem.currentNodeId(db.name, "shm"),
+        pageCount: db.pageCount,
+      });
     }
   }
 }

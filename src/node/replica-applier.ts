@@ -5,26 +5,25 @@
 //      finish their transactions, new ones wait;
 //   2. write it (store: LTX durable, pages, truncate, fsync, position);
 //   3. drop the kernel's cached pages and attributes of the database file (FUSE notify inval inode),
-//      and in WAL mode publish a new wal-index header in `-shm` — written THROUGH the mount, so that
-//      the pages readers have mapped are the ones changed (a write behind the kernel's back could be
-//      overwritten by a reader's dirty page, or go unseen by a mapping) — whose bumped change counter
-//      makes every connection drop its page cache at its next transaction;
+//      and in WAL mode publish a new wal-index header in `-shm` (mountfs/wal-index-publisher.ts:
+//      written into the backing file, the kernel's pages that readers map dropped around it), whose
+//      bumped change counter makes every connection drop its page cache at its next transaction;
 //   4. release the locks. Only now can a reader start a transaction, and it finds nothing stale.
 // Entries the kernel may have cached as missing (a database that just appeared, a new `-wal`) are
 // invalidated too. When the database leaves WAL mode and no connection has `-shm` open any more, the
 // empty `-wal` and `-shm` go, so that new connections use rollback locking again.
-
-import fs, { type FileHandle } from "node:fs/promises";
-import path from "node:path";
+//
+// The applier never opens a file in the node's own mount, nor makes any system call on it: a process
+// holding a file there hangs forever in the kernel when it is SIGKILLed (wal-index-publisher.ts).
 
 import type { FuseSession } from "../fuse/session.js";
 import type { DatabaseLockGuard } from "../mountfs/database-lock-guard.js";
 import type { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
+import { publishWalIndexHeader } from "../mountfs/wal-index-publisher.js";
 import type { Database } from "../store/database.js";
 import type { AppliedReplica } from "../store/replica-apply.js";
 import type { ReplicaApplyPlan } from "../store/replica-apply-plan.js";
-import { buildReplicaShmHeader, SHM_HEADER_SIZE } from "../store/shm-format.js";
 import type { StoreLogger } from "../store/store-logger.js";
 
 export interface ReplicaApplierOptions {
@@ -38,8 +37,6 @@ export interface ReplicaApplierOptions {
 
 export class ReplicaApplier {
   readonly #opts: ReplicaApplierOptions;
-  /** `<db>-shm` opened through the mount, kept open between transactions (two requests per header). */
-  readonly #shmHandles = new Map<string, FileHandle>();
 
   constructor(opts: ReplicaApplierOptions) {
     this.#opts = opts;
@@ -106,40 +103,21 @@ export class ReplicaApplier {
     }
   }
 
+  #publishShmHeader(db: Database, pageCount: number): Promise<void> {
+    return publishWalIndexHeader({
+      db,
+      notifier: this.#opts.session,
+      shmNodeId: this.#opts.fileSystem.currentNodeId(db.name, "shm"),
+      pageCount,
+    });
+  }
+
   /**
-   * Reads the current header through the mount (the kernel's pages, which mapped readers share) and
-   * writes the replica header over it the same way. Runs on the thread pool: the main thread must stay
-   * free to answer the FUSE requests these calls make.
+   * Nothing to release any more (the applier holds no file in the mount); kept so that callers that
+   * close it before unmounting need not change.
    */
-  async #publishShmHeader(db: Database, pageCount: number): Promise<void> {
-    let handle = this.#shmHandles.get(db.name);
-    if (handle === undefined) {
-      handle = await fs.open(path.join(this.#opts.session.mountpoint, `${db.name}-shm`), "r+");
-      this.#shmHandles.set(db.name, handle);
-    }
-    try {
-      const current = Buffer.alloc(SHM_HEADER_SIZE);
-      const { bytesRead } = await handle.read(current, 0, SHM_HEADER_SIZE, 0);
-      const header = buildReplicaShmHeader(current.subarray(0, bytesRead), {
-        pageSize: db.pageSize,
-        pageCount,
-      });
-      await handle.write(header, 0, header.length, 0);
-    } catch (err) {
-      await this.#closeShm(db.name);
-      throw err;
-    }
-  }
-
-  async #closeShm(db: string): Promise<void> {
-    const handle = this.#shmHandles.get(db);
-    this.#shmHandles.delete(db);
-    await handle?.close().catch(() => undefined);
-  }
-
-  /** Closes the `-shm` files it keeps open through the mount; call before unmounting. */
-  async close(): Promise<void> {
-    for (const db of [...this.#shmHandles.keys()]) await this.#closeShm(db);
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Synchronous from the caller's check to the unlinks: no connection can open `-shm` in between. */
@@ -149,7 +127,7 @@ export class ReplicaApplier {
     this.#opts.fileSystem.renewFile(db.name, "shm");
     this.#opts.fileSystem.renewFile(db.name, "wal");
     this.#opts.log.info("database left WAL mode: removed the empty -wal and -shm", { db: db.name });
-    return this.#closeShm(db.name);
+    return Promise.resolve();
   }
 
   async #invalidateNames(db: string): Promise<void> {
