@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { test } from "node:test";
-import { FaultProxy, FaultProxyError } from "./fault-proxy.js";
+import { FaultProxy, FaultProxyError, resetSocket } from "./fault-proxy.js";
 import { makeTempDir, removeTempDir } from "./temp-dir.js";
 
 /** An echo server that remembers how each of its connections ended. */
@@ -256,6 +256,48 @@ test("close() ends every connection and the proxy closes itself after its lifeti
     FaultProxy.start({ target: { host: "127.0.0.1", port: echo.port }, listenHost: "0.0.0.0" }),
     (err: unknown) => err instanceof FaultProxyError && err.code === "FAULT_PROXY_ARGUMENT",
   );
+});
+
+test("resetSocket resets an open TCP socket, and closes one that has sent its FIN", async (t) => {
+  // libuv refuses to reset a socket whose shutdown (end()) is under way, and Node then never closes
+  // it: no 'close', and a process that never exits. resetSocket must close such a socket all the same.
+  const peerEndings: string[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on("end", () => {
+      peerEndings.push("fin");
+      socket.destroy();
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) => peerEndings.push(err.code ?? "error"));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.address() as net.AddressInfo).port;
+  const connect = async (): Promise<{ socket: net.Socket; closed: Promise<boolean> }> => {
+    const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    const closed = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5_000);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    return { socket, closed };
+  };
+
+  const open = await connect();
+  resetSocket(open.socket, true);
+  assert.ok(await open.closed, "a reset socket emits 'close'");
+  await waitUntil(() => peerEndings.length === 1, "the peer to see the reset");
+  assert.deepEqual(peerEndings, ["ECONNRESET"]);
+
+  const ended = await connect();
+  ended.socket.end();
+  resetSocket(ended.socket, true); // same tick: the shutdown has not been carried out yet
+  assert.ok(await ended.closed, "a socket reset right after end() never emitted 'close'");
+  await waitUntil(() => peerEndings.length === 2, "the peer to see the FIN");
+  assert.equal(peerEndings[1], "fin");
 });
 
 async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {

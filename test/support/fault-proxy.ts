@@ -347,10 +347,19 @@ class ProxiedConnection {
   }
 }
 
-/** RST where the socket is a connected TCP socket (a Unix socket or one still connecting is closed). */
-function resetSocket(socket: net.Socket, isTcp: boolean): void {
+/**
+ * RST where the socket is a connected TCP socket whose write side is still open; otherwise a plain
+ * close (a Unix socket, one still connecting, or one we already sent our FIN on).
+ *
+ * Why not reset after end(): libuv refuses uv_tcp_close_reset() with EINVAL while the shutdown that
+ * end() started is still pending, and Node 20 then marks the handle closing without ever closing it.
+ * The socket emits 'error' (EINVAL, reset) but never 'close', and at exit the process spins for ever
+ * in Environment::CleanupHandles waiting for that handle (seen as a test file that passed but never
+ * exited, at full CPU). Our FIN is on its way already, so a plain close ends the connection as well.
+ */
+export function resetSocket(socket: net.Socket, isTcp: boolean): void {
   if (socket.destroyed) return;
-  if (isTcp && !socket.connecting) socket.resetAndDestroy();
+  if (isTcp && !socket.connecting && !socket.writableEnded) socket.resetAndDestroy();
   else socket.destroy();
 }
 
