@@ -1,7 +1,15 @@
-// Sends notifications to the kernel from a dedicated worker thread (see notify-worker.ts for why a
-// write on the main thread could deadlock). Started on first use; each `send` resolves when the
-// kernel accepted the message. ENOENT (the kernel has nothing cached for that inode or name) counts
-// as success: there was nothing to invalidate. Messages are written in the order sent.
+// Sends notifications to the kernel from dedicated worker threads (see notify-worker.ts for why a
+// write on the main thread could deadlock). Each `send` resolves when the kernel accepted the message.
+// ENOENT (the kernel has nothing cached for that inode or name) counts as success: there was nothing
+// to invalidate.
+//
+// Two lanes, each its own worker, started on first use; messages of one lane are written in the order
+// sent. Name notifications (entry invalidation, delete) need the parent directory's lock, which a
+// request in progress on that directory (an UNLINK, a LOOKUP) holds until it is answered; inode
+// invalidations do not. With one queue, a request whose answer waits for an inode invalidation (a
+// refused commit drops the database's cached pages before it answers) behind a name invalidation of
+// its own directory could never be answered. On their own lane, inode invalidations never wait for a
+// directory lock.
 
 import { constants } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -12,7 +20,30 @@ interface Pending {
   reject(err: Error): void;
 }
 
+/** Which worker writes a message: name notifications may block on a directory's lock, inode ones not. */
+export type NotifyLane = "inode" | "entry";
+
 export class Notifier {
+  readonly #inode: NotifyQueue;
+  readonly #entry: NotifyQueue;
+
+  constructor(fd: number, mountpoint: string) {
+    this.#inode = new NotifyQueue(fd, mountpoint);
+    this.#entry = new NotifyQueue(fd, mountpoint);
+  }
+
+  send(message: Buffer, lane: NotifyLane): Promise<void> {
+    return (lane === "inode" ? this.#inode : this.#entry).send(message);
+  }
+
+  /** Stops both workers; outstanding notifications reject with EFUSECLOSED. */
+  async close(): Promise<void> {
+    await Promise.all([this.#inode.close(), this.#entry.close()]);
+  }
+}
+
+/** One worker thread and the notifications it has not written yet. */
+class NotifyQueue {
   readonly #fd: number;
   readonly #mountpoint: string;
   readonly #pending = new Map<number, Pending>();

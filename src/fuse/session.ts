@@ -40,7 +40,7 @@ import {
   encodeInvalidateInode,
   encodeNotifyDelete,
 } from "./notification.js";
-import { Notifier } from "./notifier.js";
+import { Notifier, type NotifyLane } from "./notifier.js";
 
 export interface FuseSessionOptions {
   mountpoint: string;
@@ -254,27 +254,27 @@ export class FuseSession {
 
   /** Drops the kernel's cached attributes and (unless attributesOnly) data of `nodeId`. */
   invalidateInode(nodeId: number, range?: InvalidateInodeRange): Promise<void> {
-    return this.#notify(() => encodeInvalidateInode(nodeId, range));
+    return this.#notify("inode", () => encodeInvalidateInode(nodeId, range));
   }
 
   /** Drops the kernel's cached name `name` in directory `parent` (the next access looks it up again). */
   invalidateEntry(parent: number, name: string, options: { expireOnly?: boolean } = {}): Promise<void> {
-    return this.#notify(() => encodeInvalidateEntry(parent, name, options.expireOnly === true));
+    return this.#notify("entry", () => encodeInvalidateEntry(parent, name, options.expireOnly === true));
   }
 
   /** Tells the kernel that `name` in `parent` (node `child`) was deleted. */
   notifyDelete(parent: number, child: number, name: string): Promise<void> {
-    return this.#notify(() => encodeNotifyDelete(parent, child, name));
+    return this.#notify("entry", () => encodeNotifyDelete(parent, child, name));
   }
 
-  #notify(encode: () => Buffer): Promise<void> {
+  #notify(lane: NotifyLane, encode: () => Buffer): Promise<void> {
     let message: Buffer;
     try {
       message = encode();
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return this.#notifier.send(message);
+    return this.#notifier.send(message, lane);
   }
 
   async #waitForInit(): Promise<void> {

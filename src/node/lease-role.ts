@@ -455,7 +455,10 @@ export class LeaseRole {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.max(50, Math.min(periodicMs, 1000)));
+        // A HANDOFF frame read while the previous pass was busy (its wake-up was missed): go at once.
+        // Retries after a refused handoff acquire are paced by their own 20 ms wake-up instead.
+        const missedFrame = this.#handoffToMe && this.#handoffAttempts === 0;
+        const timer = setTimeout(done, missedFrame ? 0 : Math.max(50, Math.min(periodicMs, 1000)));
         function done(): void {
           clearTimeout(timer);
           resolve();
@@ -477,20 +480,8 @@ export class LeaseRole {
         lastAttemptMs: this.#lastAttemptMs,
         periodicMs,
       };
-      if (shouldTryAcquire(context)) {
-        if (!this.#handoffToMe) await sleep(acquireJitterMs(this.#random()));
-        if (!this.#handoffToMe && !(await this.#electionAllowsAcquire())) continue;
-        const handoff = this.#handoffToMe;
-        const became = await this.#tryAcquire();
-        if (handoff && !became) {
-          // The coordinator may not show the handoff yet: retry briefly, then give it up.
-          this.#handoffAttempts++;
-          if (this.#handoffAttempts > 100) this.#handoffToMe = false;
-          else setTimeout(() => this.#wake?.(), 20).unref();
-        }
-        if (became || !this.#handoffToMe) this.#handoffAttempts = 0;
-        continue;
-      }
+      // Asked first: the periodic acquire below (a safety net while someone holds the lease) runs on
+      // most passes and ends them, so asking after it could wait for ever (lease.promote never fired).
       const holder = this.#holder;
       if (
         holder !== undefined &&
@@ -512,6 +503,21 @@ export class LeaseRole {
         await host
           .requestHandoff(holder.advertiseURL)
           .catch((err: unknown) => log.warn("promote: handoff refused", { error: (err as Error).message }));
+        continue;
+      }
+      if (shouldTryAcquire(context)) {
+        if (!this.#handoffToMe) await sleep(acquireJitterMs(this.#random()));
+        if (!this.#handoffToMe && !(await this.#electionAllowsAcquire())) continue;
+        const handoff = this.#handoffToMe;
+        const became = await this.#tryAcquire();
+        if (handoff && !became) {
+          // The coordinator may not show the handoff yet: retry briefly, then give it up.
+          this.#handoffAttempts++;
+          if (this.#handoffAttempts > 100) this.#handoffToMe = false;
+          else setTimeout(() => this.#wake?.(), 20).unref();
+        }
+        if (became || !this.#handoffToMe) this.#handoffAttempts = 0;
+        continue;
       }
     }
   }

@@ -544,11 +544,13 @@ export class LitefsNode {
     const key = `${isPrimary} ${hostname}`;
     if (key === this.#published) return;
     this.#published = key;
-    // Not called here: `this.#fileSystem.roleChanged(role)`, which drops what the kernel cached under
-    // the old role (modes, `.primary`) at once instead of after the 1 s attribute/entry timeouts. It
-    // deadlocks the mount: its `.primary` entry invalidation needs the root directory's lock, which a
-    // writer's journal UNLINK holds until it is answered, and a refused UNLINK is answered only after a
-    // database invalidation queued behind it on the one notification worker (docs/lease.md, "Limits").
+    // Attributes (0666 on a primary, 0444 on a replica) and `.primary` were cached under the old role.
+    // The `.primary` name invalidation may wait for the root directory's lock (a writer's journal
+    // UNLINK holds it until answered); it runs on the notifier's entry lane, so the inode
+    // invalidations a refused UNLINK waits for are never queued behind it (src/fuse/notifier.ts).
+    this.#fileSystem
+      .roleChanged(isPrimary ? "primary" : "replica")
+      .catch((err: unknown) => this.#log.warn("dropping cached attributes failed", { error: String(err) }));
     this.observability.primaryChanged(isPrimary, hostname);
   }
 
