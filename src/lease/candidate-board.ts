@@ -25,3 +25,16 @@ export interface CandidateBoard {
   /** Withdraws this node's record and stops; later calls of `others` reject with ELEASECLOSED. */
   close(): Promise<void>;
 }
+
+/** The JSON object in `text` (a record's or a position's encoding), or null when `text` is not one. */
+export function parseJsonObject(text: string): Record<string, unknown> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
+}

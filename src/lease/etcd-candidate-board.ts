@@ -10,7 +10,7 @@
 // lease and never touch the lease keys.
 import { asRecord, EtcdGatewayClient, int64Field, toBase64 } from "./etcd-gateway-client.js";
 import { EtcdLeaseKeys, keyValuesByName, txn } from "./etcd-lease-keys.js";
-import type { CandidateBoard, CandidateRecord } from "./candidate-board.js";
+import { type CandidateBoard, type CandidateRecord, parseJsonObject } from "./candidate-board.js";
 import { LeaseError } from "./lease-error.js";
 import { defaultRequestTimeoutMs } from "./lease-timing.js";
 
@@ -248,14 +248,8 @@ export function encodeCandidateRecord(record: CandidateRecord): string {
 
 /** The record in `text`, or null when it is not one. */
 export function decodeCandidateRecord(text: string): CandidateRecord | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== "object" || value === null) return null;
-  const record = value as Record<string, unknown>;
+  const record = parseJsonObject(text);
+  if (record === null) return null;
   const nodeId = record["node-id"];
   const hostname = record["hostname"];
   const position = record["position"];

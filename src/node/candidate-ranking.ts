@@ -8,6 +8,8 @@
 // (0, 0). Node A is strictly newer than node B when A is ahead on at least one database and behind on
 // none; two nodes each ahead somewhere are not ordered, and neither waits for the other.
 
+import { parseJsonObject } from "../lease/candidate-board.js";
+
 export interface DatabasePosition {
   /** The lease epoch the database's last transaction was written under (0 when unknown). */
   readonly epoch: bigint;
@@ -28,14 +30,8 @@ export function encodePosition(position: ReplicationPosition): string {
 
 /** The position in `text`, or null when it is not one this version understands. */
 export function decodePosition(text: string): ReplicationPosition | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== "object" || value === null) return null;
-  const record = value as { v?: unknown; dbs?: unknown };
+  const record = parseJsonObject(text);
+  if (record === null) return null;
   if (record.v !== 1 || typeof record.dbs !== "object" || record.dbs === null) return null;
   const position = new Map<string, DatabasePosition>();
   for (const [name, field] of Object.entries(record.dbs as Record<string, unknown>)) {
