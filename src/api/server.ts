@@ -389,10 +389,17 @@ function checkImportRequest(req: http.IncomingMessage): void {
 function receiveBody(req: http.IncomingMessage, file: string): Promise<void> {
   const out = fs.createWriteStream(file);
   return new Promise<void>((resolve, reject) => {
+    // Rejects only once the file is closed: the stream opens it asynchronously, and an open still
+    // pending when the caller removes the file would create it again afterwards (a refused import
+    // leaving a file behind).
     const fail = (err: Error): void => {
       req.unpipe(out);
+      if (out.closed) {
+        reject(err);
+        return;
+      }
+      out.once("close", () => reject(err));
       out.destroy();
-      reject(err);
     };
     out.once("error", fail);
     out.once("close", () => {
