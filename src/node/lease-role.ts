@@ -507,7 +507,12 @@ export class LeaseRole {
       }
       if (shouldTryAcquire(context)) {
         if (!this.#handoffToMe) await sleep(acquireJitterMs(this.#random()));
-        if (!this.#handoffToMe && !(await this.#electionAllowsAcquire())) continue;
+        // Ranking applies to a vacancy only: the periodic attempt while a holder is known would be
+        // refused anyway, and asking then would start the election's wait window before the lease is
+        // free (a lagging node unfrozen just before the primary's lease expired then waited its whole
+        // window out before the vacancy and raced the up-to-date candidate).
+        const vacant = this.#holder === null || this.#holder === undefined;
+        if (!this.#handoffToMe && vacant && !(await this.#electionAllowsAcquire())) continue;
         const handoff = this.#handoffToMe;
         const became = await this.#tryAcquire();
         if (handoff && !became) {
