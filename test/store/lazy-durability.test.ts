@@ -10,7 +10,7 @@ import type { Database } from "../../src/store/database.js";
 import { listLtxFiles, type LtxFileEntry } from "../../src/store/ltx-directory.js";
 import { MAX_UNSYNCED_LTX_FILES } from "../../src/store/pending-ltx-sync.js";
 import type { Store } from "../../src/store/store.js";
-import { openStore, replayChain, tempDir } from "./store-test-kit.js";
+import { feedNewWalBytes, openStore, replayChain, tempDir } from "./store-test-kit.js";
 
 // Lazy durability of WAL transactions' LTX files (docs/store.md "Durability"): they are written
 // without fsync and made durable later, so a power failure may tear or lose the newest of them — or
@@ -22,23 +22,6 @@ import { openStore, replayChain, tempDir } from "./store-test-kit.js";
 const PAGE = 4096;
 
 /** Writes the bytes SQLite appended to its WAL since `prev` through `db`, frame by frame, as SQLite does. */
-function feedNewBytes(db: Database, prev: Buffer, next: Buffer): void {
-  if (next.length >= 32 && (prev.length < 32 || !prev.subarray(0, 32).equals(next.subarray(0, 32)))) {
-    db.write("wal", 0, next.subarray(0, 32));
-  }
-  const frameSize = 24 + PAGE;
-  let start = 32;
-  while (
-    start < prev.length &&
-    prev.subarray(start, start + frameSize).equals(next.subarray(start, start + frameSize))
-  )
-    start += frameSize;
-  for (let at = start; at + frameSize <= next.length; at += frameSize) {
-    db.write("wal", at, next.subarray(at, at + 24));
-    db.write("wal", at + 24, next.subarray(at + 24, at + frameSize));
-  }
-}
-
 interface WalRun {
   data: string;
   store: Store;
@@ -78,7 +61,7 @@ function walRun(
   for (let i = 0; i < commits; i++) {
     sqlite.exec(`INSERT INTO t (v) VALUES (randomblob(${300 + (i % 8) * 700}))`);
     const next = fs.readFileSync(plain + "-wal");
-    feedNewBytes(db, wal, next);
+    feedNewWalBytes(db, wal, next);
     wal = next;
     images.push(sqlite.serialize());
     walEnds.push(next.length);

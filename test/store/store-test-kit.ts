@@ -69,3 +69,32 @@ export function changedPages(prev: Buffer, next: Buffer, pageSize: number): [num
   }
   return out;
 }
+
+/**
+ * Writes through the store the bytes of SQLite's `-wal` that differ between `prev` and `next`, the way
+ * SQLite writes them (header, then each frame's 24-byte header and page separately).
+ */
+export function feedNewWalBytes(
+  db: { write(kind: "wal", offset: number, data: Uint8Array): void },
+  prev: Buffer,
+  next: Buffer,
+): void {
+  // SQLite appends frames and rewrites the header on a restart: write whatever differs, in order.
+  if (next.length >= 32 && (prev.length < 32 || !prev.subarray(0, 32).equals(next.subarray(0, 32)))) {
+    db.write("wal", 0, next.subarray(0, 32));
+  }
+  if (next.length < 32) return;
+  const frameSize = 24 + next.readUInt32BE(8);
+  let start = 32;
+  while (
+    start < next.length &&
+    start < prev.length &&
+    prev.subarray(start, start + frameSize).equals(next.subarray(start, start + frameSize))
+  ) {
+    start += frameSize;
+  }
+  for (let at = start; at + frameSize <= next.length; at += frameSize) {
+    db.write("wal", at, next.subarray(at, at + 24));
+    db.write("wal", at + 24, next.subarray(at + 24, at + frameSize));
+  }
+}

@@ -8,7 +8,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { checksumDatabaseBytes } from "../../src/ltx/checksum.js";
 import { readLtxHeaderAndTrailer } from "../../src/store/ltx-file-reader.js";
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
-import { changedPages, openStore, replayChain, tempDir } from "./store-test-kit.js";
+import { changedPages, feedNewWalBytes, openStore, replayChain, tempDir } from "./store-test-kit.js";
 
 // Drives the WAL commit path with WAL files written by SQLite on a plain directory: the bytes SQLite
 // appended to `-wal` since the last step are written through the store the way SQLite writes them
@@ -16,31 +16,6 @@ import { changedPages, openStore, replayChain, tempDir } from "./store-test-kit.
 // triggers the capture; the write-lock release (captureWal) then finds nothing left. The logical
 // database after each transaction (better-sqlite3's serialize) must match the store's position, and
 // the LTX chain must reproduce it.
-
-function feedNewBytes(
-  db: { write(kind: "wal", offset: number, data: Uint8Array): void },
-  prev: Buffer,
-  next: Buffer,
-): void {
-  // SQLite appends frames and rewrites the header on a restart: write whatever differs, in order.
-  if (next.length >= 32 && (prev.length < 32 || !prev.subarray(0, 32).equals(next.subarray(0, 32)))) {
-    db.write("wal", 0, next.subarray(0, 32));
-  }
-  if (next.length < 32) return;
-  const frameSize = 24 + next.readUInt32BE(8);
-  let start = 32;
-  while (
-    start < next.length &&
-    start < prev.length &&
-    prev.subarray(start, start + frameSize).equals(next.subarray(start, start + frameSize))
-  ) {
-    start += frameSize;
-  }
-  for (let at = start; at + frameSize <= next.length; at += frameSize) {
-    db.write("wal", at, next.subarray(at, at + 24));
-    db.write("wal", at + 24, next.subarray(at + 24, at + frameSize));
-  }
-}
 
 test("WAL commits: one LTX per transaction with WAL fields; checkpoints and restarts add none", (t) => {
   const dir = tempDir(t, "wal");
@@ -70,7 +45,7 @@ test("WAL commits: one LTX per transaction with WAL fields; checkpoints and rest
     sqlite.exec(sql);
     const next = fs.existsSync(plain + "-wal") ? fs.readFileSync(plain + "-wal") : Buffer.alloc(0);
     if (next.length < wal.length) db.truncate("wal", next.length);
-    feedNewBytes(db, next.length < wal.length ? Buffer.alloc(0) : wal, next);
+    feedNewWalBytes(db, next.length < wal.length ? Buffer.alloc(0) : wal, next);
     wal = next;
     const nextDb = fs.readFileSync(plain);
     for (const [offset, bytes] of changedPages(dbImage, nextDb, 4096)) db.write("database", offset, bytes);
