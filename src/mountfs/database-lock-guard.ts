@@ -11,10 +11,10 @@
 //   mode DMS shared (the -shm stays as it is) and WRITE, CKPT, RECOVER, READ0..4, with new readers held
 //   back meanwhile (mount-locks.ts) so that a stream of short read transactions cannot starve it.
 // Waiting is bounded by a timeout (ELOCKTIMEOUT) or an abort signal (its reason is thrown); a failed
-// acquisition holds nothing.
+// acquisition holds nothing. The locks go through a NodeLocks (node-locks.ts): entries in the mount's
+// lock tables (table mode), or real kernel locks held by a helper process (kernel-locks mode).
 
 import type { LockTable } from "../fuse/lock-table.js";
-import { LockTableError } from "../fuse/lock-table.js";
 import {
   PENDING_BYTE,
   RESERVED_BYTE,
@@ -28,45 +28,54 @@ import {
   shmReadLock,
 } from "../store/sqlite-locks.js";
 import type { MountFileKind } from "./node-table.js";
+import {
+  NodeLockError,
+  type NodeLocks,
+  type NodeLockSpan,
+  routeLockFileToTable,
+  tableNodeLocks,
+} from "./node-locks.js";
 
-interface LockSpec {
-  readonly kind: MountFileKind;
-  readonly start: number;
-  readonly end: number;
-  readonly type: "read" | "write";
-}
+type LockSpec = NodeLockSpan;
+
+const span = (kind: MountFileKind, start: number, end: number, type: "read" | "write"): NodeLockSpan => ({
+  kind,
+  start: BigInt(start),
+  end: BigInt(end),
+  type,
+});
 
 const SHARED_LAST = SHARED_FIRST + SHARED_SIZE - 1;
 const SHM_READ_LOCK_LAST = SHM_READ_LOCK_FIRST + SHM_READ_LOCK_COUNT - 1;
 
 /** Everything: rollback EXCLUSIVE (PENDING, RESERVED, whole SHARED range) and every -shm lock incl. DMS. */
 const EXCLUSIVE: readonly LockSpec[] = [
-  { kind: "database", start: PENDING_BYTE, end: SHARED_LAST, type: "write" },
-  { kind: "shm", start: SHM_WRITE_LOCK, end: SHM_DMS_LOCK, type: "write" },
+  span("database", PENDING_BYTE, SHARED_LAST, "write"),
+  span("shm", SHM_WRITE_LOCK, SHM_DMS_LOCK, "write"),
 ];
 
 /** New write transactions (RESERVED; WAL WRITE) and checkpoints (CKPT) wait. */
 const WRITE_BARRIER: readonly LockSpec[] = [
-  { kind: "database", start: RESERVED_BYTE, end: RESERVED_BYTE, type: "write" },
-  { kind: "shm", start: SHM_WRITE_LOCK, end: SHM_CKPT_LOCK, type: "write" },
+  span("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
+  span("shm", SHM_WRITE_LOCK, SHM_CKPT_LOCK, "write"),
 ];
 
 /** A reader's SHARED lock, CKPT, and read mark 1 shared (a WAL restart needs READ1..4 exclusive). */
 const SNAPSHOT_READ: readonly LockSpec[] = [
-  { kind: "database", start: SHARED_FIRST, end: SHARED_LAST, type: "read" },
-  { kind: "shm", start: SHM_CKPT_LOCK, end: SHM_CKPT_LOCK, type: "write" },
-  { kind: "shm", start: shmReadLock(1), end: shmReadLock(1), type: "read" },
+  span("database", SHARED_FIRST, SHARED_LAST, "read"),
+  span("shm", SHM_CKPT_LOCK, SHM_CKPT_LOCK, "write"),
+  span("shm", shmReadLock(1), shmReadLock(1), "read"),
 ];
 
 const APPLY_ROLLBACK: readonly LockSpec[] = [
-  { kind: "database", start: PENDING_BYTE, end: PENDING_BYTE, type: "write" },
-  { kind: "database", start: RESERVED_BYTE, end: RESERVED_BYTE, type: "write" },
-  { kind: "database", start: SHARED_FIRST, end: SHARED_LAST, type: "write" },
+  span("database", PENDING_BYTE, PENDING_BYTE, "write"),
+  span("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
+  span("database", SHARED_FIRST, SHARED_LAST, "write"),
 ];
 
 const APPLY_WAL: readonly LockSpec[] = [
-  { kind: "shm", start: SHM_DMS_LOCK, end: SHM_DMS_LOCK, type: "read" },
-  { kind: "shm", start: SHM_WRITE_LOCK, end: SHM_READ_LOCK_LAST, type: "write" },
+  span("shm", SHM_DMS_LOCK, SHM_DMS_LOCK, "read"),
+  span("shm", SHM_WRITE_LOCK, SHM_READ_LOCK_LAST, "write"),
 ];
 
 export class LockTimeoutError extends Error {
@@ -75,11 +84,14 @@ export class LockTimeoutError extends Error {
 }
 
 export interface DatabaseLockGuardOptions {
+  /** The mount's lock tables: the node's locks in table mode, and the `-lock` file's in both modes. */
   readonly lockTableOf: (db: string, kind: MountFileKind) => LockTable;
   /** Called after the exclusive locks of an import are released (cache invalidation). */
   readonly afterExclusive?: (db: string) => void;
-  /** Holds new WAL readers of `db` back until the returned function is called (mount-locks.ts). */
+  /** Holds new WAL readers of `db` back until the returned function is called (mount-locks.ts; table mode). */
   readonly holdWalReaders?: (db: string) => () => void;
+  /** Where database and `-shm` locks go: default the lock tables (`tableNodeLocks`). */
+  readonly nodeLocks?: NodeLocks;
 }
 
 /** Lock owners of the node itself: negative, so they never collide with the kernel's (u64) owners. */
@@ -87,9 +99,16 @@ let nextOwner = -2n;
 
 export class DatabaseLockGuard {
   readonly #opts: DatabaseLockGuardOptions;
+  /**
+   * The node's locks, for the HALT code too: database and `-shm` spans go to the NodeLocks given (or
+   * the tables), `-lock` spans to the lock table in both modes.
+   */
+  readonly nodeLocks: NodeLocks;
 
   constructor(opts: DatabaseLockGuardOptions) {
     this.#opts = opts;
+    const tables = tableNodeLocks(opts.lockTableOf, opts.holdWalReaders);
+    this.nodeLocks = opts.nodeLocks === undefined ? tables : routeLockFileToTable(opts.nodeLocks, tables);
   }
 
   exclusive(db: string, timeoutMs: number): Promise<() => void> {
@@ -109,21 +128,12 @@ export class DatabaseLockGuard {
   /**
    * What a replica holds while it writes a transaction into the database file. `walLocking`: local
    * connections may use WAL locking (the database is, or was, in WAL mode: its -wal exists). Waits
-   * until every reader has finished its transaction, or `signal` aborts (its reason is thrown).
+   * until every reader has finished its transaction, or `signal` aborts (its reason is thrown). In WAL
+   * mode new readers are held back meanwhile (table mode: the mount's reader gate; kernel mode: the
+   * read marks are taken one at a time), so a stream of short read transactions cannot starve it.
    */
-  async replicaApply(db: string, walLocking: boolean, signal: AbortSignal): Promise<() => void> {
-    if (!walLocking) return this.#acquire(db, APPLY_ROLLBACK, signal, null, () => undefined);
-    const openGate = this.#opts.holdWalReaders?.(db) ?? (() => undefined);
-    try {
-      const release = await this.#acquire(db, APPLY_WAL, signal, null, () => undefined);
-      return () => {
-        release();
-        openGate();
-      };
-    } catch (err) {
-      openGate();
-      throw err;
-    }
+  replicaApply(db: string, walLocking: boolean, signal: AbortSignal): Promise<() => void> {
+    return this.#acquire(db, walLocking ? APPLY_WAL : APPLY_ROLLBACK, signal, null, () => undefined);
   }
 
   async #acquire(
@@ -134,19 +144,11 @@ export class DatabaseLockGuard {
     after: () => void,
   ): Promise<() => void> {
     const owner = nextOwner--;
-    const held: LockTable[] = [];
-    const release = (): void => {
-      for (const table of held) table.releaseOwner(owner);
-    };
+    const locks = this.nodeLocks;
     try {
-      for (const spec of specs) {
-        const table = this.#opts.lockTableOf(db, spec.kind);
-        await table.waitFor(owner, process.pid, BigInt(spec.start), BigInt(spec.end), spec.type, signal);
-        if (!held.includes(table)) held.push(table);
-      }
+      await locks.take(db, owner, specs, { wait: true, signal });
     } catch (err) {
-      release();
-      if (err instanceof LockTableError && err.code === "ELOCKINTR") {
+      if (err instanceof NodeLockError && err.code === "ELOCKINTR") {
         if (timeoutMs === null) throw signal.reason ?? err;
         throw new LockTimeoutError(`database ${JSON.stringify(db)} stayed busy for ${timeoutMs} ms`, {
           cause: err,
@@ -158,7 +160,9 @@ export class DatabaseLockGuard {
     return () => {
       if (released) return;
       released = true;
-      release();
+      // Table mode lets go synchronously; kernel mode when the helper has closed the descriptors (a
+      // failure there means the helper is gone, and its locks with it).
+      locks.releaseOwner(db, owner).catch(() => undefined);
       after();
     };
   }

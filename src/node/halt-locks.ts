@@ -1,5 +1,6 @@
-// The locks the node takes in the mount's lock tables for HALT locks, as named lock spans under owners
-// of its own (negative, so they never collide with the kernel's owners, nor with DatabaseLockGuard's,
+// The locks the node takes for HALT locks (through a NodeLocks: the mount's lock tables, or kernel
+// locks in kernel-locks mode; the HALT byte of `<db>-lock` always in the table), as named lock spans
+// under owners of its own (negative, so they never collide with the kernel's owners, nor with DatabaseLockGuard's,
 // which count down from −2):
 // - HALT_HOLD (primary, while a replica holds the HALT lock): the HALT byte of `<db>-lock` (another
 //   HALT, or a local lock on it, waits), RESERVED on the database, WRITE and CKPT on `-shm`: no local
@@ -8,10 +9,9 @@
 //   transaction into the database file): what a SQLite writer holds to change the file, so that no
 //   reader is inside a transaction meanwhile.
 
-import type { LockTable } from "../fuse/lock-table.js";
-import { LockTableError } from "../fuse/lock-table.js";
 import { HALT_LOCK_BYTE } from "../mountfs/halt-hooks.js";
 import type { MountFileKind } from "../mountfs/node-table.js";
+import { NodeLockError, type NodeLocks, type NodeLockSpan } from "../mountfs/node-locks.js";
 import {
   PENDING_BYTE,
   RESERVED_BYTE,
@@ -26,14 +26,14 @@ import {
 } from "../store/sqlite-locks.js";
 import { HaltError } from "../api/halt-error.js";
 
-export interface LockSpan {
-  readonly kind: MountFileKind;
-  readonly start: bigint;
-  readonly end: bigint;
-  readonly type: "read" | "write";
-}
+export type LockSpan = NodeLockSpan;
 
-const span = (kind: MountFileKind, start: number | bigint, end: number | bigint, type: "read" | "write") => ({
+const span = (
+  kind: MountFileKind,
+  start: number | bigint,
+  end: number | bigint,
+  type: "read" | "write",
+): LockSpan => ({
   kind,
   start: BigInt(start),
   end: BigInt(end),
@@ -65,31 +65,26 @@ export function newHaltLockOwner(): bigint {
   return nextOwner--;
 }
 
-export type LockTableOf = (db: string, kind: MountFileKind) => LockTable;
-
 /**
  * Takes `spans` for `owner`, waiting until `signal` aborts (EHALTBUSY then, naming `what`); with
- * `wait` false a conflict fails at once. On failure the spans taken so far are dropped again.
+ * `wait` false a conflict fails at once (EHALTBUSY). On failure none of `spans` stays held.
  */
 export async function takeLocks(
-  tableOf: LockTableOf,
+  locks: NodeLocks,
   db: string,
   owner: bigint,
   spans: readonly LockSpan[],
   opts: { readonly wait: boolean; readonly signal: AbortSignal; readonly what: string },
 ): Promise<void> {
-  const taken: LockSpan[] = [];
   try {
-    for (const s of spans) {
-      const table = tableOf(db, s.kind);
-      if (opts.wait) await table.waitFor(owner, process.pid, s.start, s.end, s.type, opts.signal);
-      else if (!table.set(owner, process.pid, s.start, s.end, s.type))
-        throw new HaltError("EHALTBUSY", `${opts.what}: database ${JSON.stringify(db)} is locked`);
-      taken.push(s);
-    }
+    await locks.take(db, owner, spans, { wait: opts.wait, signal: opts.signal });
   } catch (err) {
-    dropLocks(tableOf, db, owner, taken);
-    if (err instanceof LockTableError && err.code === "ELOCKINTR") {
+    if (err instanceof NodeLockError && err.code === "ELOCKBUSY") {
+      throw new HaltError("EHALTBUSY", `${opts.what}: database ${JSON.stringify(db)} is locked`, {
+        cause: err,
+      });
+    }
+    if (err instanceof NodeLockError && err.code === "ELOCKINTR") {
       throw new HaltError("EHALTBUSY", `${opts.what}: database ${JSON.stringify(db)} stayed locked`, {
         cause: err,
       });
@@ -98,7 +93,15 @@ export async function takeLocks(
   }
 }
 
-/** Unlocks `spans` of `owner` (other locks of the owner stay). */
-export function dropLocks(tableOf: LockTableOf, db: string, owner: bigint, spans: readonly LockSpan[]): void {
-  for (const s of spans) tableOf(db, s.kind).set(owner, process.pid, s.start, s.end, "unlock");
+/**
+ * Unlocks `spans` of `owner` (other locks of the owner stay). Table mode is done on return; kernel
+ * mode when the promise settles (it never rejects: a helper that is gone holds nothing any more).
+ */
+export function dropLocks(
+  locks: NodeLocks,
+  db: string,
+  owner: bigint,
+  spans: readonly LockSpan[],
+): Promise<void> {
+  return locks.drop(db, owner, spans).catch(() => undefined);
 }

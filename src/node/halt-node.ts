@@ -6,7 +6,10 @@
 // - on a replica, a write lock on the HALT byte acquires the primary's HALT lock (halt-replica.ts)
 //   before the lock request is answered; unlocking the byte or closing the file releases it.
 // `POST /halt/hold` (for `litefs run --with-halt-lock-on`) takes the HALT byte under an owner of the
-// node's own, so it excludes, and is excluded by, local lock holders as any lock would.
+// node's own, so it excludes, and is excluded by, local lock holders as any lock would. In kernel-locks
+// mode (`fuse.kernel-locks`) the kernel answers local clients' fcntl calls itself, so a client's lock on
+// `<db>-lock` is invisible to the node: there the HALT lock is taken only through the node's HTTP route
+// (`litefs run --with-halt-lock-on`, `POST /halt/hold`); the HALT byte stays in the lock table.
 //
 // The node builds this before the mount exists (the mount takes the hooks) and attaches the mount's
 // parts once it is mounted; until then the lock file is a plain lock file and replicas do not write.
@@ -21,14 +24,13 @@ import type { Pos } from "../ltx/pos.js";
 import type { DatabaseLockGuard } from "../mountfs/database-lock-guard.js";
 import { coversHaltByte, haltByteHolder, holdsHaltByte, type MountHaltHooks } from "../mountfs/halt-hooks.js";
 import type { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
-import type { MountFileKind } from "../mountfs/node-table.js";
 import type { NodeRole } from "../mountfs/replica-access.js";
 import type { Registry } from "../metrics/registry.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { HaltClient } from "./halt-client.js";
 import { HaltDatabaseWriter } from "./halt-database-writer.js";
-import { HALT_BYTE_SPAN, newHaltLockOwner, takeLocks } from "./halt-locks.js";
+import { dropLocks, HALT_BYTE_SPAN, newHaltLockOwner, takeLocks } from "./halt-locks.js";
 import { registerHaltMetrics, type HaltChange } from "./halt-metrics.js";
 import { PrimaryHalts } from "./halt-primary.js";
 import { ReplicaHalts } from "./halt-replica.js";
@@ -75,8 +77,7 @@ export class NodeHalt implements MountHaltHooks, HaltService {
     this.#primary = new PrimaryHalts({
       store,
       log,
-      lockTableOf: (db, kind) => parts.fileSystem.lockTableOf(db, kind),
-      holdWalReaders: (db) => parts.fileSystem.locks.holdWalReaders(db),
+      locks: parts.locks.nodeLocks,
       writer,
       expiryMs: this.#opts.expiryMs ?? expiryFromEnv(),
       onChange: this.#onChange,
@@ -193,19 +194,16 @@ export class NodeHalt implements MountHaltHooks, HaltService {
   }
 
   async hold(db: string, signal: AbortSignal): Promise<{ pos: Pos; release: () => void }> {
-    const parts = this.#mustParts();
-    const tableOf = (name: string, kind: MountFileKind): LockTable =>
-      parts.fileSystem.lockTableOf(name, kind);
+    const locks = this.#mustParts().locks.nodeLocks;
     const owner = newHaltLockOwner();
-    await takeLocks(tableOf, db, owner, [HALT_BYTE_SPAN], { wait: true, signal, what: "HALT hold" });
-    const table = tableOf(db, "lock");
+    await takeLocks(locks, db, owner, [HALT_BYTE_SPAN], { wait: true, signal, what: "HALT hold" });
     const replica = this.#opts.role() === "replica" ? this.#replica : null;
     let pos: Pos;
     try {
       pos =
         replica === null ? this.#opts.store.mustDb(db).pos : await replica.acquire(db, owner, true, signal);
     } catch (err) {
-      table.releaseOwner(owner);
+      void dropLocks(locks, db, owner, [HALT_BYTE_SPAN]);
       throw err;
     }
     let released = false;
@@ -214,7 +212,7 @@ export class NodeHalt implements MountHaltHooks, HaltService {
       release: () => {
         if (released) return;
         released = true;
-        table.releaseOwner(owner);
+        void dropLocks(locks, db, owner, [HALT_BYTE_SPAN]);
         if (replica !== null) void replica.release(db);
       },
     };

@@ -27,6 +27,7 @@ import { LtxStager, type StagedLtx } from "../store/ltx-stager.js";
 import { planReplicaApply } from "../store/replica-apply-plan.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
+import type { NodeLocks } from "../mountfs/node-locks.js";
 import type { HaltDatabaseWriter } from "./halt-database-writer.js";
 import {
   dropLocks,
@@ -35,7 +36,6 @@ import {
   HALT_HOLD,
   newHaltLockOwner,
   takeLocks,
-  type LockTableOf,
 } from "./halt-locks.js";
 
 /** LiteFS's expiry of a HALT lock that is not renewed. */
@@ -46,8 +46,8 @@ const APPLY_LOCK_TIMEOUT_MS = 30_000;
 export interface PrimaryHaltsOptions {
   readonly store: Store;
   readonly log: StoreLogger;
-  readonly lockTableOf: LockTableOf;
-  readonly holdWalReaders: (db: string) => () => void;
+  /** The node's locks (the HALT byte in the lock table; WAL readers are held back while applying). */
+  readonly locks: NodeLocks;
   readonly writer: HaltDatabaseWriter;
   readonly expiryMs?: number;
   /** Told of every acquisition, release and applied transaction (metrics, events). */
@@ -87,7 +87,7 @@ export class PrimaryHalts {
   async acquire(dbName: string, waitMs: number, holder: string): Promise<HaltGrant> {
     const db = this.#opts.store.mustDb(dbName);
     const owner = newHaltLockOwner();
-    await takeLocks(this.#opts.lockTableOf, dbName, owner, HALT_HOLD, {
+    await takeLocks(this.#opts.locks, dbName, owner, HALT_HOLD, {
       wait: waitMs > 0,
       signal: AbortSignal.timeout(Math.max(1, waitMs)),
       what: "HALT lock",
@@ -170,25 +170,18 @@ export class PrimaryHalts {
     const persisted = db.persistStaged(plan);
     const walLocking = db.exists("wal");
     const spans = walLocking ? HALT_APPLY_WAL : HALT_APPLY_ROLLBACK;
-    const openGate = walLocking ? this.#opts.holdWalReaders(db.name) : () => undefined;
-    try {
-      await takeLocks(this.#opts.lockTableOf, db.name, halt.owner, spans, {
-        wait: true,
-        signal: AbortSignal.timeout(APPLY_LOCK_TIMEOUT_MS),
-        what: "applying a HALT transaction",
-      });
-    } catch (err) {
-      openGate();
-      throw err;
-    }
+    await takeLocks(this.#opts.locks, db.name, halt.owner, spans, {
+      wait: true,
+      signal: AbortSignal.timeout(APPLY_LOCK_TIMEOUT_MS),
+      what: "applying a HALT transaction",
+    });
     let applied;
     try {
       if (walLocking) this.#opts.writer.foldWal(db);
       applied = db.applyStaged(plan, persisted);
       await this.#opts.writer.publish(db);
     } finally {
-      dropLocks(this.#opts.lockTableOf, db.name, halt.owner, spans);
-      openGate();
+      await dropLocks(this.#opts.locks, db.name, halt.owner, spans);
     }
     db.syncApplied(applied);
     if (this.#halts.get(halt.id) === halt) this.#arm(halt);
@@ -225,7 +218,7 @@ export class PrimaryHalts {
     this.#halts.delete(halt.id);
     clearTimeout(halt.timer);
     // A transaction being applied keeps the locks it added until it is done; the hold goes now.
-    dropLocks(this.#opts.lockTableOf, halt.db, halt.owner, HALT_HOLD);
+    void dropLocks(this.#opts.locks, halt.db, halt.owner, HALT_HOLD);
     if (why === "released") this.#opts.log.info("HALT lock released", { db: halt.db, id: halt.id });
     this.#opts.onChange?.({ kind: why, db: halt.db, id: halt.id });
   }
