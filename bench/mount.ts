@@ -4,15 +4,18 @@
 //
 //   node dist/bench/mount.js [--rounds N] [--seconds N] [--bulk-mb N] [--speedtest-size N]
 //                            [--targets a,b,…] [--json FILE]
-//   targets: plain, c-passthrough, node-passthrough, litefs (default: all that are available)
+//   targets: plain, c-passthrough, node-passthrough, litefs, litefs-kernel-locks
+//            (default: all that are available)
 //   defaults: 3 rounds, 2 s per rate, 64 MB bulk, speedtest1 --size 10 (about 3 minutes in all)
 //
 // Measures, per target: write transactions/s (one small INSERT per transaction) in WAL with
 // synchronous=NORMAL and in DELETE with synchronous=FULL; read queries/s (point SELECTs, each its own
 // read transaction) in both modes; bulk load MB/s (one transaction of random 4 KiB blobs, WAL); and
-// SQLite's speedtest1 total time in DELETE and WAL mode. All targets are mounted at once and measured
-// in turn, measure by measure, for N rounds; prints the median of each figure and the ratio ours/C
-// (for times: C time / our time, so that above 1 is faster in every row). The goal from issue 4: ≥ 0.5
+// SQLite's speedtest1 total time in DELETE and WAL mode. `litefs-kernel-locks` is the same node with
+// `fuse.kernel-locks: true` (the kernel keeps SQLite's fcntl locks; docs/fuse.md "Kernel-locks mode").
+// All targets are mounted at once and measured in turn, measure by measure, for N rounds; prints the
+// median of each figure and the ratio of each litefs target to C (for times: C time / our time, so that
+// above 1 is faster in every row). The goal from issue 4: ≥ 0.5
 // of C on writes and ≥ 0.67 on reads, while capturing every transaction as an LTX file.
 //
 // The client (better-sqlite3) runs in this process; every file system server runs in its own process,
@@ -30,8 +33,15 @@ import { NODE_PASSTHROUGH, startCPassthrough, startNodePassthrough } from "../te
 import { REPO_ROOT } from "../test/support/paths.js";
 import { makeTempDir, removeTempDir } from "../test/support/temp-dir.js";
 
-type TargetName = "plain" | "c-passthrough" | "node-passthrough" | "litefs";
-const ALL_TARGETS: readonly TargetName[] = ["plain", "c-passthrough", "node-passthrough", "litefs"];
+type TargetName = "plain" | "c-passthrough" | "node-passthrough" | "litefs" | "litefs-kernel-locks";
+const ALL_TARGETS: readonly TargetName[] = [
+  "plain",
+  "c-passthrough",
+  "node-passthrough",
+  "litefs",
+  "litefs-kernel-locks",
+];
+const LITEFS_TARGETS: readonly TargetName[] = ["litefs", "litefs-kernel-locks"];
 
 interface Options {
   seconds: number;
@@ -280,8 +290,11 @@ async function mountTarget(target: TargetName, base: string): Promise<MountedTar
   const root = path.join(base, target);
   fs.mkdirSync(root, { recursive: true });
   if (target === "plain") return { name: target, dir: root, cleanup: async () => {} };
-  if (target === "litefs") {
-    const node = await LitefsNode.start({ baseDir: root });
+  if (target === "litefs" || target === "litefs-kernel-locks") {
+    const node = await LitefsNode.start({
+      baseDir: root,
+      config: target === "litefs-kernel-locks" ? { fuse: { "kernel-locks": true } } : {},
+    });
     return {
       name: target,
       dir: node.fuseDir,
@@ -323,18 +336,20 @@ function ratio(measure: Measure, ours: number | undefined, c: number | undefined
 }
 
 function printTable(results: Results, targets: readonly TargetName[]): void {
-  const widths = [40, ...targets.map(() => 16), 10, 8];
+  const ours = targets.filter((t) => LITEFS_TARGETS.includes(t));
+  const widths = [40, ...targets.map(() => 20), ...ours.map(() => 12), 8];
   const row = (cells: string[]): string =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(" ");
-  console.log(row(["measure", ...targets, "ours/C", "goal"]));
+  const ratioLabel = (t: TargetName): string => (t === "litefs" ? "litefs/C" : "kl/C");
+  console.log(row(["measure", ...targets, ...ours.map(ratioLabel), "goal"]));
   for (const measure of MEASURES) {
     const value = (target: TargetName): number | undefined => results[target]?.[measure.key];
-    const r = ratio(measure, value("litefs"), value("c-passthrough"));
+    const ratios = ours.map((t) => ratio(measure, value(t), value("c-passthrough")));
     console.log(
       row([
         `${measure.label} (${measure.unit})`,
         ...targets.map((target) => format(value(target), measure.unit)),
-        r === undefined ? "—" : r.toFixed(2),
+        ...ratios.map((r) => (r === undefined ? "—" : r.toFixed(2))),
         measure.goal === undefined ? "" : `≥ ${measure.goal}`,
       ]),
     );
@@ -351,7 +366,7 @@ async function main(): Promise<void> {
   // Not /dev/shm: every target must sit on the same real disk, where fsync costs what it costs.
   const base = makeTempDir("bench-mount");
   const samples: Samples = {};
-  let ltxFiles: number | undefined;
+  const ltxFiles = new Map<TargetName, number>();
   const mounted: MountedTarget[] = [];
   try {
     for (const target of options.targets) mounted.push(await mountTarget(target, base));
@@ -368,7 +383,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    ltxFiles = mounted.find((t) => t.ltxFiles !== undefined)?.ltxFiles?.();
+    for (const t of mounted) if (t.ltxFiles !== undefined) ltxFiles.set(t.name, t.ltxFiles());
   } finally {
     for (const target of mounted) await target.cleanup();
     removeTempDir(base);
@@ -385,7 +400,7 @@ async function main(): Promise<void> {
       `${new Date().toISOString()}`,
   );
   printTable(results, options.targets);
-  if (ltxFiles !== undefined) console.log(`LTX files written by litefs during the run: ${ltxFiles}`);
+  for (const [name, count] of ltxFiles) console.log(`LTX files written by ${name} during the run: ${count}`);
   if (options.json !== undefined) {
     fs.writeFileSync(options.json, JSON.stringify({ options, results, samples }, null, 2) + "\n");
   }

@@ -34,6 +34,7 @@ export const configFileSchema = yamlSection({
     dir: yamlString(),
     "allow-other": yamlBoolean(),
     debug: yamlBoolean(),
+    "kernel-locks": yamlBoolean(),
   }),
   http: yamlSection({
     addr: yamlString(),

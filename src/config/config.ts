@@ -51,6 +51,12 @@ export interface FuseConfig {
   allowOther: boolean;
   /** Log every FUSE request (default false). */
   debug: boolean;
+  /**
+   * Leave every fcntl lock to the kernel (FUSE_POSIX_LOCKS not negotiated), default false: SQLite's
+   * lock requests then cost no FUSE round trip; the node takes its own locks through a helper process
+   * (mountfs/kernel-node-locks.ts), and a client's lock on `<db>-lock` is invisible to the node.
+   */
+  kernelLocks: boolean;
 }
 
 export interface HttpConfig {

@@ -21,10 +21,13 @@
 // kernel cached under the old role (attributes: modes 0444/0666; the `.primary` name). A write
 // transaction that began while the node was primary may finish its page writes after a demotion
 // (`localWriterActive`): its commit point meets the gate, and a ROLLBACK can still put pages back.
+// With kernel locks (config fuse.kernel-locks) the gate is the same; only `localWriterActive` reads
+// the transaction's files instead of the lock tables.
 
 import { FuseError } from "../fuse/errors.js";
 import type { LockTable } from "../fuse/lock-table.js";
 import type { InvalidateInodeRange } from "../fuse/notification.js";
+import { JOURNAL_HEADER_FIELDS_SIZE, journalHeaderState } from "../store/journal-format.js";
 import { RESERVED_BYTE, SHM_WRITE_LOCK } from "../store/sqlite-locks.js";
 import { isStoreError } from "../store/store-error.js";
 import type { Store } from "../store/store.js";
@@ -49,6 +52,8 @@ export interface CommitGateOptions {
   /** The node id the kernel knows (db, kind) by, if any. */
   readonly nodeIdOf: (db: string, kind: MountFileKind) => number | undefined;
   readonly lockTableOf: (db: string, kind: MountFileKind) => LockTable;
+  /** Kernel-locks mode: no lock request reaches the mount; `localWriterActive` is judged from data. */
+  readonly kernelLocks?: boolean;
 }
 
 /** The request that reached a commit point. */
@@ -82,14 +87,29 @@ export class CommitGate {
   /**
    * True while a local SQLite connection holds `db`'s write lock: RESERVED (or more) on the database
    * file, or the WAL write lock on `-shm`. The node's own lock owners (negative) do not count.
+   * In kernel-locks mode the locks are out of sight, so the transaction's data answers instead: a
+   * rollback journal that a transaction is writing (valid magic, or the header of a synchronous one
+   * not yet synced), or WAL frames written past the last captured commit. A rolled-back WAL
+   * transaction looks in flight until the next commit; that only lets a connection opened while the
+   * node was primary write frames that can never commit on a replica (the gate refuses the commit).
    */
   localWriterActive(db: string): boolean {
+    if (this.#opts.kernelLocks === true) return this.#writerFromData(db);
     const holdsWrite = (table: LockTable, byte: bigint): boolean =>
       table.holders().some((l) => l.owner >= 0n && l.type === "write" && l.start <= byte && byte <= l.end);
     return (
       holdsWrite(this.#opts.lockTableOf(db, "database"), RESERVED) ||
       holdsWrite(this.#opts.lockTableOf(db, "shm"), WAL_WRITE)
     );
+  }
+
+  #writerFromData(name: string): boolean {
+    const db = this.#opts.store.db(name);
+    if (db === undefined) return false;
+    if (db.walWritesPastCapture) return true;
+    if (!db.exists("journal")) return false;
+    const state = journalHeaderState(db.read("journal", 0, JOURNAL_HEADER_FIELDS_SIZE));
+    return state === "active" || state === "unsynced";
   }
 
   /**
@@ -107,6 +127,16 @@ export class CommitGate {
       change();
       return null;
     } catch (err) {
+      if (
+        err instanceof FuseError &&
+        isStoreError(err.cause, "ECAPTURE") &&
+        kind === "wal" &&
+        request === "write"
+      ) {
+        // The store voided the commit frame whose capture failed: the kernel's cached copy of the
+        // frame header must go too (after the answer, as for a refusal).
+        this.#invalidateAfterAnswer(db, "wal");
+      }
       if (!(err instanceof FuseError) || !isStoreError(err.cause, "ECOMMITREFUSED")) throw err;
       return this.#refused(db, kind, request, err);
     }

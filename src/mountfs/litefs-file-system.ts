@@ -14,10 +14,22 @@
 // a replica lets local clients change that database, and a change that commits is answered only once
 // the hooks have had the primary confirm the transaction.
 //
-// Locks: the file system keeps POSIX locks itself (mount-locks.ts), because SQLite's WAL write lock on
-// `-shm` is the signal that a WAL transaction is over (wal-lock-rules.ts), and because a replica takes
-// the same locks to keep readers out while it applies a transaction. FLUSH (every close) and RELEASE
-// drop the owner's locks, exactly like the kernel would.
+// Locks (default mode): the file system keeps POSIX locks itself (mount-locks.ts), because SQLite's
+// WAL write lock on `-shm` tells when a WAL transaction is over (wal-lock-rules.ts), and because a
+// replica takes the same locks to keep readers out while it applies a transaction. FLUSH (every close)
+// and RELEASE drop the owner's locks, exactly like the kernel would.
+//
+// Kernel-locks mode (`kernelLocks`, config fuse.kernel-locks; the session is mounted without
+// FUSE_POSIX_LOCKS): the kernel keeps every fcntl lock and the mount never sees one. WAL transactions
+// are then captured by the write that completes their commit frame (store/database.ts), as in the
+// default mode, where that write comes before the lock release; a checkpoint can never see an
+// uncaptured frame, so no CKPT rule is needed. What the lock tables told the mount comes from data
+// and open handles: a writer in flight (commit-gate.ts `localWriterActive`), whether a local
+// connection uses `-shm` (`shmInUse`: its open handles, the node's lock helper's excepted). A WAL write
+// without the WAL write lock (locking_mode=EXCLUSIVE) cannot be told apart and is not refused: frame
+// capture replicates it correctly on a primary. The node's own locks (replica apply, HALT, import,
+// export, snapshots) are kernel locks taken by a helper process (`lockHelperPid`), which alone may open
+// database files for writing on a replica (a write lock needs a writable descriptor); it never writes.
 //
 // Caching: every change on a primary goes through this mount, so the kernel may cache attributes,
 // names and pages (keep_cache) — except `-pos`, `.lag` and `.primary`, whose content changes without a
@@ -95,11 +107,20 @@ export interface LitefsFileSystemOptions {
    * (commit-gate.ts). On a replica a commit is allowed only under the database's HALT lock.
    */
   readonly mayCommit?: () => boolean;
+  /** Kernel-locks mode (see the header); mount the session with `posixLocks: !fs.kernelLocks`. */
+  readonly kernelLocks?: boolean;
+  /**
+   * The pid of the node's lock helper (kernel-locks mode), or null while there is none: its requests
+   * may open database files for writing on a replica, and its handles do not count as use of `-shm`.
+   */
+  readonly lockHelperPid?: () => number | null;
 }
 
 interface OpenFile {
   readonly node: DatabaseNode | null; // null: .lag or .primary
   readonly flags: number;
+  /** The process that opened the handle. */
+  readonly pid: number;
 }
 
 const BACKED_KINDS = new Set<MountFileKind>(["database", "journal", "wal", "shm"]);
@@ -114,6 +135,9 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #onWrite: ((db: string, kind: MountFileKind) => void) | undefined;
   readonly #halt: MountHaltHooks | undefined;
   readonly #gate: CommitGate;
+  readonly #lockHelperPid: () => number | null;
+  /** Kernel-locks mode (see the header): the session must not negotiate FUSE_POSIX_LOCKS. */
+  readonly kernelLocks: boolean;
   readonly #nodes = new NodeTable();
   readonly #handles = new Map<number, OpenFile>();
   readonly #attrs = new MountAttributes();
@@ -132,6 +156,8 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#noSync = opts.noSync === true;
     this.#onWrite = opts.onWrite;
     this.#halt = opts.halt;
+    this.kernelLocks = opts.kernelLocks === true;
+    this.#lockHelperPid = opts.lockHelperPid ?? (() => null);
     this.locks = new MountLocks({ store: this.#store, log: this.#log, role: this.#role });
     this.#gate = new CommitGate({
       store: this.#store,
@@ -141,6 +167,7 @@ export class LitefsFileSystem implements FuseFileSystem {
       mayWriteOnReplica: (db) => this.#halt?.mayWriteOnReplica(db) === true,
       nodeIdOf: (db, kind) => this.currentNodeId(db, kind),
       lockTableOf: (db, kind) => this.locks.tableOf(db, kind),
+      kernelLocks: this.kernelLocks,
     });
   }
 
@@ -212,11 +239,12 @@ export class LitefsFileSystem implements FuseFileSystem {
     return { attr: this.#attr(node) };
   }
 
-  access(_ctx: RequestContext, nodeId: number, mask: number): void {
+  access(ctx: RequestContext, nodeId: number, mask: number): void {
     if (nodeId === ROOT_NODE_ID || nodeId === LAG_NODE_ID || nodeId === PRIMARY_NODE_ID) return;
     const node = this.#node(nodeId);
     if ((mask & fs.constants.W_OK) === 0) return;
     if (node.kind === "pos") throw new FuseError("EACCES");
+    if (this.#isLockHelper(ctx.pid)) return;
     this.#refuseOnReplica("open-for-write", node);
   }
 
@@ -260,7 +288,7 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   // --- creating and removing ----------------------------------------------------------------------
 
-  create(_ctx: RequestContext, parent: number, name: string, _mode: number, flags: number): CreateReply {
+  create(ctx: RequestContext, parent: number, name: string, _mode: number, flags: number): CreateReply {
     if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
     const parsed = parseMountName(name);
     if (parsed.type !== "file")
@@ -278,7 +306,7 @@ export class LitefsFileSystem implements FuseFileSystem {
       this.#call(() => db.create(parsed.kind as "journal"));
     }
     const node = this.#nodes.renew(db.name, parsed.kind);
-    const open = this.#openReply(node, flags);
+    const open = this.#openReply(node, flags, ctx.pid);
     return { ...this.#entry(node.nodeId, this.#attr(node)), ...open };
   }
 
@@ -365,16 +393,18 @@ export class LitefsFileSystem implements FuseFileSystem {
 
   // --- open files ---------------------------------------------------------------------------------
 
-  open(_ctx: RequestContext, nodeId: number, flags: number): OpenReply {
+  open(ctx: RequestContext, nodeId: number, flags: number): OpenReply {
     if (nodeId === LAG_NODE_ID || nodeId === PRIMARY_NODE_ID) {
       if ((flags & 3) !== fs.constants.O_RDONLY) throw new FuseError("EACCES", "the file is read-only");
-      return this.#newHandle({ node: null, flags }, { directIo: true });
+      return this.#newHandle({ node: null, flags, pid: ctx.pid }, { directIo: true });
     }
     const node = this.#node(nodeId);
     if (node.kind === "pos" && (flags & 3) !== fs.constants.O_RDONLY) {
       throw new FuseError("EACCES", `${this.#name(node)} is read-only`);
     }
-    if ((flags & 3) !== fs.constants.O_RDONLY || (flags & fs.constants.O_TRUNC) !== 0) {
+    if ((flags & fs.constants.O_TRUNC) !== 0) {
+      this.#refuseOnReplica("open-for-write", node);
+    } else if ((flags & 3) !== fs.constants.O_RDONLY && !this.#isLockHelper(ctx.pid)) {
       this.#refuseOnReplica("open-for-write", node);
     }
     const db = this.#mustDb(node);
@@ -382,7 +412,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     if ((flags & fs.constants.O_TRUNC) !== 0 && BACKED_KINDS.has(node.kind)) {
       this.#call(() => db.truncate(node.kind as "database", 0));
     }
-    return this.#openReply(node, flags);
+    return this.#openReply(node, flags, ctx.pid);
   }
 
   read(_ctx: RequestContext, nodeId: number, _fh: number, offset: number, size: number): Uint8Array {
@@ -422,7 +452,7 @@ export class LitefsFileSystem implements FuseFileSystem {
       return data.length;
     }
     const db = this.#mustDb(node);
-    if (node.kind === "wal" && !walWriteLockHeld(this.lockTableOf(db.name, "shm"))) {
+    if (node.kind === "wal" && !this.kernelLocks && !walWriteLockHeld(this.lockTableOf(db.name, "shm"))) {
       this.#log.error(
         "WAL write without the WAL write lock refused: locking_mode=EXCLUSIVE cannot be replicated",
         {
@@ -554,9 +584,28 @@ export class LitefsFileSystem implements FuseFileSystem {
     return false;
   }
 
-  #openReply(node: DatabaseNode, flags: number): OpenReply {
+  #openReply(node: DatabaseNode, flags: number, pid: number): OpenReply {
     const virtual = node.kind === "pos" || node.kind === "lock";
-    return this.#newHandle({ node, flags }, virtual ? { directIo: true } : { keepCache: true });
+    return this.#newHandle({ node, flags, pid }, virtual ? { directIo: true } : { keepCache: true });
+  }
+
+  #isLockHelper(pid: number): boolean {
+    const helper = this.#lockHelperPid();
+    return helper !== null && helper === pid;
+  }
+
+  /**
+   * True when a local connection uses the database's `-shm`: it holds a lock on it (the default mode:
+   * every connection holds DMS), or — with kernel locks — has it open (the lock helper excepted).
+   * The replica applier removes `-wal` and `-shm` only when this is false.
+   */
+  shmInUse(db: string): boolean {
+    if (!this.kernelLocks) return this.locks.shmInUse(db);
+    const helper = this.#lockHelperPid();
+    for (const file of this.#handles.values()) {
+      if (file.node?.kind === "shm" && file.node.db === db && file.pid !== helper) return true;
+    }
+    return false;
   }
 
   #newHandle(file: OpenFile, reply: Omit<OpenReply, "fh">): OpenReply {

@@ -1,8 +1,12 @@
 // The POSIX locks of the mount: one LockTable per (database, file kind), shared by every incarnation of
 // the file, answering GETLK/SETLK/SETLKW and dropping an owner's locks on FLUSH/RELEASE — plus the
 // rules the mount adds on top:
-// - On a primary, the release of the WAL write lock completes a WAL transaction: it is captured
-//   before the lock really goes (wal-lock-rules.ts), and CKPT is refused while another owner writes.
+// - On a primary, the release of the WAL write lock ends a WAL transaction: the store captures it
+//   before the lock really goes (wal-lock-rules.ts) — normally already done by the write that
+//   completed its commit frame (store/database.ts), so this finds nothing new — and CKPT is refused
+//   while another owner writes.
+// In kernel-locks mode (litefs-file-system.ts) no request of the kernel reaches these tables: they
+// hold only the node's own bookkeeping locks (the HALT byte of `<db>-lock`).
 // - On a replica, nothing is ever captured (local connections are read-only), and while the node
 //   waits to apply a transaction in WAL mode it holds new readers back: a read-mark lock (READ0..4) or
 //   a recovery (WRITE) requested by an owner that holds none of those bytes yet is answered EAGAIN —

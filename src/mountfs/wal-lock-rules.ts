@@ -2,8 +2,10 @@
 // table and the request alone:
 // - A WAL transaction is over when the owner holding the WRITE lock (byte 120) lets go of it — an
 //   unlock or downgrade covering byte 120, or a close (FLUSH/RELEASE) dropping the owner's locks.
-//   That is the moment to capture the transaction, before the lock is really released, so no other
-//   writer can start first.
+//   The store captures WAL transactions at the write that completes their commit frame; the release
+//   captures again (before the lock is really released, so no other writer can start first) whatever
+//   that left, which is normally nothing. Neither rule applies in kernel-locks mode (no lock request
+//   reaches the mount there).
 // - A CKPT lock (byte 121) is refused while another owner holds WRITE: a checkpoint must not run while
 //   a WAL transaction may still lack its LTX file.
 

@@ -80,7 +80,7 @@ export class ReplicaApplier {
       syncMs: round(performance.now() - t5),
       sinceCommitMs: Date.now() - plan.staged.header.timestamp,
     });
-    if (!applied.walMode && db.exists("wal") && !fileSystem.locks.shmInUse(db.name)) {
+    if (!applied.walMode && db.exists("wal") && !fileSystem.shmInUse(db.name)) {
       await this.#dropWalFiles(db);
       await this.#invalidateNames(db.name);
     }

@@ -2,16 +2,19 @@
 // every committed transaction into exactly one LTX file.
 //
 // Everything here is synchronous and runs on the thread that serves FUSE requests: a request that
-// completes a commit (journal unlink/truncate/zeroing, release of the WAL write lock) is answered only
-// after the LTX file is durable and the position has advanced.
+// completes a commit (journal unlink/truncate/zeroing, the write completing a WAL commit frame) is
+// answered only after the LTX file is written and the position has advanced.
 //
 // Commit capture (see commit-plan.ts for what goes into the LTX, journal-commit-detector.ts for when):
 // - Rollback journal: database writes are recorded as dirty pages; at the commit point the order is
 //   fsync database → LTX (temp, fsync, rename, fsync dir) → the journal operation itself → position.
 //   A crash before the journal operation leaves a hot journal: recovery rolls it back and then rolls
 //   the last LTX forward again, so the database and the LTX chain agree either way.
-// - WAL: the owner of the WAL write lock releasing it calls captureWal(), which scans the frames
-//   written since the last capture and writes one LTX per commit frame found.
+// - WAL: the write request that completes a commit frame calls captureWal() before it is answered,
+//   which scans the frames written since the last capture and writes one LTX per commit frame found
+//   (a capture that fails voids the frame: the client is told the commit failed). The release of the
+//   WAL write lock (when the mount sees locks) and a restart of the WAL call it again, finding nothing
+//   new unless frames reached the file some other way.
 //
 // Refused commits: every commit point a local connection reaches first asks `ctx.mayCommit()` (false
 // once the node lost its lease, or is no longer primary, while the transaction was in flight). A
@@ -85,6 +88,15 @@ export class Database {
   readonly #ctx: DatabaseContext;
   readonly #log: TransactionLog;
   readonly #wal: WalCapture;
+  /**
+   * True while the WAL holds bytes written past the last captured commit: a local write transaction in
+   * flight (or one that rolled back, until the next commit or restart). Kernel-locks mode's stand-in
+   * for "somebody holds the WAL write lock".
+   */
+  get walWritesPastCapture(): boolean {
+    return this.#wal.hasUncapturedWrites;
+  }
+
   /** The committed page 1 says WAL (read/write version 2). */
   #walMode: boolean;
   /** Pages written to the database file since the last commit point, or "all" when unknown. */
@@ -235,9 +247,10 @@ export class Database {
   }
 
   /**
-   * Captures every WAL transaction committed since the last capture (one LTX each); called when the
-   * owner of the WAL write lock releases it. Returns how many transactions were captured. Throws
-   * ECAPTURE when an LTX cannot be written; the frames stay in the WAL and the next call retries.
+   * Captures every WAL transaction committed since the last capture (one LTX each); called when a
+   * write completes a commit frame (which voids the frame if this fails), before the WAL restarts, and
+   * when the owner of the WAL write lock releases it. Returns how many transactions were captured.
+   * Throws ECAPTURE when an LTX cannot be written.
    */
   captureWal(): number {
     this.#assertOpen();
@@ -615,16 +628,31 @@ export class Database {
     if (restart) this.#captureBeforeLosingWal("restart");
     this.files.write("wal", offset, data);
     if (restart) this.#wal.reset(data.subarray(0, 32));
+    this.#wal.noteWrite(offset, data.length);
     // A completed commit frame is the transaction's last byte: capture it now, before SQLite even
-    // publishes it in the wal-index (the release of the write lock then finds nothing new). This does
-    // not depend on seeing locks, and no reader or checkpointer can see the frames before their LTX.
-    if (
-      this.#wal.completesCommitFrame(offset, data.length, (o) =>
-        this.files.readPadded("wal", o, WAL_FRAME_HEADER_SIZE),
-      )
-    ) {
-      if (!this.#ctx.mayCommit(this.name)) this.#refuseWalCommit(offset + data.length);
+    // publishes it in the wal-index (the release of the write lock, when the mount sees locks, then
+    // finds nothing new). This does not depend on seeing locks, and no reader or checkpointer can see
+    // the frames before their LTX. It is the only WAL trigger in kernel-locks mode.
+    const commitEnd = this.#wal.commitFrameCompletedBy(offset, data.length, (o) =>
+      this.files.readPadded("wal", o, WAL_FRAME_HEADER_SIZE),
+    );
+    if (commitEnd === null) return;
+    if (!this.#ctx.mayCommit(this.name)) this.#refuseWalCommit(commitEnd);
+    try {
       this.captureWal();
+    } catch (err) {
+      // The client hears of the failure (EIO): SQLite rolls the transaction back and a later writer
+      // overwrites its frames. A frame left valid could be captured later (a restart, a lock release)
+      // as a transaction the client was told failed: void it, as a refused commit is voided.
+      if (this.#wal.capturedOffset < commitEnd) {
+        const walOffset = this.#voidWalCommitFrame(commitEnd);
+        this.#ctx.log.error("WAL commit capture failed; commit frame voided", {
+          db: this.name,
+          walOffset,
+          error: (err as Error).message,
+        });
+      }
+      throw err;
     }
   }
 
@@ -635,10 +663,7 @@ export class Database {
    * the next writer overwrites the frames from there.
    */
   #refuseWalCommit(end: number): never {
-    const pageSize = this.#wal.header?.pageSize ?? 0;
-    const frameOffset = end - WAL_FRAME_HEADER_SIZE - pageSize;
-    this.files.write("wal", frameOffset, new Uint8Array(WAL_FRAME_HEADER_SIZE));
-    this.#voidedWalFrame = { start: frameOffset, end };
+    const frameOffset = this.#voidWalCommitFrame(end);
     this.#ctx.log.warn("commit refused: this node may not commit; WAL commit frame voided", {
       db: this.name,
       walOffset: frameOffset,
@@ -646,6 +671,15 @@ export class Database {
     throw new StoreError("ECOMMITREFUSED", "WAL commit refused: this node may not commit", {
       db: this.name,
     });
+  }
+
+  /** Zeroes the header of the commit frame ending at `end`; returns the frame's offset. */
+  #voidWalCommitFrame(end: number): number {
+    const pageSize = this.#wal.header?.pageSize ?? 0;
+    const frameOffset = end - WAL_FRAME_HEADER_SIZE - pageSize;
+    this.files.write("wal", frameOffset, new Uint8Array(WAL_FRAME_HEADER_SIZE));
+    this.#voidedWalFrame = { start: frameOffset, end };
+    return frameOffset;
   }
 
   /**

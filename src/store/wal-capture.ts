@@ -24,6 +24,8 @@ export class WalCapture {
   #position: WalPosition | null = null;
   /** pgno → offset of the frame header of the latest captured version of that page. */
   #captured = new Map<number, number>();
+  /** End of the furthest write into the WAL in this generation (see noteWrite). */
+  #writtenEnd = 0;
 
   /** The current generation's header, or null when there is no valid WAL header. */
   get header(): WalHeader | null {
@@ -38,6 +40,7 @@ export class WalCapture {
   /** Starts a new generation from the 32 header bytes (null or an invalid header: no generation). */
   reset(headerBytes: Uint8Array | null): void {
     this.#captured = new Map();
+    this.#writtenEnd = headerBytes === null ? 0 : WAL_HEADER_SIZE;
     if (headerBytes === null || walHeaderProblem(headerBytes) !== undefined) {
       this.#header = null;
       this.#position = null;
@@ -53,30 +56,60 @@ export class WalCapture {
   }
 
   /**
-   * True when a write of [offset, offset+length) completed a frame that ends a transaction (commit
-   * field ≠ 0, this generation's salts), judged from the frame's header read through `readHeader`.
-   * SQLite writes a frame's header and page separately; the page write completes the frame.
+   * The end offset of the last frame that a write of [offset, offset+length) completed and that ends a
+   * transaction (commit field ≠ 0, this generation's salts), or null when the write completed none.
+   * Judged from the frame headers read through `readHeader`, after the write reached the file. SQLite
+   * writes a frame's 24-byte header and its page in two requests, so the page write is the one that
+   * completes the frame; a request holding several frames is checked frame by frame (O(frames in it)).
+   * The scan that follows (scan) still verifies every frame's checksum: a frame whose page is not
+   * really there yet is never captured.
    */
-  completesCommitFrame(
+  commitFrameCompletedBy(
     offset: number,
     length: number,
     readHeader: (frameOffset: number) => Uint8Array,
-  ): boolean {
+  ): number | null {
     const header = this.#header;
-    if (header === null || this.#position === null) return false;
+    if (header === null || this.#position === null || length <= 0) return null;
     const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
     const end = offset + length;
-    if (end < this.#position.offset + frameSize || (end - WAL_HEADER_SIZE) % frameSize !== 0) return false;
-    const frame = readHeader(end - frameSize);
-    if (frame.length < WAL_FRAME_HEADER_SIZE) return false;
-    const view = new DataView(frame.buffer, frame.byteOffset, WAL_FRAME_HEADER_SIZE);
-    return (
-      view.getUint32(4) !== 0 && view.getUint32(8) === header.salt1 && view.getUint32(12) === header.salt2
-    );
+    const firstEnd = this.#position.offset + frameSize;
+    // The frame ends inside (offset, end], newest first.
+    let frameEnd = end - ((end - WAL_HEADER_SIZE) % frameSize);
+    for (; frameEnd > offset && frameEnd >= firstEnd; frameEnd -= frameSize) {
+      const frame = readHeader(frameEnd - frameSize);
+      if (frame.length < WAL_FRAME_HEADER_SIZE) continue;
+      const view = new DataView(frame.buffer, frame.byteOffset, WAL_FRAME_HEADER_SIZE);
+      if (
+        view.getUint32(4) !== 0 &&
+        view.getUint32(8) === header.salt1 &&
+        view.getUint32(12) === header.salt2
+      )
+        return frameEnd;
+    }
+    return null;
+  }
+
+  /**
+   * Records a write of [offset, offset+length) to the WAL, so that `hasUncapturedWrites` can tell a
+   * transaction in flight (frames written past the last captured commit) from data alone.
+   */
+  noteWrite(offset: number, length: number): void {
+    this.#writtenEnd = Math.max(this.#writtenEnd, offset + length);
+  }
+
+  /**
+   * True when bytes were written to the WAL past the last captured commit in this generation: a write
+   * transaction in flight — or one that rolled back (SQLite leaves its frames to be overwritten), which
+   * looks the same until the next commit or restart.
+   */
+  get hasUncapturedWrites(): boolean {
+    return this.#position !== null && this.#writtenEnd > this.#position.offset;
   }
 
   /** Notes a truncation of the WAL file to `size` bytes. */
   truncated(size: number): void {
+    this.#writtenEnd = Math.min(this.#writtenEnd, size);
     if (this.#position !== null && size < this.#position.offset) this.reset(null);
   }
 
