@@ -1,154 +1,108 @@
 // Failover and handoff on a real etcd (1 member, loopback), three `litefs mount` candidates, TTL 2 s,
-// no lock delay (test/support/leased-cluster.ts).
+// no lock delay (test/support/leased-cluster.ts), nodes logging JSON at debug level with times.
 //
-// A probe writes one row at a time, as fast as the cluster accepts, to whichever node accepts it: it
-// keeps one better-sqlite3 connection per node and reopens a connection after any error (a
-// connection opened while its node was a replica is read-only for good). Measured per run:
+// A probe (primary-write-probe.ts) writes one row at a time, as fast as the cluster accepts, the way an
+// application writing to "the primary" would: on the node it last succeeded on; after a failure it reads
+// that node's `.primary` and moves to the named node once its `/info` says primary, retrying every
+// 1 ms; a connection is reopened only when it must be. Measured per run:
 //   failover  kill -9 of the primary → the first COMMIT that returns on another node;
 //   handoff   `litefs promote --url <replica>` → the write gap: last COMMIT on the old primary → first
-//             on the new one (the CLI's own start-up is outside the gap: the old primary accepts
-//             writes until the request reaches it); the CLI's wall time is printed beside it.
+//             on the new one, wall clock (the CLI's own start-up is outside the gap: the old primary
+//             accepts writes until the request reaches it); the CLI's wall time is printed beside it.
+//             Also the node-internal part: the old primary pausing commits ("handing the lease off",
+//             minus its catch-up wait) → the target's "role change: primary", from the nodes' logs, and
+//             a per-handoff timeline of the steps in between (handoff-timeline.ts).
 // Printed as p50/max beside the goals (failover ≤ 3 s at TTL 2 s; handoff ≤ 100 ms) and LiteFS's
 // published figures (Consul: TTL 10 s + lock delay, so ≥ 11 s; handoff "a few milliseconds").
 //
-//   node dist/bench/failover.js [--runs N] [--ttl 2s] [--lock-delay 0s] [--handoff-back] [--json FILE]
-//   (default 5 runs of each; about 15 s per failover run and 5 s per handoff run here). Each handoff
+//   With --proxy-handoff-runs N (default 0), N more handoffs follow with the application behind each
+//   node's LiteFS proxy instead (test/chaos/chaos-app.ts; proxy-write-probe.ts): writes go to the proxy
+//   of the node that is neither the old primary nor the target, which forwards them to the primary.
+//
+//   node dist/bench/failover.js [--runs N] [--failover-runs N] [--handoff-runs N] [--ttl 2s]
+//                               [--lock-delay 0s] [--handoff-back] [--json FILE] [--logs DIR]
+//                               [--proxy-handoff-runs N]
+//   (default 5 runs of each; about 15 s per failover run and 3 s per handoff run here). Each handoff
 //   goes to a replica other than the node the previous one demoted; --handoff-back targets that node.
 //   Before each handoff the bench waits until every replica is connected to the primary. A handoff
-//   that fails is counted and printed, not retried.
+//   that fails is counted and printed, not retried. --logs writes every node's log to DIR/<name>.log.
 
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { parseArgs } from "node:util";
 
 import Database from "better-sqlite3";
 
+import { freeLoopbackPort } from "../test/support/free-port.js";
 import { runLitefsCli } from "../test/support/litefs-cli.js";
+import { REPO_ROOT } from "../test/support/paths.js";
+import { TrackedProcess } from "../test/support/tracked-process.js";
 import { LeasedCluster, type LeasedNode } from "../test/support/leased-cluster.js";
+import { formatTimeline, handoffTimeline, type TimelineStep } from "./handoff-timeline.js";
+import {
+  PrimaryWriteProbe,
+  type ProbeAttempt,
+  type ProbeLookup,
+  type ProbeNode,
+} from "./primary-write-probe.js";
+import { ProxyWriteProbe } from "./proxy-write-probe.js";
 
 const DB = "bench.db";
+/** The database the proxy runs write to, through test/chaos/chaos-app.ts behind each node's proxy. */
+const PROXY_DB = "proxied.db";
+const APP_MAIN = path.join(REPO_ROOT, "dist", "test", "chaos", "chaos-app.js");
 
 interface Options {
-  runs: number;
+  failoverRuns: number;
+  handoffRuns: number;
+  proxyHandoffRuns: number;
   ttl: string;
   lockDelay: string;
   json: string | undefined;
+  logs: string | undefined;
   handoffBack: boolean;
+}
+
+function runCount(flag: string, value: string): number {
+  const runs = Number(value);
+  if (!Number.isInteger(runs) || runs < 0) throw new Error(`--${flag} must be an integer ≥ 0: ${value}`);
+  return runs;
 }
 
 function options(): Options {
   const { values } = parseArgs({
     options: {
       runs: { type: "string", default: "5" },
+      "failover-runs": { type: "string" },
+      "handoff-runs": { type: "string" },
+      "proxy-handoff-runs": { type: "string", default: "0" },
       ttl: { type: "string", default: "2s" },
       "lock-delay": { type: "string", default: "0s" },
       json: { type: "string" },
+      logs: { type: "string" },
       "handoff-back": { type: "boolean", default: false },
     },
     strict: true,
   });
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1)
-    throw new Error(`--runs must be a positive integer: ${values.runs}`);
+  const runs = runCount("runs", values.runs);
   return {
-    runs,
+    failoverRuns: runCount("failover-runs", values["failover-runs"] ?? String(runs)),
+    handoffRuns: runCount("handoff-runs", values["handoff-runs"] ?? String(runs)),
+    proxyHandoffRuns: runCount("proxy-handoff-runs", values["proxy-handoff-runs"]),
     ttl: values.ttl,
     lockDelay: values["lock-delay"],
     json: values.json,
+    logs: values.logs,
     handoffBack: values["handoff-back"],
   };
 }
 
-interface Commit {
-  node: string;
-  at: number;
-}
-
-/** Writes to whichever node accepts, one row per transaction, until stopped. */
-class WriteProbe {
-  readonly commits: Commit[] = [];
-  readonly #cluster: LeasedCluster;
-  readonly #connections = new Map<LeasedNode, Database.Database>();
-  #stopped = false;
-  #sticky: LeasedNode | undefined;
-  readonly #loop: Promise<void>;
-
-  constructor(cluster: LeasedCluster) {
-    this.#cluster = cluster;
-    this.#loop = this.#run();
-  }
-
-  /** The first commit at or after `t` on a node other than `not`; waits up to `timeoutMs`. */
-  async firstCommitAfter(t: number, timeoutMs: number, not?: string): Promise<Commit> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const commit = this.commits.find((c) => c.at >= t && c.node !== not);
-      if (commit !== undefined) return commit;
-      if (performance.now() > deadline) throw new Error(`no commit within ${timeoutMs} ms`);
-      await sleep(5);
-    }
-  }
-
-  lastCommitOn(node: string, before: number): Commit | undefined {
-    return this.commits.filter((c) => c.node === node && c.at <= before).at(-1);
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    await this.#loop;
-    for (const db of this.#connections.values()) db.close();
-  }
-
-  async #run(): Promise<void> {
-    let n = 0;
-    while (!this.#stopped) {
-      const nodes = this.#cluster.running();
-      const order = this.#sticky !== undefined && nodes.includes(this.#sticky) ? [this.#sticky] : nodes;
-      let wrote = false;
-      for (const node of order) {
-        if (this.#write(node, ++n)) {
-          this.commits.push({ node: node.name, at: performance.now() });
-          this.#sticky = node;
-          wrote = true;
-          break;
-        }
-      }
-      if (!wrote) this.#sticky = undefined;
-      // Yield to the event loop (status requests, process exits) between attempts.
-      await sleep(wrote ? 2 : 1);
-    }
-  }
-
-  #write(node: LeasedNode, n: number): boolean {
-    if (!node.node.running) {
-      this.#forget(node);
-      return false;
-    }
-    try {
-      let db = this.#connections.get(node);
-      if (db === undefined) {
-        db = new Database(node.node.dbPath(DB), { timeout: 50, fileMustExist: true });
-        this.#connections.set(node, db);
-      }
-      db.prepare("INSERT INTO probe (n) VALUES (?)").run(n);
-      return true;
-    } catch {
-      this.#forget(node);
-      return false;
-    }
-  }
-
-  #forget(node: LeasedNode): void {
-    try {
-      this.#connections.get(node)?.close();
-    } catch {
-      // a connection on a dead mount may not close cleanly; it is dropped either way
-    }
-    this.#connections.delete(node);
-  }
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function probeNode(n: LeasedNode): ProbeNode {
+  return { name: n.name, mountDir: n.node.fuseDir, httpUrl: n.node.httpUrl, running: () => n.node.running };
 }
 
 function percentile(values: readonly number[], p: number): number {
@@ -164,17 +118,145 @@ async function waitForRole(cluster: LeasedCluster, node: LeasedNode, role: strin
   }
 }
 
+/**
+ * Handoffs while a ProxyWriteProbe writes through the proxy of the node that is neither the old primary
+ * nor the target (a replica throughout: every write is forwarded). The gap is the longest time between
+ * two answered writes from the promote request on until a write answered after it returned.
+ */
+async function proxyHandoffs(
+  cluster: LeasedCluster,
+  runs: number,
+  appPorts: readonly number[],
+  apps: TrackedProcess[],
+  gaps: number[],
+  failures: string[],
+): Promise<void> {
+  for (const [i, n] of cluster.nodes.entries()) {
+    const app = await TrackedProcess.spawn({
+      label: `app ${n.name}`,
+      command: process.execPath,
+      args: [
+        "--enable-source-maps",
+        APP_MAIN,
+        "--db",
+        n.node.dbPath(PROXY_DB),
+        "--port",
+        String(appPorts[i]),
+      ],
+    });
+    apps.push(app);
+    await app.waitForLine(/chaos app listening/, 15_000);
+  }
+  const first = await cluster.waitForPrimary({ timeoutMs: 30_000 });
+  const init = await fetch(`http://127.0.0.1:${first.proxyPort}/init`, { method: "POST" });
+  if (init.status !== 200) throw new Error(`POST /init through ${first.name}'s proxy: ${await init.text()}`);
+  await cluster.waitConverged([PROXY_DB]);
+  let via = "";
+  const probe = new ProxyWriteProbe(() => via, 1);
+  try {
+    let previous: LeasedNode | undefined;
+    for (let run = 1; run <= runs; run++) {
+      const primary = await cluster.waitForPrimary({ timeoutMs: 30_000 });
+      const candidates = cluster.others(primary);
+      const target = candidates.find((n) => n !== previous) ?? candidates[0];
+      const third = candidates.find((n) => n !== target) ?? target;
+      via = `http://127.0.0.1:${third.proxyPort}`;
+      previous = primary;
+      await cluster.waitForReplicasConnected(primary, 60_000);
+      await probe.okAfter(performance.now(), 30_000);
+      await sleep(500);
+      const started = performance.now();
+      const result = await runLitefsCli(["promote", "--url", target.node.httpUrl], { timeoutMs: 60_000 });
+      if (result.code !== 0) {
+        failures.push(`(proxy) ${primary.name} → ${target.name}: ${(result.stderr + result.stdout).trim()}`);
+        process.stdout.write(`  proxy handoff ${run}: FAILED ${failures.at(-1)}\n`);
+        continue;
+      }
+      const answered = await probe.okAfter(performance.now(), 30_000);
+      const gap = probe.longestGap(started, answered);
+      gaps.push(gap);
+      const failed = probe.failuresBetween(started, answered);
+      process.stdout.write(
+        `  proxy handoff ${run}: ${primary.name} → ${target.name}, writes through ${third.name}'s proxy: ` +
+          `longest wait ${gap.toFixed(1)} ms (${failed.length} failed requests` +
+          `${failed.length === 0 ? "" : `: ${[...new Set(failed.map((f) => f.status))].join(", ")}`})\n`,
+      );
+      await waitForRole(cluster, primary, "replica");
+    }
+  } finally {
+    await probe.stop();
+  }
+}
+
+/** "node-0 SQLITE_IOERR ×3 (1–4 ms)" per run of equal failures, in order. */
+function describeFailures(failed: readonly ProbeAttempt[]): string {
+  const parts: { key: string; count: number; min: number; max: number }[] = [];
+  for (const f of failed) {
+    const key = `${f.node} ${f.error ?? "?"}`;
+    const lastPart = parts.at(-1);
+    if (lastPart !== undefined && lastPart.key === key) {
+      lastPart.count++;
+      lastPart.min = Math.min(lastPart.min, f.tookMs);
+      lastPart.max = Math.max(lastPart.max, f.tookMs);
+    } else parts.push({ key, count: 1, min: f.tookMs, max: f.tookMs });
+  }
+  return parts.length === 0
+    ? "none"
+    : parts.map((p) => `${p.key} ×${p.count} (${p.min.toFixed(1)}–${p.max.toFixed(1)} ms)`).join(", ");
+}
+
+/** "+12 node-0→node-1 (3.1 ms)" per look for the primary, merging repeats. */
+function describeLookups(lookups: readonly ProbeLookup[], zeroWallMs: number): string {
+  const parts: string[] = [];
+  let previous = "";
+  let repeats = 0;
+  for (const l of lookups) {
+    const key = `${l.from}${l.named === null ? "" : `(.primary ${l.named})`}→${l.next ?? "?"}`;
+    if (key === previous) {
+      repeats++;
+      continue;
+    }
+    if (repeats > 0) parts[parts.length - 1] += ` ×${repeats + 1}`;
+    repeats = 0;
+    previous = key;
+    parts.push(`+${(l.wallMs - zeroWallMs).toFixed(0)} ${key} (${l.tookMs.toFixed(1)} ms)`);
+  }
+  if (repeats > 0) parts[parts.length - 1] += ` ×${repeats + 1}`;
+  return parts.length === 0 ? "none" : parts.join(", ");
+}
+
+/** The first of `steps` labelled `label`, or undefined. */
+function stepMs(steps: readonly TimelineStep[], label: string): number | undefined {
+  return steps.find((s) => s.label === label)?.ms;
+}
+
 async function main(): Promise<void> {
   const opts = options();
   process.stdout.write(
-    `failover bench: etcd (1 member), 3 candidates, ttl ${opts.ttl}, lock-delay ${opts.lockDelay}, ${opts.runs} runs each\n`,
+    `failover bench: etcd (1 member), 3 candidates, ttl ${opts.ttl}, lock-delay ${opts.lockDelay}, ` +
+      `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs\n`,
   );
-  const cluster = await LeasedCluster.start({ nodes: 3, ttl: opts.ttl, lockDelay: opts.lockDelay });
+  // With proxy runs: a proxy on every node in front of the chaos app on that node.
+  const appPorts =
+    opts.proxyHandoffRuns > 0 ? await Promise.all([0, 1, 2].map(() => freeLoopbackPort())) : [];
+  const cluster = await LeasedCluster.start({
+    nodes: 3,
+    ttl: opts.ttl,
+    lockDelay: opts.lockDelay,
+    config: { log: { format: "json", timestamp: true, debug: true } },
+    ...(appPorts.length === 0
+      ? {}
+      : { proxy: { target: (i: number) => `127.0.0.1:${appPorts[i]}`, db: PROXY_DB } }),
+  });
+  const apps: TrackedProcess[] = [];
+  const proxyGaps: number[] = [];
   const failovers: number[] = [];
   const handoffs: number[] = [];
+  const nodeInternal: number[] = [];
   const promoteWall: number[] = [];
   const handoffFailures: string[] = [];
-  let probe: WriteProbe | undefined;
+  const timelines: { gapMs: number; steps: TimelineStep[] }[] = [];
+  let probe: PrimaryWriteProbe | undefined;
   try {
     const first = await cluster.primary();
     const setup = new Database(first.node.dbPath(DB));
@@ -182,10 +264,10 @@ async function main(): Promise<void> {
       "PRAGMA journal_mode=delete; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, n INTEGER)",
     );
     setup.close();
-    probe = new WriteProbe(cluster);
+    probe = new PrimaryWriteProbe({ nodes: () => cluster.running().map(probeNode), db: DB });
     await probe.firstCommitAfter(0, 30_000);
 
-    for (let run = 1; run <= opts.runs; run++) {
+    for (let run = 1; run <= opts.failoverRuns; run++) {
       const primary = await cluster.waitForPrimary({ timeoutMs: 30_000 });
       await sleep(500);
       const killedAt = performance.now();
@@ -201,20 +283,17 @@ async function main(): Promise<void> {
     }
 
     let previous: LeasedNode | undefined;
-    for (let run = 1; run <= opts.runs; run++) {
+    for (let run = 1; run <= opts.handoffRuns; run++) {
       const primary = await cluster.waitForPrimary({ timeoutMs: 30_000 });
-      // Not the node the previous handoff demoted: handing the lease straight back fails today
-      // (/work/notes/s2/bugs-h3.md, 4 and 6); --handoff-back measures that case.
+      // Not the node the previous handoff demoted unless --handoff-back asks for exactly that.
       const candidates = cluster.others(primary);
       const target = opts.handoffBack
         ? (candidates.find((n) => n === previous) ?? candidates[0])
         : (candidates.find((n) => n !== previous) ?? candidates[0]);
       previous = primary;
       const reconnectMs = await cluster.waitForReplicasConnected(primary, 60_000);
-      process.stdout.write(
-        `  (replicas connected to ${primary.name} ${reconnectMs} ms after the last step)\n`,
-      );
       await sleep(500);
+      const opened = probe.opened;
       const started = performance.now();
       const result = await runLitefsCli(["promote", "--url", target.node.httpUrl], { timeoutMs: 60_000 });
       const wallMs = performance.now() - started;
@@ -230,38 +309,109 @@ async function main(): Promise<void> {
       const gap = commit.at - (last?.at ?? started);
       handoffs.push(gap);
       promoteWall.push(wallMs);
-      process.stdout.write(
-        `  handoff ${run}: ${primary.name} → ${commit.node}: write gap ${gap.toFixed(1)} ms (promote CLI ${wallMs.toFixed(0)} ms)\n`,
-      );
       await waitForRole(cluster, primary, "replica");
+      // The logs are complete up to the target's switch by now (it answered /promote after it).
+      const zero = last?.wallMs ?? commit.wallMs - gap;
+      const failed = probe.failuresBetween(last?.at ?? started, commit.at);
+      const steps = handoffTimeline({
+        oldLog: primary.node.lastRunLogs(),
+        targetLog: target.node.lastRunLogs(),
+        zeroWallMs: zero,
+        endWallMs: commit.wallMs + 100,
+      });
+      const onTarget = failed.filter((f) => f.node === target.name);
+      const probeSteps: TimelineStep[] = [
+        {
+          label: "probe: first failure on target",
+          ms: onTarget[0] === undefined ? undefined : onTarget[0].wallMs - zero,
+        },
+        {
+          label: "probe: last failure on target",
+          ms: onTarget.at(-1) === undefined ? undefined : onTarget.at(-1)!.wallMs - zero,
+        },
+        { label: "probe: first failure", ms: failed[0] === undefined ? undefined : failed[0].wallMs - zero },
+        { label: "probe: first commit on target", ms: commit.wallMs - zero },
+      ];
+      timelines.push({ gapMs: gap, steps: [...steps, ...probeSteps] });
+      const paused = stepMs(steps, "old: commits paused, handing off");
+      const primaryAt = stepMs(steps, "target: primary (accepts writes)");
+      const internal = paused !== undefined && primaryAt !== undefined ? primaryAt - paused : undefined;
+      if (internal !== undefined) nodeInternal.push(internal);
+      process.stdout.write(
+        `  handoff ${run}: ${primary.name} → ${commit.node}: write gap ${gap.toFixed(1)} ms, in the nodes ` +
+          `${internal?.toFixed(0) ?? "?"} ms (promote CLI ${wallMs.toFixed(0)} ms; ${failed.length} failed ` +
+          `attempts, ${probe.opened - opened} connections opened; replicas had reconnected in ${reconnectMs} ms)\n` +
+          `    ${formatTimeline(steps, probeSteps)}\n` +
+          `    failed attempts: ${describeFailures(failed)}; first commit on target took ` +
+          `${commit.tookMs.toFixed(1)} ms\n` +
+          `    lookups: ${describeLookups(
+            probe.lookups.filter((l) => l.at > (last?.at ?? started) && l.at <= commit.at),
+            zero,
+          )}\n`,
+      );
+    }
+
+    if (opts.proxyHandoffRuns > 0) {
+      await probe.stop(); // one writer at a time
+      probe = undefined;
+      await proxyHandoffs(cluster, opts.proxyHandoffRuns, appPorts, apps, proxyGaps, handoffFailures);
     }
   } finally {
     await probe?.stop();
+    for (const app of apps) await app.stop(3_000).catch(() => undefined);
+    if (opts.logs !== undefined) {
+      fs.mkdirSync(opts.logs, { recursive: true });
+      for (const n of cluster.nodes) fs.writeFileSync(`${opts.logs}/${n.name}.log`, n.node.logs());
+    }
     await cluster.cleanup();
   }
 
   const row = (name: string, values: number[], goal: string, litefs: string): string =>
     values.length === 0
-      ? `${name.padEnd(34)}${"-".padStart(8)}${"-".padStart(8)}   ${goal.padEnd(12)}${litefs}`
-      : `${name.padEnd(34)}${percentile(values, 50).toFixed(0).padStart(8)}${Math.max(...values)
+      ? `${name.padEnd(40)}${"-".padStart(8)}${"-".padStart(8)}   ${goal.padEnd(12)}${litefs}`
+      : `${name.padEnd(40)}${percentile(values, 50).toFixed(0).padStart(8)}${Math.max(...values)
           .toFixed(0)
           .padStart(8)}   ${goal.padEnd(12)}${litefs}`;
   process.stdout.write(
-    `\n${"".padEnd(34)}${"p50 ms".padStart(8)}${"max ms".padStart(8)}   ${"goal".padEnd(12)}LiteFS\n`,
+    `\n${"".padEnd(40)}${"p50 ms".padStart(8)}${"max ms".padStart(8)}   ${"goal".padEnd(12)}LiteFS\n`,
   );
   process.stdout.write(
     row(`failover (kill -9, ttl ${opts.ttl})`, failovers, "≤ 3000", "≥ 11000 (Consul)") + "\n",
   );
-  process.stdout.write(row("handoff (write gap)", handoffs, "≤ 100", "a few ms") + "\n");
+  process.stdout.write(row("handoff (write gap, probe)", handoffs, "≤ 100", "a few ms") + "\n");
+  process.stdout.write(row("  inside the nodes (pause → primary)", nodeInternal, "", "") + "\n");
   process.stdout.write(row("  litefs promote, CLI wall time", promoteWall, "", "") + "\n");
+  if (opts.proxyHandoffRuns > 0) {
+    process.stdout.write(row("handoff (through a replica's proxy)", proxyGaps, "≤ 100", "") + "\n");
+  }
+  if (timelines.length > 0) {
+    process.stdout.write("handoff steps, p50 ms after the last commit on the old primary:\n");
+    for (const { label } of timelines[0].steps) {
+      const values = timelines.map((t) => stepMs(t.steps, label)).filter((v) => v !== undefined);
+      if (values.length === 0) continue;
+      process.stdout.write(
+        `  ${label.padEnd(38)}${percentile(values, 50).toFixed(0).padStart(6)}  (max ${Math.max(...values).toFixed(0)}, ${values.length} runs)\n`,
+      );
+    }
+  }
   if (handoffFailures.length > 0) {
-    process.stdout.write(`handoffs that failed: ${handoffFailures.length} of ${opts.runs}\n`);
+    process.stdout.write(`handoffs that failed: ${handoffFailures.length} of ${opts.handoffRuns}\n`);
   }
   if (opts.json !== undefined) {
     fs.writeFileSync(
       opts.json,
       JSON.stringify(
-        { ttl: opts.ttl, lockDelay: opts.lockDelay, failovers, handoffs, promoteWall, handoffFailures },
+        {
+          ttl: opts.ttl,
+          lockDelay: opts.lockDelay,
+          failovers,
+          handoffs,
+          nodeInternal,
+          promoteWall,
+          proxyGaps,
+          handoffFailures,
+          timelines,
+        },
         null,
         2,
       ),

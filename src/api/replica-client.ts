@@ -137,6 +137,8 @@ export class ReplicaClient {
   #isSynced = false;
   #running: Promise<void> | undefined;
   #connected = false;
+  /** performance.now() when the connection attempt under way began; null while none is. */
+  #attemptStartedAt: number | null = null;
   #epochSeen: bigint;
   /** The epoch of the stream open now (0 between streams). */
   #streamEpoch = 0n;
@@ -178,6 +180,14 @@ export class ReplicaClient {
    */
   reconnect(): void {
     this.#current.abort(new ReplicaStreamError("ERECONNECT", "the primary changed; reconnecting"));
+  }
+
+  /**
+   * Milliseconds since the connection attempt under way began (its request is out, no answer yet);
+   * null while none is (connected, or waiting before the next attempt).
+   */
+  attemptAgeMs(): number | null {
+    return this.#attemptStartedAt === null ? null : performance.now() - this.#attemptStartedAt;
   }
 
   /** The lease epoch of the stream open now; 0 while none is open. */
@@ -223,6 +233,7 @@ export class ReplicaClient {
       const signal = AbortSignal.any([stopSignal, this.#current.signal]);
       this.#ending = { kind: "failure" };
       this.#readyThisStream = false;
+      this.#attemptStartedAt = performance.now();
       try {
         await this.#stream(signal);
       } catch (err) {
@@ -247,6 +258,7 @@ export class ReplicaClient {
         else log.debug("replication stream failed again", fields);
         this.#lastError = message;
       } finally {
+        this.#attemptStartedAt = null;
         this.#connected = false;
         this.#streamEpoch = 0n;
         this.#abortOpenFile();
@@ -300,6 +312,7 @@ export class ReplicaClient {
     }
     res.socket.setNoDelay(true);
     this.#connected = true;
+    this.#attemptStartedAt = null;
     this.#lastError = null;
     this.#connects++;
     log.info("connected to the primary", { primary: url });

@@ -39,7 +39,7 @@ import { decodeHandoffMarker } from "./handoff-marker.js";
 import { KeptLease } from "./kept-lease.js";
 import { LeaseError, LeaseExistsError, LeaseHandoffPendingError } from "./lease-error.js";
 import { defaultRequestTimeoutMs, defaultSafetyMarginMs } from "./lease-timing.js";
-import type { Lease, Leaser, NodeIdentity, PrimaryInfo } from "./leaser.js";
+import type { AcquireOptions, Lease, Leaser, NodeIdentity, PrimaryInfo } from "./leaser.js";
 import { decodePrimaryRecord, encodePrimaryRecord, samePrimary } from "./primary-record.js";
 
 export interface EtcdLeaserOptions {
@@ -72,6 +72,14 @@ export const ETCD_LEASE_DEFAULTS = {
   watchRetryDelayMs: 500,
   watchResyncMs: 30_000,
 };
+
+/** An etcd lease granted for an acquire. */
+interface Grant {
+  readonly leaseId: string;
+  /** Clock time read before the grant request left. */
+  readonly sentAt: number;
+  readonly ttlMs: number;
+}
 
 /** Rounds of read-then-write in one acquire before giving up on a lease whose keys keep changing. */
 const ACQUIRE_ROUNDS_MAX = 4;
@@ -115,7 +123,7 @@ export class EtcdLeaser implements Leaser {
     });
   }
 
-  async acquire(): Promise<Lease> {
+  async acquire(options: AcquireOptions = {}): Promise<Lease> {
     this.#assertOpen();
     if (this.#acquiring) {
       throw new LeaseError("ELEASESTATE", "another acquire() of this leaser is still running", {
@@ -124,46 +132,67 @@ export class EtcdLeaser implements Leaser {
     }
     this.#acquiring = true;
     try {
-      return await this.#acquire();
+      return await this.#acquire(options.likelyFree === true);
     } finally {
       this.#acquiring = false;
     }
   }
 
-  async #acquire(): Promise<Lease> {
+  async #acquire(likelyFree: boolean): Promise<Lease> {
     if (this.#held !== undefined) {
       throw new LeaseError("ELEASESTATE", `this node already holds the lease (epoch ${this.#held.epoch})`, {
         where: this.keys.primary,
       });
     }
     let lockDelayServedFor: bigint | undefined; // mod revision of the P/last record we already waited on
-    for (let round = 0; round < ACQUIRE_ROUNDS_MAX; round++) {
-      const keys = await this.#readAll();
-      const primary = keys.get(this.keys.primary);
-      if (primary !== undefined) {
-        throw new LeaseExistsError(this.#primaryInfo(primary), { where: this.keys.primary });
+    // Likely free: the grant goes out with the first read (its send time, the earlier one, starts the
+    // keeper's deadline, which only makes that deadline earlier). Used by the first round at most.
+    let early = likelyFree ? this.#grant() : undefined;
+    early?.catch(() => undefined); // awaited below, or dropped after a refusal
+    try {
+      for (let round = 0; round < ACQUIRE_ROUNDS_MAX; round++) {
+        const keys = await this.#readAll();
+        const primary = keys.get(this.keys.primary);
+        if (primary !== undefined) {
+          throw new LeaseExistsError(this.#primaryInfo(primary), { where: this.keys.primary });
+        }
+        const handoff = keys.get(this.keys.handoff);
+        const marker =
+          handoff === undefined ? undefined : decodeHandoffMarker(handoff.value, this.keys.handoff);
+        const targeted = marker?.toNodeId === this.identity.nodeId;
+        if (marker !== undefined && !targeted) {
+          throw new LeaseHandoffPendingError(marker.toNodeId, { where: this.keys.handoff });
+        }
+        const last = keys.get(this.keys.last);
+        const lastState = last === undefined ? undefined : decodeLastHolder(last.value, this.keys.last).state;
+        if (
+          !targeted &&
+          lastState === "holding" &&
+          this.#lockDelayMs > 0 &&
+          lockDelayServedFor !== last!.modRevision
+        ) {
+          // An early grant would spend its TTL on the wait (the lock delay may outlast it): give it back.
+          early?.then((g) => this.#revokeInBackground(g.leaseId)).catch(() => undefined);
+          early = undefined;
+          await sleepOn(this.#clock, this.#lockDelayMs, this.#closing.signal);
+          lockDelayServedFor = last!.modRevision;
+          continue; // read again: someone may have taken it meanwhile
+        }
+        const granted = early;
+        early = undefined;
+        const lease = await this.#tryCreate(
+          granted ?? this.#grant(),
+          last?.modRevision ?? 0n,
+          handoff?.modRevision ?? 0n,
+          targeted,
+        );
+        if (lease !== undefined) return lease;
       }
-      const handoff = keys.get(this.keys.handoff);
-      const marker =
-        handoff === undefined ? undefined : decodeHandoffMarker(handoff.value, this.keys.handoff);
-      const targeted = marker?.toNodeId === this.identity.nodeId;
-      if (marker !== undefined && !targeted) {
-        throw new LeaseHandoffPendingError(marker.toNodeId, { where: this.keys.handoff });
+    } finally {
+      // Refused (or failed) before the early grant was used: give it back rather than let it run out.
+      if (early !== undefined) {
+        early.then((g) => this.#revokeInBackground(g.leaseId)).catch(() => undefined);
       }
-      const last = keys.get(this.keys.last);
-      const lastState = last === undefined ? undefined : decodeLastHolder(last.value, this.keys.last).state;
-      if (
-        !targeted &&
-        lastState === "holding" &&
-        this.#lockDelayMs > 0 &&
-        lockDelayServedFor !== last!.modRevision
-      ) {
-        await sleepOn(this.#clock, this.#lockDelayMs, this.#closing.signal);
-        lockDelayServedFor = last!.modRevision;
-        continue; // read again: someone may have taken it meanwhile
-      }
-      const lease = await this.#tryCreate(last?.modRevision ?? 0n, handoff?.modRevision ?? 0n, targeted);
-      if (lease !== undefined) return lease;
     }
     throw new LeaseError(
       "ELEASEDELAY",
@@ -250,23 +279,30 @@ export class EtcdLeaser implements Leaser {
     await this.#held?.release();
   }
 
-  /** Grants an etcd lease and tries to create P/primary with it; undefined when the keys changed. */
-  async #tryCreate(
-    lastRevision: bigint,
-    handoffRevision: bigint,
-    targeted: boolean,
-  ): Promise<Lease | undefined> {
-    const grantSentAt = this.#clock.now();
+  /** Asks etcd for a lease of our TTL; `sentAt` is read before the request leaves. */
+  async #grant(): Promise<Grant> {
+    const sentAt = this.#clock.now();
     const grant = asRecord(
       await this.#client.call("/v3/lease/grant", { TTL: String(this.ttlMs / 1000) }, this.#closing.signal),
     );
     const leaseId = grant["ID"];
-    const grantedTtlSeconds = int64Field(grant["TTL"], this.keys.primary);
-    if (typeof leaseId !== "string" || !/^\d+$/.test(leaseId) || grantedTtlSeconds <= 0n) {
+    const ttlSeconds = int64Field(grant["TTL"], this.keys.primary);
+    if (typeof leaseId !== "string" || !/^\d+$/.test(leaseId) || ttlSeconds <= 0n) {
       throw new LeaseError("ELEASEPROTOCOL", `lease grant answered ${JSON.stringify(grant)}`, {
         where: this.keys.primary,
       });
     }
+    return { leaseId, sentAt, ttlMs: Number(ttlSeconds) * 1000 };
+  }
+
+  /** Tries to create P/primary with the granted lease; undefined when the keys changed. */
+  async #tryCreate(
+    granting: Promise<Grant>,
+    lastRevision: bigint,
+    handoffRevision: bigint,
+    targeted: boolean,
+  ): Promise<Lease | undefined> {
+    const { leaseId, sentAt: grantSentAt, ttlMs: grantedTtlMs } = await granting;
     let epoch: bigint | undefined;
     try {
       const answer = await this.#client.call(
@@ -311,7 +347,7 @@ export class EtcdLeaser implements Leaser {
       ttlMs: this.ttlMs,
       safetyMarginMs: this.#safetyMarginMs,
       grantSentAt,
-      grantedTtlMs: Number(grantedTtlSeconds) * 1000,
+      grantedTtlMs,
       viaHandoff: targeted,
       onBackgroundError: this.#onBackgroundError,
       onEnd: (ended) => {

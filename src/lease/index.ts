@@ -18,5 +18,5 @@ export {
   type RenewalConfirmation,
   type RenewOnce,
 } from "./lease-keeper.js";
-export type { Lease, Leaser, LeaseState, NodeIdentity, PrimaryInfo } from "./leaser.js";
+export type { AcquireOptions, Lease, Leaser, LeaseState, NodeIdentity, PrimaryInfo } from "./leaser.js";
 export { STATIC_LEASE_EPOCH, StaticLeaser, type StaticLeaserOptions } from "./static-leaser.js";

@@ -50,6 +50,9 @@ export interface LeaseRoleOptions {
   readonly election?: ElectionGate;
 }
 
+/** How long after `expectHandoff()` a vacancy is taken for the handoff asked for (ms). */
+const HANDOFF_EXPECTED_MS = 5000;
+
 export class LeaseRole {
   readonly #opts: LeaseRoleOptions;
   readonly #stop = new AbortController();
@@ -67,6 +70,8 @@ export class LeaseRole {
   #loops: Promise<void>[] = [];
   #unsubscribeLost: (() => void) | null = null;
   #handoffAttempts = 0;
+  /** Until then (performance.now()) a handoff to this node is expected (`litefs promote` asked). */
+  #handoffExpectedUntilMs = -Infinity;
   /** Resolves the wait of a lease taken through a reservation before its HANDOFF frame was read. */
   #handoffFrameSeen: (() => void) | null = null;
 
@@ -159,6 +164,12 @@ export class LeaseRole {
    */
   expectHandoff(): void {
     this.#quietUntilMs = 0;
+    this.#handoffExpectedUntilMs = performance.now() + HANDOFF_EXPECTED_MS;
+  }
+
+  /** A handoff to this node is on its way (HANDOFF read, or asked for moments ago). */
+  #handoffComing(): boolean {
+    return this.#handoffToMe || performance.now() < this.#handoffExpectedUntilMs;
   }
 
   /** The cluster id stored beside the lease (a read), or null when none is. */
@@ -216,6 +227,7 @@ export class LeaseRole {
         });
         try {
           await lease.handoff(toNodeId);
+          log.debug("handoff recorded at the coordinator", { to: toNodeId });
         } catch (err) {
           failure = err;
         }
@@ -224,6 +236,7 @@ export class LeaseRole {
         if (failure === null) {
           await target
             .handOff(lease.epoch)
+            .then(() => log.debug("HANDOFF frame sent", { to: toNodeId }))
             .catch((err: unknown) =>
               log.warn("the HANDOFF frame did not go out", { to: toNodeId, error: (err as Error).message }),
             );
@@ -272,9 +285,12 @@ export class LeaseRole {
     const { leaser, host, log } = this.#opts;
     this.#lastAttemptMs = performance.now();
     const attemptStarted = performance.now();
+    // Seen free (the watch) or handed to us: the etcd leaser can grant alongside its first read.
+    const likelyFree = this.#holder === null || this.#handoffToMe;
+    if (likelyFree) log.debug("acquiring the lease", { handoff: this.#handoffToMe });
     let lease: Lease;
     try {
-      lease = await leaser.acquire();
+      lease = await leaser.acquire({ likelyFree });
     } catch (err) {
       if (err instanceof LeaseExistsError) this.#seeHolder(err.primary);
       else if (!isLeaseError(err, "ELEASEHANDOFF") && !this.#stop.signal.aborted) {
@@ -286,6 +302,7 @@ export class LeaseRole {
       return false;
     }
     const acquiredMs = performance.now() - attemptStarted;
+    log.debug("lease acquired", { epoch: lease.epoch.toString(), ms: Math.round(acquiredMs) });
     if (lease.viaHandoff && !this.#handoffToMe) await this.#awaitHandoffFrame(lease);
     let entered = false;
     await this.#serialised(async () => {
@@ -305,6 +322,7 @@ export class LeaseRole {
       this.#role = "primary";
       this.#holder = { ...leaser.identity, epoch: lease.epoch };
       this.#handoffToMe = false;
+      this.#handoffExpectedUntilMs = -Infinity;
       this.#unsubscribeLost = lease.onLost((error) => this.#lost(lease, error.message));
       host.leaseAcquired(lease.epoch);
       // Timings of the takeover (a handoff's write gap is mostly these): the coordinator, then the node.
@@ -424,6 +442,7 @@ export class LeaseRole {
 
   #onHolder(info: PrimaryInfo | null): void {
     const { leaser, host } = this.#opts;
+    this.#opts.log.debug("the lease watch: holder", { holder: info?.hostname ?? null });
     const lease = this.#lease;
     if (this.#role === "primary" && lease !== null) {
       // A newer holder recorded at the coordinator: ours is gone whatever the keeper thinks. (A null
@@ -506,13 +525,15 @@ export class LeaseRole {
         continue;
       }
       if (shouldTryAcquire(context)) {
-        if (!this.#handoffToMe) await sleep(acquireJitterMs(this.#random()));
+        // The jitter spreads candidates racing for a free lease; a handoff to us is no race (its
+        // reservation admits only us), so it is skipped then, and cut short by a HANDOFF frame.
+        if (!this.#handoffComing()) await this.#pause(acquireJitterMs(this.#random()));
         // Ranking applies to a vacancy only: the periodic attempt while a holder is known would be
         // refused anyway, and asking then would start the election's wait window before the lease is
         // free (a lagging node unfrozen just before the primary's lease expired then waited its whole
         // window out before the vacancy and raced the up-to-date candidate).
         const vacant = this.#holder === null || this.#holder === undefined;
-        if (!this.#handoffToMe && vacant && !(await this.#electionAllowsAcquire())) continue;
+        if (!this.#handoffComing() && vacant && !(await this.#electionAllowsAcquire())) continue;
         const handoff = this.#handoffToMe;
         const became = await this.#tryAcquire();
         if (handoff && !became) {
@@ -525,6 +546,19 @@ export class LeaseRole {
         continue;
       }
     }
+  }
+
+  /** Waits `ms`, or less when woken (`#wake`: a HANDOFF frame, a change of holder, stop). */
+  async #pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+    this.#wake = null;
   }
 
   /** Runs `step` after every earlier transition. Never rejects (a failure is logged). */

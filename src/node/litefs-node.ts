@@ -17,6 +17,10 @@
 // Cluster id: a primary stores or adopts it beside the lease (`setClusterIdIfAbsent`; static: in
 // `<data>/clusterid`); a replica adopts the primary's at its first connection and refuses any other.
 // Epochs: `<data>/epoch` and each database's `epochs` file (epoch-recorder.ts) record the fencing epochs.
+// Locks: by default the mount answers every fcntl lock (mount-locks.ts) and the node's own locks are
+// entries of its tables; with `fuse.kernel-locks` the kernel keeps them, and the node's own are kernel
+// locks held by a helper process (KernelNodeLocks, started once the mount is up, closed before the
+// unmount: its open files would make the unmount fail EBUSY).
 
 import fs from "node:fs";
 
@@ -32,6 +36,7 @@ import { FuseSession } from "../fuse/session.js";
 import type { Lease, PrimaryInfo } from "../lease/index.js";
 import { formatPos } from "../ltx/pos.js";
 import { DatabaseLockGuard } from "../mountfs/database-lock-guard.js";
+import { KernelNodeLocks } from "../mountfs/kernel-node-locks.js";
 import { LitefsFileSystem, type LitefsFileSystemOptions } from "../mountfs/litefs-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
 import type { NodeRole } from "../mountfs/replica-access.js";
@@ -77,6 +82,8 @@ export class LitefsNode {
   readonly #streams: StreamServer;
   readonly #fileSystem: LitefsFileSystem;
   readonly #locks: DatabaseLockGuard;
+  /** Kernel-locks mode: the helper holding the node's own locks (closed before the unmount). */
+  readonly #kernelLocks: KernelNodeLocks | null;
   readonly #epochs: EpochRecorder;
   readonly #halt: NodeHalt;
   readonly #nodeIdHex: string;
@@ -101,6 +108,7 @@ export class LitefsNode {
     streams: StreamServer;
     fileSystem: LitefsFileSystem;
     locks: DatabaseLockGuard;
+    kernelLocks: KernelNodeLocks | null;
     epochs: EpochRecorder;
     halt: NodeHalt;
     clusterId: string | null;
@@ -115,6 +123,7 @@ export class LitefsNode {
     this.#streams = parts.streams;
     this.#fileSystem = parts.fileSystem;
     this.#locks = parts.locks;
+    this.#kernelLocks = parts.kernelLocks;
     this.#epochs = parts.epochs;
     this.#halt = parts.halt;
     this.#clusterId = parts.clusterId;
@@ -126,7 +135,11 @@ export class LitefsNode {
         const replica = this.#replica;
         return replica === null
           ? null
-          : { connected: () => replica.status().connected, reconnect: () => replica.reconnect() };
+          : {
+              connected: () => replica.status().connected,
+              reconnect: () => replica.reconnect(),
+              attemptAgeMs: () => replica.attemptAgeMs(),
+            };
       },
       authToken: parts.config.http.authToken ?? null,
       log: parts.log,
@@ -154,6 +167,8 @@ export class LitefsNode {
     const ofNode = <T>(read: (node: LitefsNode) => T, otherwise: T): T =>
       self.node === null ? otherwise : read(self.node);
     const role = (): NodeRole => self.node?.role ?? "replica";
+    /** Kernel-locks mode: the node's own locks, held by a helper process once the mount is up. */
+    let kernelLocks: KernelNodeLocks | undefined;
     const observability = new NodeObservability({
       store,
       log,
@@ -193,12 +208,16 @@ export class LitefsNode {
         onWrite: (db, kind) => observability.countWrite(db, kind),
         mayCommit: () => ofNode((n) => n.#roleManager.mayCommit(), false),
         halt,
+        kernelLocks: config.fuse.kernelLocks,
+        lockHelperPid: () => kernelLocks?.helperPid ?? null,
       };
       const fileSystem = new LitefsFileSystem(fsOptions);
       session = await FuseSession.mount(fileSystem, {
         mountpoint: config.fuse.dir,
         fsName: "litefs",
         allowOther: config.fuse.allowOther,
+        // Kernel-locks mode: the kernel keeps every fcntl lock (litefs-file-system.ts header).
+        posixLocks: !fileSystem.kernelLocks,
         entryTimeoutMs: 1000,
         attrTimeoutMs: 1000,
         negativeTimeoutMs: 1000,
@@ -209,11 +228,24 @@ export class LitefsNode {
           }),
       });
       const mounted = session;
+      // The helper opens files in the mount, so it starts once the mount answers.
+      if (fileSystem.kernelLocks)
+        kernelLocks = await KernelNodeLocks.start({ mountDir: config.fuse.dir, log });
+      // Logged just before "mount ready": which side answers SQLite's locks (config fuse.kernel-locks).
+      log.info("mount locks", {
+        mode: fileSystem.kernelLocks ? "kernel" : "table",
+        ...(kernelLocks === undefined ? {} : { helperPid: kernelLocks.helperPid }),
+      });
       // The mount drops kernel caches itself after a refused commit and on role changes (commit-gate.ts).
       fileSystem.attachSession(mounted);
+      // Starts the notifier's inode lane now (its worker thread starts on first use): a refused commit
+      // is answered only after an inode invalidation, and a worker started at that moment delayed the
+      // first refusal after a handoff by 100–250 ms (bench/failover.ts).
+      mounted.invalidateInode(ROOT_NODE_ID, { attributesOnly: true }).catch(() => undefined);
       const locks = new DatabaseLockGuard({
         lockTableOf: (db, kind) => fileSystem.lockTableOf(db, kind),
         holdWalReaders: (db) => fileSystem.locks.holdWalReaders(db),
+        nodeLocks: kernelLocks,
         afterExclusive: (db) => {
           for (const name of fileSystem.renewDatabaseFiles(db)) {
             mounted.invalidateEntry(ROOT_NODE_ID, name).catch(() => undefined);
@@ -267,6 +299,7 @@ export class LitefsNode {
         streams,
         fileSystem,
         locks,
+        kernelLocks: kernelLocks ?? null,
         epochs,
         halt,
         clusterId,
@@ -320,6 +353,7 @@ export class LitefsNode {
       }
       observability.close();
       await api?.close().catch(() => undefined);
+      await kernelLocks?.close().catch(() => undefined); // its open files would make the unmount EBUSY
       await session?.unmount().catch(() => undefined);
       epochs?.close();
       store.close();
@@ -435,6 +469,10 @@ export class LitefsNode {
       await this.api
         .close()
         .catch((err: unknown) => this.#log.error("closing the HTTP API", { error: String(err) }));
+      // The lock helper holds files open in the mount: they would make the unmount fail EBUSY.
+      await this.#kernelLocks
+        ?.close()
+        .catch((err: unknown) => this.#log.error("closing the lock helper", { error: String(err) }));
       await this.session.unmount();
       this.#epochs.close();
       this.store.close();

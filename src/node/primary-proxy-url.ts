@@ -13,8 +13,10 @@
 // A learned URL belongs to the primary it was learned from: once the node follows another primary
 // (the lease moved), `url()` no longer returns it — a write waits rather than going to the old
 // primary's proxy, which is now a replica's or a dead one's — and `primaryChanged()` asks the new
-// primary at once, then every `changeRetryMs` for up to `changeWindowMs` until it answers (a new
-// holder serves `/info` as the primary only once it has taken over).
+// primary at once, then every `changeFastRetryMs` (10 ms) for `changeFastWindowMs` (1 s: a holder
+// named by the watch takes over 10–30 ms later, and forwarded writes wait meanwhile), then every
+// `changeRetryMs` up to `changeWindowMs` until it answers (a new holder serves `/info` as the primary
+// only once it has taken over).
 
 import type { AddressInfo } from "node:net";
 
@@ -49,7 +51,11 @@ export interface PrimaryProxyDiscoveryOptions {
   readonly refreshMs?: number;
   /** Limit on one `/info` request (default 5000 ms). */
   readonly requestTimeoutMs?: number;
-  /** Pause before asking again right after a change of primary (default 100 ms). */
+  /** Pause before asking again in the first `changeFastWindowMs` after a change of primary (default 10 ms). */
+  readonly changeFastRetryMs?: number;
+  /** How long after a change of primary the shortest pause applies (default 1000 ms). */
+  readonly changeFastWindowMs?: number;
+  /** Pause before asking again after that, within `changeWindowMs` (default 100 ms). */
   readonly changeRetryMs?: number;
   /** How long after a change of primary the short pause applies (default 10 s). */
   readonly changeWindowMs?: number;
@@ -131,6 +137,7 @@ export class PrimaryProxyDiscovery {
   #nextDelayMs(): number {
     if (this.url() !== undefined) return this.#opts.refreshMs ?? 10_000;
     const sinceChange = performance.now() - this.#changedAt;
+    if (sinceChange < (this.#opts.changeFastWindowMs ?? 1000)) return this.#opts.changeFastRetryMs ?? 10;
     if (sinceChange < (this.#opts.changeWindowMs ?? 10_000)) return this.#opts.changeRetryMs ?? 100;
     return this.#opts.retryMs ?? 1000;
   }

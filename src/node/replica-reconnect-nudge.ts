@@ -7,10 +7,12 @@
 // it — so it followed the new primary seconds late, and a handoff to it was refused (ENOREPLICA).
 //
 // After each change of primary the node calls `follow(url)`: while the replica is not connected (for at
-// most `windowMs`), the new primary's `GET /info` is polled every `intervalMs`; once it says it is the
+// most `windowMs`), the new primary's `GET /info` is polled every `intervalMs` (10 ms: the watch names
+// a new holder when its acquire commits, and it serves streams 10–30 ms later); once it says it is the
 // primary, the replica client is told to reconnect at once (again after `settleMs` if that attempt did
 // not connect either). The poll, not the client's attempts, sets the pace, so a slow but successful
-// attempt is not cut short over and over.
+// attempt is not cut short over and over; nor is an attempt the client began less than `settleMs` ago
+// (it most likely reaches the new primary by itself: cutting it off cost a second connection).
 
 import type { StoreLogger } from "../store/store-logger.js";
 
@@ -19,6 +21,8 @@ export interface NudgedReplica {
   connected(): boolean;
   /** Drops the current attempt or wait and connects again at once. */
   reconnect(): void;
+  /** Milliseconds since the connection attempt under way began; null while none is. */
+  attemptAgeMs?(): number | null;
 }
 
 export interface ReplicaReconnectNudgeOptions {
@@ -27,7 +31,7 @@ export interface ReplicaReconnectNudgeOptions {
   /** The node API's bearer token (the primary's `/info` is guarded by it). */
   readonly authToken: string | null;
   readonly log: StoreLogger;
-  /** Pause between polls of the new primary (ms). Default 50. */
+  /** Pause between polls of the new primary (ms). Default 10. */
   readonly intervalMs?: number;
   /** After a nudge, how long the attempt may take before the next poll (ms). Default 1000. */
   readonly settleMs?: number;
@@ -61,13 +65,18 @@ export class ReplicaReconnectNudge {
   }
 
   async #run(url: string, signal: AbortSignal): Promise<void> {
-    const intervalMs = this.#opts.intervalMs ?? 50;
+    const intervalMs = this.#opts.intervalMs ?? 10;
     const until = performance.now() + (this.#opts.windowMs ?? 10_000);
     while (!signal.aborted && performance.now() < until) {
       const replica = this.#opts.replica();
       if (replica === null || replica.connected()) return;
       if (await this.#servesStreams(url, signal)) {
         if (signal.aborted || replica.connected()) return;
+        const age = replica.attemptAgeMs?.() ?? null;
+        if (age !== null && age < (this.#opts.settleMs ?? 1000)) {
+          await sleep(intervalMs, signal); // a young attempt under way: let it answer
+          continue;
+        }
         this.#opts.log.debug("the new primary serves streams: reconnecting now", { primary: url });
         replica.reconnect();
         await sleep(this.#opts.settleMs ?? 1000, signal);

@@ -181,6 +181,80 @@ test("handoff: the target acquires at once, others are refused meanwhile, epochs
   await rejectsWithCode(first.handoff(c.identity.nodeId), "ELEASESTATE");
 });
 
+/** The ids of every etcd lease alive now. */
+async function etcdLeaseIds(): Promise<Set<string>> {
+  const res = await fetch(`${etcd.endpoints[0]}/v3/lease/leases`, { method: "POST", body: "{}" });
+  const body = (await res.json()) as { leases?: { ID: string }[] };
+  return new Set((body.leases ?? []).map((l) => l.ID));
+}
+
+test("likelyFree: the grant goes with the first read; a refused acquire gives it back", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("likely-free");
+  // A TTL far above the test's waits: a grant that was not revoked would still be there at the end.
+  const options = { endpoints: etcd.endpoints, key, ttlMs: 30_000, lockDelayMs: LOCK_DELAY_NEVER_MS };
+  const a = set.etcd("a", options);
+  const b = set.etcd("b", options);
+  const c = set.etcd("c", options);
+  const first = await a.acquire({ likelyFree: true });
+  const before = await etcdLeaseIds();
+  for (let i = 0; i < 3; i++) await rejectsWithCode(b.acquire({ likelyFree: true }), "ELEASEEXISTS");
+  await first.handoff(b.identity.nodeId);
+  await rejectsWithCode(c.acquire({ likelyFree: true }), "ELEASEHANDOFF");
+  await pollUntil(
+    "the refused attempts' grants revoked",
+    async () => ([...(await etcdLeaseIds())].every((id) => before.has(id)) ? true : undefined),
+    5_000,
+  );
+  // The handed-over lease taken with the early grant: held, renewable, a later epoch.
+  const second = await b.acquire({ likelyFree: true });
+  assert.equal(second.viaHandoff, true);
+  assert.ok(second.epoch > first.epoch);
+  await second.renew();
+  assert.deepEqual(await c.primaryInfo(), { ...identity("b"), epoch: second.epoch });
+  await second.release();
+});
+
+test("likelyFree across a lock delay: the early grant is given back and a fresh one holds the lease", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("likely-free-delay");
+  const options = { endpoints: etcd.endpoints, key, ttlMs: 30_000, lockDelayMs: 800 };
+  const a = set.etcd("a", options);
+  const b = set.etcd("b", options);
+  await a.acquire();
+  // The holder's etcd lease revoked behind its back: P/primary goes, P/last still says "holding", as
+  // after a crash, so the next acquirer serves the lock delay.
+  const range = await fetch(`${etcd.endpoints[0]}/v3/kv/range`, {
+    method: "POST",
+    body: JSON.stringify({ key: Buffer.from(`${key}/primary`).toString("base64") }),
+  });
+  const held = ((await range.json()) as { kvs: { lease: string }[] }).kvs[0].lease;
+  await fetch(`${etcd.endpoints[0]}/v3/lease/revoke`, { method: "POST", body: JSON.stringify({ ID: held }) });
+  const before = await etcdLeaseIds();
+  const started = performance.now();
+  const lease = await b.acquire({ likelyFree: true });
+  assert.ok(performance.now() - started >= 800, "the lock delay was not served");
+  await lease.renew();
+  const leaseIdNow = (
+    (await (
+      await fetch(`${etcd.endpoints[0]}/v3/kv/range`, {
+        method: "POST",
+        body: JSON.stringify({ key: Buffer.from(`${key}/primary`).toString("base64") }),
+      })
+    ).json()) as { kvs: { lease: string }[] }
+  ).kvs[0].lease;
+  // Only the lease that holds P/primary is new: the grant sent before the wait was revoked.
+  await pollUntil(
+    "the early grant revoked",
+    async () => {
+      const added = [...(await etcdLeaseIds())].filter((id) => !before.has(id));
+      return added.length === 1 && added[0] === leaseIdNow ? true : undefined;
+    },
+    5_000,
+  );
+  await lease.release();
+});
+
 test("an unclaimed handoff reservation lapses within a TTL", async (t) => {
   const set = leasers(t);
   const key = freshPrefix("handoff-lapse");

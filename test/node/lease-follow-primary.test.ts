@@ -112,3 +112,32 @@ test("the replica is told to reconnect once the new primary serves streams", asy
   await new Promise((resolve) => setTimeout(resolve, 500));
   assert.equal(reconnects, after, "nudged a connected replica");
 });
+
+test("a connection attempt under way is left to answer, unless it is older than settleMs", async (t) => {
+  const b = await fakeApi(t, "http://10.0.0.2:8080");
+  b.info = { isPrimary: true, proxyURL: null };
+  let attemptStartedAt: number | null = performance.now();
+  let reconnects = 0;
+  const nudge = new ReplicaReconnectNudge({
+    replica: () => ({
+      connected: () => false,
+      reconnect: () => reconnects++,
+      attemptAgeMs: () => (attemptStartedAt === null ? null : performance.now() - attemptStartedAt),
+    }),
+    authToken: null,
+    log: quietLog,
+    intervalMs: 20,
+    settleMs: 400,
+  });
+  t.after(() => nudge.stop());
+  nudge.follow(b.url);
+  await waitUntil("a few polls of B", () => b.requests >= 3, 5_000);
+  assert.equal(reconnects, 0, "cut short an attempt that had just begun");
+  // The attempt hangs past settleMs: it is cut and replaced.
+  await waitUntil("a reconnect of the old attempt", () => reconnects > 0, 5_000);
+  assert.ok(performance.now() - attemptStartedAt >= 400);
+  // Waiting between attempts (no attempt under way): nudged at the next poll.
+  attemptStartedAt = null;
+  const before = reconnects;
+  await waitUntil("a reconnect of a waiting client", () => reconnects > before, 5_000);
+});

@@ -1,0 +1,87 @@
+// Where a handoff's write gap goes, from the nodes' own logs (JSON lines with `time`, debug level:
+// bench/failover.ts starts the nodes so) lined up with the write probe's wall clock.
+//
+// One handoff = old primary → target. The steps, each the first matching log line inside the window:
+//   old  "handing the lease off"            commits are already paused; the target has caught up
+//   old  "handoff recorded at the coordinator"   the etcd transaction returned
+//   old  "HANDOFF frame sent"
+//   tgt  "the lease watch: holder"  (null)  the target's watch saw the lease free
+//   tgt  "the primary hands its lease to this node"   the target read HANDOFF
+//   tgt  "acquiring the lease" / "lease acquired"
+//   tgt  "role change: primary"             the target accepts writes (after its switch)
+// and from the probe: its last commit on the old primary (t = 0), its first failure there, its first
+// commit on the target. Log times are whole milliseconds, so each offset is ±1 ms.
+
+export interface TimelineStep {
+  readonly label: string;
+  /** Offset from the probe's last commit on the old primary (ms); undefined when not logged. */
+  readonly ms: number | undefined;
+}
+
+interface LogLine {
+  readonly wallMs: number;
+  readonly msg: string;
+  readonly fields: Record<string, unknown>;
+}
+
+const STEPS: readonly { label: string; on: "old" | "target"; msg: string; holderNull?: boolean }[] = [
+  { label: "old: commits paused, handing off", on: "old", msg: "handing the lease off" },
+  { label: "old: etcd handoff txn done", on: "old", msg: "handoff recorded at the coordinator" },
+  { label: "old: HANDOFF frame sent", on: "old", msg: "HANDOFF frame sent" },
+  { label: "target: watch saw no holder", on: "target", msg: "the lease watch: holder", holderNull: true },
+  { label: "target: HANDOFF frame read", on: "target", msg: "the primary hands its lease to this node" },
+  { label: "target: acquire started", on: "target", msg: "acquiring the lease" },
+  { label: "target: lease acquired", on: "target", msg: "lease acquired" },
+  { label: "target: primary (accepts writes)", on: "target", msg: "role change: primary" },
+];
+
+/** JSON log lines with a `time` from `text`, inside [fromWallMs, toWallMs]. */
+function parseLog(text: string, fromWallMs: number, toWallMs: number): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const raw of text.split("\n")) {
+    if (!raw.startsWith("{")) continue;
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (typeof record.time !== "string" || typeof record.msg !== "string") continue;
+    const wallMs = Date.parse(record.time);
+    if (!(wallMs >= fromWallMs && wallMs <= toWallMs)) continue;
+    lines.push({ wallMs, msg: record.msg, fields: record });
+  }
+  return lines;
+}
+
+/**
+ * The steps of one handoff, as offsets from `zeroWallMs` (the probe's last commit on the old primary),
+ * looking at log lines in [zeroWallMs − lookBackMs, endWallMs].
+ */
+export function handoffTimeline(opts: {
+  oldLog: string;
+  targetLog: string;
+  zeroWallMs: number;
+  endWallMs: number;
+  lookBackMs?: number;
+}): TimelineStep[] {
+  const from = opts.zeroWallMs - (opts.lookBackMs ?? 200);
+  const old = parseLog(opts.oldLog, from, opts.endWallMs);
+  const target = parseLog(opts.targetLog, from, opts.endWallMs);
+  return STEPS.map((step) => {
+    const lines = step.on === "old" ? old : target;
+    const line = lines.find(
+      (l) => l.msg === step.msg && (step.holderNull !== true || l.fields.holder === null),
+    );
+    return { label: step.label, ms: line === undefined ? undefined : line.wallMs - opts.zeroWallMs };
+  });
+}
+
+/** "label +12" pairs in order of time, for one printed line. */
+export function formatTimeline(steps: readonly TimelineStep[], extra: readonly TimelineStep[] = []): string {
+  return [...steps, ...extra]
+    .filter((s) => s.ms !== undefined)
+    .sort((a, b) => a.ms! - b.ms!)
+    .map((s) => `${s.label} ${s.ms! >= 0 ? "+" : ""}${s.ms!.toFixed(0)}`)
+    .join(" | ");
+}
