@@ -252,6 +252,14 @@ export class FuseSession {
     };
   }
 
+  /**
+   * Starts the notification workers now rather than at the first notification, for a server whose
+   * first notification is on a latency-critical path (a refused commit waits for one).
+   */
+  warmNotifications(): void {
+    this.#notifier.warm();
+  }
+
   /** Drops the kernel's cached attributes and (unless attributesOnly) data of `nodeId`. */
   invalidateInode(nodeId: number, range?: InvalidateInodeRange): Promise<void> {
     return this.#notify("inode", () => encodeInvalidateInode(nodeId, range));

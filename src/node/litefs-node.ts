@@ -238,10 +238,10 @@ export class LitefsNode {
       });
       // The mount drops kernel caches itself after a refused commit and on role changes (commit-gate.ts).
       fileSystem.attachSession(mounted);
-      // Starts the notifier's inode lane now (its worker thread starts on first use): a refused commit
-      // is answered only after an inode invalidation, and a worker started at that moment delayed the
-      // first refusal after a handoff by 100–250 ms (bench/failover.ts).
-      mounted.invalidateInode(ROOT_NODE_ID, { attributesOnly: true }).catch(() => undefined);
+      // The notification workers start now, not at first use: a refused commit is answered only after
+      // an inode invalidation, and a worker started at that moment delayed the first refusal after a
+      // handoff by 100–250 ms (bench/failover.ts).
+      mounted.warmNotifications();
       const locks = new DatabaseLockGuard({
         lockTableOf: (db, kind) => fileSystem.lockTableOf(db, kind),
         holdWalReaders: (db) => fileSystem.locks.holdWalReaders(db),
