@@ -34,7 +34,8 @@ export interface HaltGrant {
 export interface HaltService {
   acquire(db: string, waitMs: number, holder: string): Promise<HaltGrant>;
   renew(db: string, id: string): HaltGrant;
-  release(db: string, id: string): boolean;
+  /** Resolves once the halt's locks are gone (false: it was not held). */
+  release(db: string, id: string): Promise<boolean>;
   applyTx(db: string, id: string, txid: bigint, body: AsyncIterable<Uint8Array>): Promise<Pos>;
   /** Holds `db`'s HALT lock on this node until `release` is called (or `signal` aborts the wait). */
   hold(db: string, signal: AbortSignal): Promise<{ readonly pos: Pos; readonly release: () => void }>;
@@ -62,7 +63,14 @@ export function haltRoutes(service: HaltService): Map<string, NodeRouteHandler> 
         req.resume();
         const waitMs = Math.min(MAX_HALT_WAIT_MS, integerParam(url, "wait", 0));
         const holder = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
-        json(res, 200, grantBody(await service.acquire(dbParam(url), waitMs, holder)));
+        const grant = await service.acquire(dbParam(url), waitMs, holder);
+        if (res.destroyed || req.socket.destroyed) {
+          // The client went away (during a wait, say) and never learns the id: nobody could use or
+          // release this halt, and its locks would keep the primary's writers out until it expires.
+          await service.release(grant.db, grant.id);
+          return;
+        }
+        json(res, 200, grantBody(grant));
       }),
     ],
     [
@@ -77,8 +85,7 @@ export function haltRoutes(service: HaltService): Map<string, NodeRouteHandler> 
       "DELETE /halt",
       guarded(async (req, res, url) => {
         req.resume();
-        json(res, 200, { released: service.release(dbParam(url), param(url, "halt")) });
-        return Promise.resolve();
+        json(res, 200, { released: await service.release(dbParam(url), param(url, "halt")) });
       }),
     ],
     [

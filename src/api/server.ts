@@ -47,14 +47,18 @@ import {
 } from "./request-guard.js";
 import type { StreamServer } from "./stream-server.js";
 
-/** Locks of a database held on behalf of the node (released by calling the returned function). */
+/**
+ * Locks of a database held on behalf of the node, released by calling the returned function: its
+ * promise settles (never rejects) once they are gone — awaited before a client is answered, so that
+ * its next statement cannot find them (kernel-locks mode releases asynchronously).
+ */
 export interface DatabaseLockGuard {
   /** Every lock a writer and a checkpointer could take: for replacing the database. */
-  exclusive(db: string, timeoutMs: number): Promise<() => void>;
+  exclusive(db: string, timeoutMs: number): Promise<() => Promise<void>>;
   /** Enough to stop new write transactions and checkpoints, letting readers go on: for copying. */
-  writeBarrier(db: string, timeoutMs: number): Promise<() => void>;
+  writeBarrier(db: string, timeoutMs: number): Promise<() => Promise<void>>;
   /** What a reader holds plus CKPT: committed bytes stay as they are (a snapshot for a replica). */
-  snapshotRead(db: string, timeoutMs: number): Promise<() => void>;
+  snapshotRead(db: string, timeoutMs: number): Promise<() => Promise<void>>;
 }
 
 export interface ApiServerOptions {
@@ -239,7 +243,7 @@ export class ApiServer {
       try {
         await importDatabaseFile(db, temp);
       } finally {
-        release();
+        await release();
       }
       this.#opts.log.info("database imported", {
         db: name,
@@ -263,7 +267,12 @@ export class ApiServer {
       if (!res.writableFinished) this.#opts.log.info("export ended: the client went away", { db: name });
     });
     const release = await this.#opts.locks.writeBarrier(name, this.#opts.lockTimeoutMs ?? 30_000);
+    // Every exit releases (the release is idempotent). The barrier goes once the last page is read and
+    // before its bytes leave: a client that has the whole copy may write at once (kernel-locks mode
+    // releases asynchronously). The client may have gone away while the barrier was being taken: its
+    // "close" already fired, and "drain" would never come.
     try {
+      if (res.destroyed) throw new Error("client went away before the export started");
       const pageSize = db.pageSize;
       const pageCount = db.pageCount;
       if (pageCount === 0) throw new StoreError("EDBNOTFOUND", "database has no pages", { db: name });
@@ -276,16 +285,13 @@ export class ApiServer {
         const n = Math.min(PAGES_PER_EXPORT_CHUNK, pageCount - first + 1);
         const chunk = Buffer.alloc(n * pageSize);
         for (let i = 0; i < n; i++) chunk.set(db.readCommittedPage(first + i), i * pageSize);
-        if (!res.write(chunk)) {
-          await new Promise<void>((resolve, reject) => {
-            res.once("drain", resolve);
-            res.once("close", () => reject(new Error("client went away during export")));
-          });
-        }
+        if (first + n > pageCount) {
+          await release();
+          res.end(chunk);
+        } else if (!res.write(chunk)) await drainedOrGone(res);
       }
-      res.end();
     } finally {
-      release();
+      await release();
     }
   }
 
@@ -336,6 +342,26 @@ const STATUS_OF_CODE: Partial<Record<StoreErrorCode, number>> = {
   EIMPORT: 400,
   EDBFILE: 400,
 };
+
+/** Waits until `res` can take more bytes; rejects when its client is gone (also when already gone). */
+function drainedOrGone(res: http.ServerResponse): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const gone = (): void => {
+      res.off("drain", drained);
+      reject(new Error("client went away during export"));
+    };
+    const drained = (): void => {
+      res.off("close", gone);
+      resolve();
+    };
+    if (res.destroyed) {
+      gone();
+      return;
+    }
+    res.once("drain", drained);
+    res.once("close", gone);
+  });
+}
 
 function isLockTimeout(err: unknown): boolean {
   return (err as { code?: string }).code === "ELOCKTIMEOUT";

@@ -13,6 +13,10 @@
 // Waiting is bounded by a timeout (ELOCKTIMEOUT) or an abort signal (its reason is thrown); a failed
 // acquisition holds nothing. The locks go through a NodeLocks (node-locks.ts): entries in the mount's
 // lock tables (table mode), or real kernel locks held by a helper process (kernel-locks mode).
+// Each acquisition resolves with its release: callable any number of times, it resolves once the locks
+// are gone (at once in table mode; in kernel mode when the helper has dropped them) and never rejects.
+// A caller that tells a client "done" afterwards (an import's or an export's answer) awaits it first,
+// so that the client's next statement cannot find the node's lock.
 
 import type { LockTable } from "../fuse/lock-table.js";
 import {
@@ -78,6 +82,9 @@ const APPLY_WAL: readonly LockSpec[] = [
   span("shm", SHM_WRITE_LOCK, SHM_READ_LOCK_LAST, "write"),
 ];
 
+/** Lets go of an acquisition's locks; resolves once they are gone, never rejects (see the header). */
+export type ReleaseLocks = () => Promise<void>;
+
 export class LockTimeoutError extends Error {
   override readonly name = "LockTimeoutError";
   readonly code = "ELOCKTIMEOUT";
@@ -111,17 +118,17 @@ export class DatabaseLockGuard {
     this.nodeLocks = opts.nodeLocks === undefined ? tables : routeLockFileToTable(opts.nodeLocks, tables);
   }
 
-  exclusive(db: string, timeoutMs: number): Promise<() => void> {
+  exclusive(db: string, timeoutMs: number): Promise<ReleaseLocks> {
     return this.#acquire(db, EXCLUSIVE, AbortSignal.timeout(timeoutMs), timeoutMs, () =>
       this.#opts.afterExclusive?.(db),
     );
   }
 
-  writeBarrier(db: string, timeoutMs: number): Promise<() => void> {
+  writeBarrier(db: string, timeoutMs: number): Promise<ReleaseLocks> {
     return this.#acquire(db, WRITE_BARRIER, AbortSignal.timeout(timeoutMs), timeoutMs, () => undefined);
   }
 
-  snapshotRead(db: string, timeoutMs: number): Promise<() => void> {
+  snapshotRead(db: string, timeoutMs: number): Promise<ReleaseLocks> {
     return this.#acquire(db, SNAPSHOT_READ, AbortSignal.timeout(timeoutMs), timeoutMs, () => undefined);
   }
 
@@ -132,7 +139,7 @@ export class DatabaseLockGuard {
    * mode new readers are held back meanwhile (table mode: the mount's reader gate; kernel mode: the
    * read marks are taken one at a time), so a stream of short read transactions cannot starve it.
    */
-  replicaApply(db: string, walLocking: boolean, signal: AbortSignal): Promise<() => void> {
+  replicaApply(db: string, walLocking: boolean, signal: AbortSignal): Promise<ReleaseLocks> {
     return this.#acquire(db, walLocking ? APPLY_WAL : APPLY_ROLLBACK, signal, null, () => undefined);
   }
 
@@ -142,7 +149,7 @@ export class DatabaseLockGuard {
     signal: AbortSignal,
     timeoutMs: number | null,
     after: () => void,
-  ): Promise<() => void> {
+  ): Promise<ReleaseLocks> {
     const owner = nextOwner--;
     const locks = this.nodeLocks;
     try {
@@ -156,14 +163,14 @@ export class DatabaseLockGuard {
       }
       throw err;
     }
-    let released = false;
+    let released: Promise<void> | null = null;
     return () => {
-      if (released) return;
-      released = true;
+      if (released !== null) return released;
       // Table mode lets go synchronously; kernel mode when the helper has closed the descriptors (a
       // failure there means the helper is gone, and its locks with it).
-      locks.releaseOwner(db, owner).catch(() => undefined);
+      released = locks.releaseOwner(db, owner).catch(() => undefined);
       after();
+      return released;
     };
   }
 }

@@ -14,6 +14,13 @@
 // descriptors (lock-helper-process.ts) so that most owners cost no open through the mount. Rollback mode needs no such care: the
 // node takes PENDING first, as SQLite's writers do, and PENDING stops new readers.
 //
+// One owner's operations run one after another (take, drop, releaseOwner of one (db, owner) are
+// queued): they share the owner's descriptors and state. Unqueued, a drop of some of an owner's locks
+// while a take of the same owner was still polling (a HALT released while a transaction of its holder
+// waited for its apply locks) closed the descriptor under the take and forgot the owner: the take then
+// failed on the closed descriptor, or opened a new one the owner's later drop never found — its locks
+// stayed for good.
+//
 // Files that do not exist are never created (on a replica, and for SQLite's sake: an empty `-shm`
 // would make the next connection run a recovery), and no connection can hold a lock on a missing file:
 // - a missing database file: its spans are recorded as held but lock nothing — no connection is in it.
@@ -78,6 +85,8 @@ export class KernelNodeLocks implements NodeLocks {
   readonly #helper: LockHelperProcess;
   readonly #mountDir: string;
   readonly #states = new Map<string, OwnerState>();
+  /** `stateKey` → the end of the owner's last queued operation (see the header); gone once idle. */
+  readonly #queues = new Map<string, Promise<void>>();
   #nextKey = 1;
 
   private constructor(helper: LockHelperProcess, mountDir: string) {
@@ -99,7 +108,7 @@ export class KernelNodeLocks implements NodeLocks {
     return this.#helper.pid;
   }
 
-  async take(
+  take(
     db: string,
     owner: bigint,
     spans: readonly NodeLockSpan[],
@@ -107,9 +116,69 @@ export class KernelNodeLocks implements NodeLocks {
   ): Promise<void> {
     for (const s of spans) {
       if (!isKernelKind(s.kind)) {
-        throw new NodeLockError("ELOCKKIND", `kernel node locks cannot lock ${s.kind} files`);
+        return Promise.reject(
+          new NodeLockError("ELOCKKIND", `kernel node locks cannot lock ${s.kind} files`),
+        );
       }
     }
+    return this.#queued(db, owner, () => this.#take(db, owner, spans, opts));
+  }
+
+  drop(db: string, owner: bigint, spans: readonly NodeLockSpan[]): Promise<void> {
+    return this.#queued(db, owner, () => this.#drop(db, owner, spans));
+  }
+
+  releaseOwner(db: string, owner: bigint): Promise<void> {
+    return this.#queued(db, owner, () => this.#releaseOwner(db, owner));
+  }
+
+  async close(): Promise<void> {
+    this.#states.clear();
+    await this.#helper.close();
+  }
+
+  /**
+   * What the helper holds for the node now, per (database, owner): the spans callers hold and how
+   * many descriptors the helper keeps open for them (a debugging aid; tests check for leaks with it).
+   */
+  heldSnapshot(): Array<{ db: string; owner: bigint; spans: NodeLockSpan[]; descriptors: number }> {
+    return [...this.#states.values()].map((state) => ({
+      db: state.db,
+      owner: state.owner,
+      spans: (["database", "shm"] as const).flatMap((kind) =>
+        state.held[kind].locksOf(state.owner).map((l) => ({
+          kind,
+          start: l.start,
+          end: l.end,
+          type: l.type,
+        })),
+      ),
+      descriptors: [...state.files.values()].filter((f) => f.key !== null).length,
+    }));
+  }
+
+  /** Runs `operation` after every earlier operation of the owner has settled (see the header). */
+  #queued(db: string, owner: bigint, operation: () => Promise<void>): Promise<void> {
+    const key = stateKey(db, owner);
+    const previous = this.#queues.get(key) ?? Promise.resolve();
+    const result = previous.then(operation);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#queues.set(key, settled);
+    void settled.then(() => {
+      if (this.#queues.get(key) === settled) this.#queues.delete(key);
+    });
+    return result;
+  }
+
+  async #take(
+    db: string,
+    owner: bigint,
+    spans: readonly NodeLockSpan[],
+    opts: { readonly wait: boolean; readonly signal: AbortSignal },
+  ): Promise<void> {
     const state = this.#state(db, owner);
     const taken: NodeLockSpan[] = [];
     try {
@@ -125,7 +194,7 @@ export class KernelNodeLocks implements NodeLocks {
     }
   }
 
-  async drop(db: string, owner: bigint, spans: readonly NodeLockSpan[]): Promise<void> {
+  async #drop(db: string, owner: bigint, spans: readonly NodeLockSpan[]): Promise<void> {
     const state = this.#states.get(stateKey(db, owner));
     if (state === undefined) return;
     await this.#dropSpans(
@@ -134,16 +203,11 @@ export class KernelNodeLocks implements NodeLocks {
     );
   }
 
-  async releaseOwner(db: string, owner: bigint): Promise<void> {
+  async #releaseOwner(db: string, owner: bigint): Promise<void> {
     const state = this.#states.get(stateKey(db, owner));
     if (state === undefined) return;
     this.#states.delete(stateKey(db, owner));
     for (const file of state.files.values()) if (file.key !== null) await this.#close(file.key);
-  }
-
-  async close(): Promise<void> {
-    this.#states.clear();
-    await this.#helper.close();
   }
 
   #state(db: string, owner: bigint): OwnerState {

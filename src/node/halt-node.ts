@@ -185,7 +185,7 @@ export class NodeHalt implements MountHaltHooks, HaltService {
     return this.#primaryHalts().renew(db, id);
   }
 
-  release(db: string, id: string): boolean {
+  release(db: string, id: string): Promise<boolean> {
     return this.#primaryHalts().release(db, id);
   }
 

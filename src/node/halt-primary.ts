@@ -115,17 +115,21 @@ export class PrimaryHalts {
     return this.#grant(halt, this.#opts.store.mustDb(dbName));
   }
 
-  /** Releases the halt; false when it was not held (already released or expired). */
-  release(dbName: string, id: string): boolean {
+  /**
+   * Releases the halt; false when it was not held (already released or expired). Resolves once its
+   * locks are gone (kernel-locks mode drops them asynchronously): the answer to the holder comes
+   * after, so a write that follows it cannot find them.
+   */
+  async release(dbName: string, id: string): Promise<boolean> {
     const halt = this.#halts.get(id);
     if (halt === undefined || halt.db !== dbName) return false;
-    this.#drop(halt, "released");
+    await this.#drop(halt, "released");
     return true;
   }
 
   /** Releases every halt (the node stops or stops being the primary). */
   releaseAll(): void {
-    for (const halt of [...this.#halts.values()]) this.#drop(halt, "released");
+    for (const halt of [...this.#halts.values()]) void this.#drop(halt, "released");
   }
 
   /**
@@ -208,19 +212,22 @@ export class PrimaryHalts {
         id: halt.id,
         holder: halt.holder,
       });
-      this.#drop(halt, "expired");
+      void this.#drop(halt, "expired");
     }, this.#expiryMs);
     halt.timer.unref();
   }
 
-  #drop(halt: Halt, why: "released" | "expired"): void {
-    if (this.#halts.get(halt.id) !== halt) return;
+  /** Forgets the halt at once; resolves when its hold's locks are gone (never rejects). */
+  #drop(halt: Halt, why: "released" | "expired"): Promise<void> {
+    if (this.#halts.get(halt.id) !== halt) return Promise.resolve();
     this.#halts.delete(halt.id);
     clearTimeout(halt.timer);
-    // A transaction being applied keeps the locks it added until it is done; the hold goes now.
-    void dropLocks(this.#opts.locks, halt.db, halt.owner, HALT_HOLD);
+    // A transaction being applied keeps the locks it added until it is done; the hold goes now (the
+    // node locks queue this drop behind an apply's take of the same owner still in progress).
+    const dropped = dropLocks(this.#opts.locks, halt.db, halt.owner, HALT_HOLD);
     if (why === "released") this.#opts.log.info("HALT lock released", { db: halt.db, id: halt.id });
     this.#opts.onChange?.({ kind: why, db: halt.db, id: halt.id });
+    return dropped;
   }
 }
 

@@ -330,7 +330,7 @@ export class ReplicaHalts {
     try {
       if (this.#opts.writer.foldWal(database)) await this.#opts.writer.publish(database);
     } finally {
-      release();
+      await release();
     }
   }
 }

@@ -17,7 +17,7 @@
 // holding a file there hangs forever in the kernel when it is SIGKILLed (wal-index-publisher.ts).
 
 import type { FuseSession } from "../fuse/session.js";
-import type { DatabaseLockGuard } from "../mountfs/database-lock-guard.js";
+import type { DatabaseLockGuard, ReleaseLocks } from "../mountfs/database-lock-guard.js";
 import type { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
 import { publishWalIndexHeader } from "../mountfs/wal-index-publisher.js";
@@ -65,7 +65,9 @@ export class ReplicaApplier {
         await this.#invalidateNames(db.name);
       }
     } finally {
-      release();
+      // Awaited: with kernel locks the helper drops them a round trip later, and a reader that sees
+      // the new position (syncApplied) must find the database unlocked.
+      await release();
     }
     const t5 = performance.now();
     db.syncApplied(applied);
@@ -87,7 +89,7 @@ export class ReplicaApplier {
     return applied;
   }
 
-  async #lock(db: string, walLocking: boolean, signal: AbortSignal): Promise<() => void> {
+  async #lock(db: string, walLocking: boolean, signal: AbortSignal): Promise<ReleaseLocks> {
     const warnMs = this.#opts.slowLockWarnMs ?? 5000;
     const started = performance.now();
     const timer = setInterval(() => {

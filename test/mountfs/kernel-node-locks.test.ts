@@ -163,10 +163,10 @@ for (const mode of ["wal", "delete"] as const) {
         // WAL mode: every read mark is held; SQLite retries a read mark by itself, so the reader waits.
         const read = late.run("SELECT count(*) FROM t");
         await notSettledWithin(read, 300);
-        release();
+        await release();
         assert.equal(await read, "ok [(3,)]");
       }
-      release();
+      await release();
       assert.equal(await eventually(late, "SELECT count(*) FROM t"), "ok [(3,)]");
       assert.match(await late.run("INSERT INTO t VALUES (4)"), /^ok/);
       assert.match(await late.run("DELETE FROM t WHERE x = 4"), /^ok/);
@@ -218,13 +218,13 @@ test("wal: the export barrier stops writers, a snapshot read stops checkpoints, 
     const barrier = await guard.writeBarrier(name, 5000);
     assert.equal(await keeper.run("SELECT count(*) FROM t"), "ok [(3,)]", "readers go on");
     assert.match(await keeper.run("INSERT INTO t VALUES (7)"), /^error database is locked/);
-    barrier();
+    await barrier();
     assert.match(await eventually(keeper, "INSERT INTO t VALUES (7)"), /^ok/);
 
     const snapshot = await guard.snapshotRead(name, 5000);
     assert.match(await keeper.run("DELETE FROM t WHERE x = 7"), /^ok/, "WAL writers go on");
     assert.match(await keeper.run("PRAGMA wal_checkpoint(PASSIVE)"), /^ok \[\(1, /, "the checkpoint is busy");
-    snapshot();
+    await snapshot();
     const deadline = Date.now() + 2000;
     let checkpoint = "";
     while (Date.now() < deadline && !/^ok \[\(0, /.test(checkpoint)) {
@@ -239,7 +239,7 @@ test("wal: the export barrier stops writers, a snapshot read stops checkpoints, 
     const release = await importing;
     const late = new Connection(file);
     assert.match(await late.run("SELECT count(*) FROM t"), /^error database is locked/);
-    release();
+    await release();
     assert.equal(await eventually(late, "SELECT count(*) FROM t"), "ok [(3,)]");
     await late.close();
   } finally {
@@ -252,7 +252,9 @@ test("a descriptor the helper kept is not reused once the file at its path was r
   const file = await makeDb(name, "wal");
   const first = new Connection(file);
   assert.equal(await first.run("SELECT count(*) FROM t"), "ok [(3,)]");
-  (await guard.replicaApply(name, true, never))(); // the helper keeps this -shm descriptor
+  await (
+    await guard.replicaApply(name, true, never)
+  )(); // the helper keeps this -shm descriptor
   await new Promise((r) => setTimeout(r, 100));
   const inodeBefore = fs.statSync(`${file}-shm`).ino;
   await first.close(); // the last connection removes -wal and -shm
@@ -263,7 +265,9 @@ test("a descriptor the helper kept is not reused once the file at its path was r
     const applying = guard.replicaApply(name, true, never);
     await notSettledWithin(applying, 300); // on the old file it would have been granted at once
     assert.match(await reader.run("COMMIT"), /^ok/);
-    (await applying)();
+    await (
+      await applying
+    )();
   } finally {
     await reader.close();
   }
@@ -278,7 +282,7 @@ test("wal without -shm: the apply takes the database stand-in, which keeps new c
   try {
     assert.match(await late.run("SELECT count(*) FROM t"), /^error database is locked/);
     assert.equal(fs.existsSync(`${file}-shm`), false, "the node created nothing");
-    release();
+    await release();
     assert.equal(await eventually(late, "SELECT count(*) FROM t"), "ok [(3,)]");
   } finally {
     await late.close();
@@ -304,12 +308,45 @@ test("starvation: readers running back-to-back WAL transactions do not keep the 
   try {
     await Promise.all(readers.map((r) => new Promise((resolve) => r.stdout.once("data", resolve))));
     const release = await guard.replicaApply(name, true, AbortSignal.timeout(20_000));
-    release();
+    await release();
   } finally {
     for (const r of readers) {
       r.kill("SIGKILL");
       children.delete(r);
     }
+  }
+});
+
+test("a drop of an owner's other locks while its take waits does not lose that take's descriptor", async () => {
+  // The HALT case: the hold (RESERVED) is dropped while a transaction of the holder waits for its
+  // apply locks under the same owner. The drop used to close the owner's descriptor under the waiting
+  // take and forget the owner: the take then failed, or kept its locks on a descriptor no one closed.
+  const name = "drop-during-take.db";
+  const file = await makeDb(name, "delete");
+  const holder = -300n;
+  const blocker = -301n;
+  const reserved = span("database", PENDING + 1, PENDING + 1, "write");
+  const apply = [
+    span("database", PENDING, PENDING, "write"),
+    span("database", PENDING + 2, PENDING + 511, "write"),
+  ];
+  await locks.take(name, holder, [reserved], { wait: false, signal: never });
+  await locks.take(name, blocker, [apply[0]], { wait: false, signal: never });
+  const applying = locks.take(name, holder, apply, { wait: true, signal: AbortSignal.timeout(20_000) });
+  await notSettledWithin(applying, 200); // polling for PENDING, which the blocker holds
+  const dropped = locks.drop(name, holder, [reserved]);
+  await locks.releaseOwner(name, blocker);
+  await applying;
+  await dropped;
+  const reader = new Connection(file);
+  try {
+    assert.match(await reader.run("SELECT count(*) FROM t"), /^error database is locked/, "the apply holds");
+    await locks.drop(name, holder, apply);
+    assert.deepEqual(locks.heldSnapshot(), [], "the helper holds nothing for any owner");
+    assert.equal(await reader.run("SELECT count(*) FROM t"), "ok [(3,)]");
+    assert.match(await reader.run("INSERT INTO t VALUES (9)"), /^ok/);
+  } finally {
+    await reader.close();
   }
 });
 

@@ -27,15 +27,33 @@ export interface LitefsNodeOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The config object a test node runs with (before `options.config` is merged in). */
+/**
+ * The lock mode the environment asks every test node to run in, so that any test can be run against
+ * either mode unchanged: `LITEFS_TEST_KERNEL_LOCKS=1` sets `fuse.kernel-locks: true`, `=0` sets it
+ * false, unset (or empty) leaves the built-in default.
+ */
+export function testKernelLocks(): boolean | undefined {
+  const value = process.env.LITEFS_TEST_KERNEL_LOCKS ?? "";
+  if (value === "") return undefined;
+  return value !== "0" && value !== "false";
+}
+
+/**
+ * The config object a test node runs with (before `options.config` is merged in, which wins).
+ * `fuse.kernel-locks` follows `LITEFS_TEST_KERNEL_LOCKS` (see `testKernelLocks`).
+ */
 export function litefsNodeConfig(options: {
   fuseDir: string;
   dataDir: string;
   httpPort: number;
   retention: string;
 }): Record<string, Record<string, unknown>> {
+  const kernelLocks = testKernelLocks();
   return {
-    fuse: { dir: options.fuseDir },
+    fuse:
+      kernelLocks === undefined
+        ? { dir: options.fuseDir }
+        : { dir: options.fuseDir, "kernel-locks": kernelLocks },
     data: { dir: options.dataDir, retention: options.retention },
     http: { addr: `127.0.0.1:${options.httpPort}` },
     lease: {
