@@ -164,3 +164,20 @@ export function assertSameLtxChains(nodes: readonly LitefsNode[], db: string, la
     }
   }
 }
+
+/**
+ * Runs `start` (node starts) with table locks (`fuse.kernel-locks: false`, via the test kit's
+ * LITEFS_TEST_KERNEL_LOCKS switch): the cases that take the HALT lock with a client's own fcntl on
+ * `<db>-lock` need a mount that sees locks. With the default kernel locks that lock is invisible to
+ * the node; the HALT lock is then taken through `litefs run --with-halt-lock-on` (tested apart).
+ */
+export async function withTableLocks<T>(start: () => Promise<T>): Promise<T> {
+  const before = process.env.LITEFS_TEST_KERNEL_LOCKS;
+  process.env.LITEFS_TEST_KERNEL_LOCKS = "0";
+  try {
+    return await start();
+  } finally {
+    if (before === undefined) delete process.env.LITEFS_TEST_KERNEL_LOCKS;
+    else process.env.LITEFS_TEST_KERNEL_LOCKS = before;
+  }
+}

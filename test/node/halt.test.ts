@@ -23,6 +23,7 @@ import {
   killHelpers,
   runUnderHaltLock,
   settledWithin,
+  withTableLocks,
 } from "./halt-kit.js";
 
 const DB = "app.db";
@@ -47,7 +48,7 @@ describe("HALT lock", { timeout: 120_000 }, () => {
   let cluster: Cluster;
 
   before(async () => {
-    cluster = await Cluster.start({ replicas: 2 });
+    cluster = await withTableLocks(() => Cluster.start({ replicas: 2 }));
     const made = await sqlite(cluster.primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
     assert.equal(made.code, 0, made.out);
     await waitForSync(cluster.primary, cluster.replicas, [DB]);
@@ -264,8 +265,10 @@ describe("HALT lock: expiry and a primary that moves on", { timeout: 120_000 }, 
     `${primary.logs().slice(-5000)}\n==== replica ====\n${replica.logs().slice(-5000)}`;
 
   before(async () => {
-    primary = await LitefsNode.start({ env: { ...process.env, LITEFS_HALT_EXPIRY_MS: String(EXPIRY_MS) } });
-    replica = await LitefsNode.start({ config: replicaConfig(primary) });
+    primary = await withTableLocks(() =>
+      LitefsNode.start({ env: { ...process.env, LITEFS_HALT_EXPIRY_MS: String(EXPIRY_MS) } }),
+    );
+    replica = await withTableLocks(() => LitefsNode.start({ config: replicaConfig(primary) }));
     const made = await sqlite(primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
     assert.equal(made.code, 0, made.out);
     await waitForSync(primary, [replica], [DB]);
@@ -331,5 +334,63 @@ describe("HALT lock: expiry and a primary that moves on", { timeout: 120_000 }, 
     assertSameDatabase(primary, replica, DB, "after the primary's restart");
     // Either the renewal found the halt gone first, or the commit was refused: both fail the client.
     assert.match(replica.lastRunLogs(), /HALT lock renewal failed: local|HALT commit not confirmed/);
+  });
+});
+
+describe("HALT lock with kernel locks (the default)", { timeout: 120_000 }, () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    cluster = await Cluster.start({ replicas: 1 });
+    const made = await sqlite(cluster.primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+    assert.equal(made.code, 0, made.out);
+    await waitForSync(cluster.primary, cluster.replicas, [DB]);
+  });
+
+  after(async () => {
+    await cluster?.cleanup();
+  });
+
+  test("a replica refuses writes; litefs run --with-halt-lock-on writes through it in both journal modes", async () => {
+    const [replica] = cluster.replicas;
+    assert.match(cluster.primary.logs(), /"mode":"kernel"/, "the nodes run with kernel locks");
+    const refused = await sqlite(replica.dbPath(DB), "INSERT INTO t VALUES (2);", 0);
+    assert.notEqual(refused.code, 0, "a write on a replica without the HALT lock must fail");
+    assert.match(refused.out, /readonly|read-only/i);
+
+    for (const [mode, note] of [
+      ["DELETE", "rollback"],
+      ["WAL", "wal"],
+    ] as const) {
+      if (mode === "WAL") {
+        const wal = await sqlite(cluster.primary.dbPath(DB), "PRAGMA journal_mode=WAL;");
+        assert.equal(wal.code, 0, wal.out);
+        await waitForSync(cluster.primary, cluster.replicas, [DB]);
+      }
+      const r = await runLitefsCli([
+        "run",
+        "--url",
+        replica.httpUrl,
+        "--with-halt-lock-on",
+        DB,
+        "--",
+        SQLITE3_CLI,
+        replica.dbPath(DB),
+        `CREATE TABLE IF NOT EXISTS migrated(note TEXT); INSERT INTO migrated VALUES ('${note}');`,
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr + cluster.logs());
+      await waitForSync(cluster.primary, cluster.replicas, [DB]);
+    }
+    const rows = await querySql(
+      "sqlite3",
+      cluster.primary.dbPath(DB),
+      "SELECT note FROM migrated ORDER BY note",
+    );
+    assert.deepEqual(rows, [{ note: "rollback" }, { note: "wal" }]);
+    // The primary's own writers go on once the lock is gone (no node lock left behind).
+    const after = await sqlite(cluster.primary.dbPath(DB), "INSERT INTO t VALUES (3);", 0);
+    assert.equal(after.code, 0, after.out + cluster.logs());
+    await waitForSync(cluster.primary, cluster.replicas, [DB]);
+    assertSameDatabase(cluster.primary, cluster.replicas[0], DB, "after HALT writes with kernel locks");
   });
 });
