@@ -4,7 +4,7 @@
 //
 //   node dist/bench/mount.js [--rounds N] [--seconds N] [--bulk-mb N] [--speedtest-size N]
 //                            [--targets a,b,…] [--json FILE]
-//   targets: plain, c-passthrough, node-passthrough, litefs, litefs-table-locks
+//   targets: plain, c-passthrough, node-passthrough, litefs, litefs-kernel-locks
 //            (default: all that are available)
 //   defaults: 3 rounds, 2 s per rate, 64 MB bulk, speedtest1 --size 10 (about 3 minutes in all)
 //
@@ -12,8 +12,8 @@
 // synchronous=NORMAL and in DELETE with synchronous=FULL; read queries/s (point SELECTs, each its own
 // read transaction) in both modes; bulk load MB/s (one transaction of random 4 KiB blobs, WAL); and
 // SQLite's speedtest1 total time in DELETE and WAL mode. `litefs` runs with the default config (the
-// kernel keeps SQLite's fcntl locks: docs/store.md "Kernel-locks mode"); `litefs-table-locks` is the
-// same node with `fuse.kernel-locks: false` (the mount answers every lock itself, as LiteFS does). All
+// mount answers every fcntl lock itself, as LiteFS does); `litefs-kernel-locks` is the same node with
+// `fuse.kernel-locks: true` (the kernel keeps them: docs/store.md "Kernel-locks mode"). All
 // targets are mounted at once and measured in turn, measure by measure, for N rounds; prints the median
 // of each figure and the ratio of each litefs target to C (for times: C time / our time, so that above
 // 1 is faster in every row). The goal from issue 4: ≥ 0.5 of C on writes and ≥ 0.67 on reads, while
@@ -34,15 +34,15 @@ import { NODE_PASSTHROUGH, startCPassthrough, startNodePassthrough } from "../te
 import { REPO_ROOT } from "../test/support/paths.js";
 import { makeTempDir, removeTempDir } from "../test/support/temp-dir.js";
 
-type TargetName = "plain" | "c-passthrough" | "node-passthrough" | "litefs" | "litefs-table-locks";
+type TargetName = "plain" | "c-passthrough" | "node-passthrough" | "litefs" | "litefs-kernel-locks";
 const ALL_TARGETS: readonly TargetName[] = [
   "plain",
   "c-passthrough",
   "node-passthrough",
   "litefs",
-  "litefs-table-locks",
+  "litefs-kernel-locks",
 ];
-const LITEFS_TARGETS: readonly TargetName[] = ["litefs", "litefs-table-locks"];
+const LITEFS_TARGETS: readonly TargetName[] = ["litefs", "litefs-kernel-locks"];
 
 interface Options {
   seconds: number;
@@ -291,10 +291,10 @@ async function mountTarget(target: TargetName, base: string): Promise<MountedTar
   const root = path.join(base, target);
   fs.mkdirSync(root, { recursive: true });
   if (target === "plain") return { name: target, dir: root, cleanup: async () => {} };
-  if (target === "litefs" || target === "litefs-table-locks") {
+  if (target === "litefs" || target === "litefs-kernel-locks") {
     const node = await LitefsNode.start({
       baseDir: root,
-      config: target === "litefs-table-locks" ? { fuse: { "kernel-locks": false } } : {},
+      config: target === "litefs-kernel-locks" ? { fuse: { "kernel-locks": true } } : {},
     });
     return {
       name: target,
@@ -341,7 +341,7 @@ function printTable(results: Results, targets: readonly TargetName[]): void {
   const widths = [40, ...targets.map(() => 20), ...ours.map(() => 12), 8];
   const row = (cells: string[]): string =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(" ");
-  const ratioLabel = (t: TargetName): string => (t === "litefs" ? "litefs/C" : "table/C");
+  const ratioLabel = (t: TargetName): string => (t === "litefs" ? "litefs/C" : "kl/C");
   console.log(row(["measure", ...targets, ...ours.map(ratioLabel), "goal"]));
   for (const measure of MEASURES) {
     const value = (target: TargetName): number | undefined => results[target]?.[measure.key];

@@ -66,7 +66,7 @@ function validFile(): Record<string, unknown> {
     "exit-on-error": true,
     exec: [{ cmd: "myapp serve -addr :8081", "if-candidate": false }],
     data: { dir: "/var/lib/litefs", compress: true, retention: "10m", "retention-monitor-interval": "1m" },
-    fuse: { dir: "/litefs", "allow-other": false, debug: false, "kernel-locks": true },
+    fuse: { dir: "/litefs", "allow-other": false, debug: false, "kernel-locks": false },
     http: { addr: ":20202", "snapshot-timeout": "0s", "auth-token": "sekret" },
     proxy: {
       addr: ":8080",

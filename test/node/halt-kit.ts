@@ -165,19 +165,28 @@ export function assertSameLtxChains(nodes: readonly LitefsNode[], db: string, la
   }
 }
 
-/**
- * Runs `start` (node starts) with table locks (`fuse.kernel-locks: false`, via the test kit's
- * LITEFS_TEST_KERNEL_LOCKS switch): the cases that take the HALT lock with a client's own fcntl on
- * `<db>-lock` need a mount that sees locks. With the default kernel locks that lock is invisible to
- * the node; the HALT lock is then taken through `litefs run --with-halt-lock-on` (tested apart).
- */
-export async function withTableLocks<T>(start: () => Promise<T>): Promise<T> {
+/** Runs `start` (node starts) with LITEFS_TEST_KERNEL_LOCKS set to `value`, restoring it after. */
+async function withTestLockMode<T>(value: "0" | "1", start: () => Promise<T>): Promise<T> {
   const before = process.env.LITEFS_TEST_KERNEL_LOCKS;
-  process.env.LITEFS_TEST_KERNEL_LOCKS = "0";
+  process.env.LITEFS_TEST_KERNEL_LOCKS = value;
   try {
     return await start();
   } finally {
     if (before === undefined) delete process.env.LITEFS_TEST_KERNEL_LOCKS;
     else process.env.LITEFS_TEST_KERNEL_LOCKS = before;
   }
+}
+
+/**
+ * Nodes started by `start` use table locks (`fuse.kernel-locks: false`) whatever the test run's switch
+ * says: these cases take the HALT lock with a client's own fcntl on `<db>-lock`, which only a mount that
+ * answers locks can see.
+ */
+export function withTableLocks<T>(start: () => Promise<T>): Promise<T> {
+  return withTestLockMode("0", start);
+}
+
+/** Nodes started by `start` use kernel locks: the HALT lock is then taken through `litefs run`. */
+export function withKernelLocks<T>(start: () => Promise<T>): Promise<T> {
+  return withTestLockMode("1", start);
 }

@@ -23,6 +23,7 @@ import {
   killHelpers,
   runUnderHaltLock,
   settledWithin,
+  withKernelLocks,
   withTableLocks,
 } from "./halt-kit.js";
 
@@ -337,11 +338,11 @@ describe("HALT lock: expiry and a primary that moves on", { timeout: 120_000 }, 
   });
 });
 
-describe("HALT lock with kernel locks (the default)", { timeout: 120_000 }, () => {
+describe("HALT lock with kernel locks (fuse.kernel-locks: true)", { timeout: 120_000 }, () => {
   let cluster: Cluster;
 
   before(async () => {
-    cluster = await Cluster.start({ replicas: 1 });
+    cluster = await withKernelLocks(() => Cluster.start({ replicas: 1 }));
     const made = await sqlite(cluster.primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
     assert.equal(made.code, 0, made.out);
     await waitForSync(cluster.primary, cluster.replicas, [DB]);
