@@ -35,6 +35,7 @@ import { isStoreError, StoreError, type StoreErrorCode } from "../store/store-er
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { NodeAuthenticator } from "./auth.js";
+import { drainedOrGone } from "./drained-or-gone.js";
 import {
   ApiRequestError,
   BODY_IDLE_TIMEOUT_MS,
@@ -288,7 +289,9 @@ export class ApiServer {
         if (first + n > pageCount) {
           await release();
           res.end(chunk);
-        } else if (!res.write(chunk)) await drainedOrGone(res);
+        } else if (!res.write(chunk)) {
+          await drainedOrGone(res, () => new Error("client went away during export"));
+        }
       }
     } finally {
       await release();
@@ -342,26 +345,6 @@ const STATUS_OF_CODE: Partial<Record<StoreErrorCode, number>> = {
   EIMPORT: 400,
   EDBFILE: 400,
 };
-
-/** Waits until `res` can take more bytes; rejects when its client is gone (also when already gone). */
-function drainedOrGone(res: http.ServerResponse): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const gone = (): void => {
-      res.off("drain", drained);
-      reject(new Error("client went away during export"));
-    };
-    const drained = (): void => {
-      res.off("close", gone);
-      resolve();
-    };
-    if (res.destroyed) {
-      gone();
-      return;
-    }
-    res.once("drain", drained);
-    res.once("close", gone);
-  });
-}
 
 function isLockTimeout(err: unknown): boolean {
   return (err as { code?: string }).code === "ELOCKTIMEOUT";

@@ -5,6 +5,7 @@
 
 import type http from "node:http";
 
+import { drainedOrGone } from "./drained-or-gone.js";
 import { StreamFrameEncoder, type FrameObserver } from "./stream-encoder.js";
 import type { WireFrame } from "./stream-frame.js";
 
@@ -82,17 +83,6 @@ export class StreamSink {
     this.#res.uncork();
     this.#lastWriteMs = this.#now();
     if (ok) return;
-    await new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        this.#res.off("close", onClose);
-        resolve();
-      };
-      const onClose = (): void => {
-        this.#res.off("drain", onDrain);
-        reject(new StreamClosedError("the replica closed the stream"));
-      };
-      this.#res.once("drain", onDrain);
-      this.#res.once("close", onClose);
-    });
+    await drainedOrGone(this.#res, () => new StreamClosedError("the replica closed the stream"));
   }
 }

@@ -33,6 +33,7 @@ import {
 } from "../store/sqlite-locks.js";
 import type { MountFileKind } from "./node-table.js";
 import {
+  lockSpan,
   NodeLockError,
   type NodeLocks,
   type NodeLockSpan,
@@ -40,46 +41,37 @@ import {
   tableNodeLocks,
 } from "./node-locks.js";
 
-type LockSpec = NodeLockSpan;
-
-const span = (kind: MountFileKind, start: number, end: number, type: "read" | "write"): NodeLockSpan => ({
-  kind,
-  start: BigInt(start),
-  end: BigInt(end),
-  type,
-});
-
 const SHARED_LAST = SHARED_FIRST + SHARED_SIZE - 1;
 const SHM_READ_LOCK_LAST = SHM_READ_LOCK_FIRST + SHM_READ_LOCK_COUNT - 1;
 
 /** Everything: rollback EXCLUSIVE (PENDING, RESERVED, whole SHARED range) and every -shm lock incl. DMS. */
-const EXCLUSIVE: readonly LockSpec[] = [
-  span("database", PENDING_BYTE, SHARED_LAST, "write"),
-  span("shm", SHM_WRITE_LOCK, SHM_DMS_LOCK, "write"),
+const EXCLUSIVE: readonly NodeLockSpan[] = [
+  lockSpan("database", PENDING_BYTE, SHARED_LAST, "write"),
+  lockSpan("shm", SHM_WRITE_LOCK, SHM_DMS_LOCK, "write"),
 ];
 
 /** New write transactions (RESERVED; WAL WRITE) and checkpoints (CKPT) wait. */
-const WRITE_BARRIER: readonly LockSpec[] = [
-  span("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
-  span("shm", SHM_WRITE_LOCK, SHM_CKPT_LOCK, "write"),
+const WRITE_BARRIER: readonly NodeLockSpan[] = [
+  lockSpan("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
+  lockSpan("shm", SHM_WRITE_LOCK, SHM_CKPT_LOCK, "write"),
 ];
 
 /** A reader's SHARED lock, CKPT, and read mark 1 shared (a WAL restart needs READ1..4 exclusive). */
-const SNAPSHOT_READ: readonly LockSpec[] = [
-  span("database", SHARED_FIRST, SHARED_LAST, "read"),
-  span("shm", SHM_CKPT_LOCK, SHM_CKPT_LOCK, "write"),
-  span("shm", shmReadLock(1), shmReadLock(1), "read"),
+const SNAPSHOT_READ: readonly NodeLockSpan[] = [
+  lockSpan("database", SHARED_FIRST, SHARED_LAST, "read"),
+  lockSpan("shm", SHM_CKPT_LOCK, SHM_CKPT_LOCK, "write"),
+  lockSpan("shm", shmReadLock(1), shmReadLock(1), "read"),
 ];
 
-const APPLY_ROLLBACK: readonly LockSpec[] = [
-  span("database", PENDING_BYTE, PENDING_BYTE, "write"),
-  span("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
-  span("database", SHARED_FIRST, SHARED_LAST, "write"),
+const APPLY_ROLLBACK: readonly NodeLockSpan[] = [
+  lockSpan("database", PENDING_BYTE, PENDING_BYTE, "write"),
+  lockSpan("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
+  lockSpan("database", SHARED_FIRST, SHARED_LAST, "write"),
 ];
 
-const APPLY_WAL: readonly LockSpec[] = [
-  span("shm", SHM_DMS_LOCK, SHM_DMS_LOCK, "read"),
-  span("shm", SHM_WRITE_LOCK, SHM_READ_LOCK_LAST, "write"),
+const APPLY_WAL: readonly NodeLockSpan[] = [
+  lockSpan("shm", SHM_DMS_LOCK, SHM_DMS_LOCK, "read"),
+  lockSpan("shm", SHM_WRITE_LOCK, SHM_READ_LOCK_LAST, "write"),
 ];
 
 /** Lets go of an acquisition's locks; resolves once they are gone, never rejects (see the header). */
@@ -145,7 +137,7 @@ export class DatabaseLockGuard {
 
   async #acquire(
     db: string,
-    specs: readonly LockSpec[],
+    specs: readonly NodeLockSpan[],
     signal: AbortSignal,
     timeoutMs: number | null,
     after: () => void,

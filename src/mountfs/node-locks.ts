@@ -27,6 +27,16 @@ export interface NodeLockSpan {
   readonly type: "read" | "write";
 }
 
+/** A span from plain byte numbers (SQLite's lock bytes are constants below 2^53). */
+export function lockSpan(
+  kind: MountFileKind,
+  start: number | bigint,
+  end: number | bigint,
+  type: "read" | "write",
+): NodeLockSpan {
+  return { kind, start: BigInt(start), end: BigInt(end), type };
+}
+
 export interface NodeLocks {
   readonly mode: "table" | "kernel";
   /** The pid that opens mount files to hold kernel locks (kernel mode), else null. */

@@ -10,8 +10,7 @@
 //   reader is inside a transaction meanwhile.
 
 import { HALT_LOCK_BYTE } from "../mountfs/halt-hooks.js";
-import type { MountFileKind } from "../mountfs/node-table.js";
-import { NodeLockError, type NodeLocks, type NodeLockSpan } from "../mountfs/node-locks.js";
+import { lockSpan, NodeLockError, type NodeLocks, type NodeLockSpan } from "../mountfs/node-locks.js";
 import {
   PENDING_BYTE,
   RESERVED_BYTE,
@@ -26,36 +25,22 @@ import {
 } from "../store/sqlite-locks.js";
 import { HaltError } from "../api/halt-error.js";
 
-export type LockSpan = NodeLockSpan;
+export const HALT_BYTE_SPAN: NodeLockSpan = lockSpan("lock", HALT_LOCK_BYTE, HALT_LOCK_BYTE, "write");
 
-const span = (
-  kind: MountFileKind,
-  start: number | bigint,
-  end: number | bigint,
-  type: "read" | "write",
-): LockSpan => ({
-  kind,
-  start: BigInt(start),
-  end: BigInt(end),
-  type,
-});
-
-export const HALT_BYTE_SPAN: LockSpan = span("lock", HALT_LOCK_BYTE, HALT_LOCK_BYTE, "write");
-
-export const HALT_HOLD: readonly LockSpan[] = [
+export const HALT_HOLD: readonly NodeLockSpan[] = [
   HALT_BYTE_SPAN,
-  span("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
-  span("shm", SHM_WRITE_LOCK, SHM_CKPT_LOCK, "write"),
+  lockSpan("database", RESERVED_BYTE, RESERVED_BYTE, "write"),
+  lockSpan("shm", SHM_WRITE_LOCK, SHM_CKPT_LOCK, "write"),
 ];
 
-export const HALT_APPLY_ROLLBACK: readonly LockSpan[] = [
-  span("database", PENDING_BYTE, PENDING_BYTE, "write"),
-  span("database", SHARED_FIRST, SHARED_FIRST + SHARED_SIZE - 1, "write"),
+export const HALT_APPLY_ROLLBACK: readonly NodeLockSpan[] = [
+  lockSpan("database", PENDING_BYTE, PENDING_BYTE, "write"),
+  lockSpan("database", SHARED_FIRST, SHARED_FIRST + SHARED_SIZE - 1, "write"),
 ];
 
-export const HALT_APPLY_WAL: readonly LockSpan[] = [
-  span("shm", SHM_DMS_LOCK, SHM_DMS_LOCK, "read"),
-  span("shm", SHM_RECOVER_LOCK, SHM_READ_LOCK_FIRST + SHM_READ_LOCK_COUNT - 1, "write"),
+export const HALT_APPLY_WAL: readonly NodeLockSpan[] = [
+  lockSpan("shm", SHM_DMS_LOCK, SHM_DMS_LOCK, "read"),
+  lockSpan("shm", SHM_RECOVER_LOCK, SHM_READ_LOCK_FIRST + SHM_READ_LOCK_COUNT - 1, "write"),
 ];
 
 let nextOwner = -(1n << 40n);
@@ -73,7 +58,7 @@ export async function takeLocks(
   locks: NodeLocks,
   db: string,
   owner: bigint,
-  spans: readonly LockSpan[],
+  spans: readonly NodeLockSpan[],
   opts: { readonly wait: boolean; readonly signal: AbortSignal; readonly what: string },
 ): Promise<void> {
   try {
@@ -101,7 +86,7 @@ export function dropLocks(
   locks: NodeLocks,
   db: string,
   owner: bigint,
-  spans: readonly LockSpan[],
+  spans: readonly NodeLockSpan[],
 ): Promise<void> {
   return locks.drop(db, owner, spans).catch(() => undefined);
 }

@@ -45,14 +45,25 @@ async function count(path: string, table = "t"): Promise<number> {
   return Number(rows[0].n);
 }
 
+/** Starts a cluster, creates table t with one row on the primary and waits until every replica has it. */
+async function startWithTable(start: () => Promise<Cluster>): Promise<Cluster> {
+  const cluster = await start();
+  try {
+    const made = await sqlite(cluster.primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+    assert.equal(made.code, 0, made.out);
+    await waitForSync(cluster.primary, cluster.replicas, [DB]);
+    return cluster;
+  } catch (err) {
+    await cluster.cleanup(); // the caller never gets it to clean up
+    throw err;
+  }
+}
+
 describe("HALT lock", { timeout: 120_000 }, () => {
   let cluster: Cluster;
 
   before(async () => {
-    cluster = await withTableLocks(() => Cluster.start({ replicas: 2 }));
-    const made = await sqlite(cluster.primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
-    assert.equal(made.code, 0, made.out);
-    await waitForSync(cluster.primary, cluster.replicas, [DB]);
+    cluster = await startWithTable(() => withTableLocks(() => Cluster.start({ replicas: 2 })));
   });
 
   after(async () => {
@@ -342,10 +353,7 @@ describe("HALT lock with kernel locks (fuse.kernel-locks: true)", { timeout: 120
   let cluster: Cluster;
 
   before(async () => {
-    cluster = await withKernelLocks(() => Cluster.start({ replicas: 1 }));
-    const made = await sqlite(cluster.primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (1);");
-    assert.equal(made.code, 0, made.out);
-    await waitForSync(cluster.primary, cluster.replicas, [DB]);
+    cluster = await startWithTable(() => withKernelLocks(() => Cluster.start({ replicas: 1 })));
   });
 
   after(async () => {
