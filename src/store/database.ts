@@ -63,6 +63,7 @@ import {
 import { StoreError } from "./store-error.js";
 import { TransactionLog, type TransactionLogContext } from "./transaction-log.js";
 import { WalCapture } from "./wal-capture.js";
+import { WalReadAhead } from "./wal-read-ahead.js";
 import { WAL_FRAME_HEADER_SIZE, type WalCommit } from "./wal-format.js";
 
 /** What every database of a store shares: node id, fsync policy, LTX format, clock, log, subscribers. */
@@ -107,6 +108,8 @@ export class Database {
    * ones as a short write; SQLite then writes the rest again — which must be refused too.
    */
   #voidedWalFrame: { readonly start: number; readonly end: number } | null = null;
+  /** Block reads of the WAL file during one captureWal (null outside it: see #readWal). */
+  #walReadAhead: WalReadAhead | null = null;
   #closed = false;
 
   constructor(
@@ -255,10 +258,16 @@ export class Database {
   captureWal(): number {
     this.#assertOpen();
     if (!this.files.exists("wal")) return 0;
-    const source = {
-      size: this.files.size("wal"),
-      read: (o: number, n: number) => this.files.readPadded("wal", o, n),
-    };
+    this.#walReadAhead = new WalReadAhead((o, n) => this.files.readPadded("wal", o, n));
+    try {
+      return this.#captureNewWalCommits();
+    } finally {
+      this.#walReadAhead = null;
+    }
+  }
+
+  #captureNewWalCommits(): number {
+    const source = { size: this.files.size("wal"), read: (o: number, n: number) => this.#readWal(o, n) };
     const result = this.#wal.scan(source);
     if (result === null || result.commits.length === 0) return 0;
     if (!this.#ctx.mayCommit(this.name)) {
@@ -626,15 +635,20 @@ export class Database {
     }
     const restart = WalCapture.isHeaderWrite(offset, data.length);
     if (restart) this.#captureBeforeLosingWal("restart");
-    this.files.write("wal", offset, data);
+    try {
+      this.files.write("wal", offset, data);
+    } catch (err) {
+      this.#wal.writeFailed(offset); // part of it may have reached the file: unknown bytes from there on
+      throw err;
+    }
     if (restart) this.#wal.reset(data.subarray(0, 32));
-    this.#wal.noteWrite(offset, data.length);
+    this.#wal.noteWrite(offset, data);
     // A completed commit frame is the transaction's last byte: capture it now, before SQLite even
     // publishes it in the wal-index (the release of the write lock, when the mount sees locks, then
     // finds nothing new). This does not depend on seeing locks, and no reader or checkpointer can see
     // the frames before their LTX. It is the only WAL trigger in kernel-locks mode.
     const commitEnd = this.#wal.commitFrameCompletedBy(offset, data.length, (o) =>
-      this.files.readPadded("wal", o, WAL_FRAME_HEADER_SIZE),
+      this.#readWal(o, WAL_FRAME_HEADER_SIZE),
     );
     if (commitEnd === null) return;
     if (!this.#ctx.mayCommit(this.name)) this.#refuseWalCommit(commitEnd);
@@ -677,7 +691,9 @@ export class Database {
   #voidWalCommitFrame(end: number): number {
     const pageSize = this.#wal.header?.pageSize ?? 0;
     const frameOffset = end - WAL_FRAME_HEADER_SIZE - pageSize;
-    this.files.write("wal", frameOffset, new Uint8Array(WAL_FRAME_HEADER_SIZE));
+    const zeros = new Uint8Array(WAL_FRAME_HEADER_SIZE);
+    this.files.write("wal", frameOffset, zeros);
+    this.#wal.noteWrite(frameOffset, zeros);
     this.#voidedWalFrame = { start: frameOffset, end };
     return frameOffset;
   }
@@ -697,12 +713,25 @@ export class Database {
     this.#log.makeDurable();
   }
 
+  /**
+   * WAL bytes for the capture: from the requests that wrote them when still held (WalCapture
+   * `mirrored`), else from the file (zeros past its end; in blocks during a capture, wal-read-ahead.ts).
+   * A view, valid until the next read or change of the WAL.
+   */
+  #readWal(offset: number, length: number): Uint8Array {
+    return (
+      this.#wal.mirrored(offset, length) ??
+      this.#walReadAhead?.read(offset, length) ??
+      this.files.readPadded("wal", offset, length)
+    );
+  }
+
   #captureWalCommit(commit: WalCommit): void {
     const header = this.#wal.header;
     if (header === null) throw new Error("WAL capture without a header");
     const pageSize = header.pageSize;
     const readFrame = (frameOffset: number): Uint8Array =>
-      this.files.readPadded("wal", frameOffset + WAL_FRAME_HEADER_SIZE, pageSize);
+      this.#readWal(frameOffset + WAL_FRAME_HEADER_SIZE, pageSize);
     const readPage = (pgno: number): Uint8Array => {
       const frame = this.#wal.capturedFrame(pgno);
       if (frame !== undefined) return readFrame(frame);
@@ -726,8 +755,10 @@ export class Database {
       walSalt1: header.salt1,
       walSalt2: header.salt2,
     });
+    // Page 1 says whether the database is in WAL mode; a transaction that did not write it left it as
+    // it was (read before `advance`, while its frame may still be in memory).
+    if (commit.pages.has(1) || !this.#walMode) this.#walMode = (readPlanned(1)[19] ?? 0) === 2;
     this.#wal.advance(commit);
-    this.#walMode = (readPlanned(1)[19] ?? 0) === 2;
   }
 
   // --- deletion -----------------------------------------------------------------------------------

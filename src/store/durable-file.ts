@@ -10,6 +10,8 @@ import { execFile, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
+import { HelperUnavailable, SyncFsHelper } from "./syncfs-helper.js";
+
 /** Suffix of temporary files; a name with it is never a finished file. */
 export const TEMP_SUFFIX = ".tmp";
 
@@ -97,8 +99,25 @@ export function syncFileSystem(dir: string): void {
   if (result.error !== undefined || result.status !== 0) throw syncFsError(dir, result.error, result.stderr);
 }
 
-/** syncFileSystem without blocking the calling thread. */
-export function syncFileSystemAsync(dir: string): Promise<void> {
+/**
+ * syncFileSystem without blocking the calling thread: through the process's long-lived helper
+ * (syncfs-helper.ts: no fork of this process per call), or a `sync` child when the helper is not
+ * available.
+ */
+export async function syncFileSystemAsync(dir: string): Promise<void> {
+  try {
+    await syncFsHelper.request(dir);
+    return;
+  } catch (err) {
+    if (!(err instanceof HelperUnavailable)) throw syncFsError(dir, err as Error, null);
+  }
+  return syncFileSystemInChild(dir);
+}
+
+/** The helper of this process (one for every database: requests are short and answered in order). */
+const syncFsHelper = new SyncFsHelper();
+
+function syncFileSystemInChild(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(SYNC_TOOL, ["--file-system", dir], (err, _stdout, stderr) => {
       if (err === null) resolve();

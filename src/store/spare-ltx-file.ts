@@ -1,8 +1,10 @@
 // Empty temporary files kept ready in a database's `ltx/` directory for the next LTX file.
 //
-// Creating a file is the costliest step of writing a small LTX file on a busy ext4 (a new inode and
-// directory entry need a journal handle, which waits while the journal commits): a WAL commit profile
-// put ~30 % of the node's time in that open(O_CREAT). The spare is created on the thread pool, off the
+// Creating a file is the costliest step of writing a small LTX file on a busy ext4: a WAL commit
+// profile put ~30 % of the node's time in that open(O_CREAT). On this project's machine (ext4 without a
+// journal) the inode allocator skips inodes freed in the last minute or more, checking each one's
+// inode-table block, so after other work deleted files nearby a create cost 0.3–1 ms of kernel CPU
+// (perf: recently_deleted, find_inode_bit) against ~20 µs in a quiet directory. The spare is created on the thread pool, off the
 // thread that serves FUSE requests; the writer fills it and renames it to the LTX file's name. When no
 // spare is ready (the first commit, or commits faster than the thread pool), the writer creates its
 // temporary file itself, as before. A spare never holds data until it is taken, and its name ends in
@@ -15,8 +17,12 @@ import { TEMP_SUFFIX } from "./durable-file.js";
 
 /** Spares kept ready (counting those being created): enough to cover a burst of commits. */
 const SPARES = 8;
-/** Creations in flight at once: half the default thread pool, leaving the rest to other work. */
-const CONCURRENT_CREATES = 2;
+/**
+ * Creations in flight at once. One: creates in one directory serialise on the directory's lock in the
+ * kernel anyway, and a second thread waiting for it spins (a node profile under WAL writes had 16 % of
+ * its CPU in rwsem_spin_on_owner with two) — on a 2-core machine, CPU the request thread needs.
+ */
+const CONCURRENT_CREATES = 1;
 
 export interface TempFile {
   readonly fd: number;

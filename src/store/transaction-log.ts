@@ -72,6 +72,8 @@ export class TransactionLog {
   readonly #pending: PendingLtxSync | null;
   /** An empty temporary file created ahead of the next WAL transaction's LTX file. */
   readonly #spare: SpareLtxFile;
+  /** The context's LTX options with its fsync policy (built once: a commit is a hot path). */
+  readonly #ltxWriteOptions: LtxWriteOptions;
 
   constructor(
     db: string,
@@ -87,6 +89,7 @@ export class TransactionLog {
     this.#ctx = ctx;
     this.#pending = ctx.noSync ? null : new PendingLtxSync(db, dir.ltxDir, ctx.log);
     this.#spare = new SpareLtxFile(dir.ltxDir);
+    this.#ltxWriteOptions = Object.freeze({ ...ctx.ltx, noSync: ctx.noSync });
   }
 
   get pos(): Pos {
@@ -141,7 +144,7 @@ export class TransactionLog {
   }
 
   get ltxWriteOptions(): LtxWriteOptions {
-    return { ...this.#ctx.ltx, noSync: this.#ctx.noSync };
+    return this.#ltxWriteOptions;
   }
 
   /**
@@ -172,7 +175,12 @@ export class TransactionLog {
           readPage,
           postApplyChecksum,
         },
-        { ...this.ltxWriteOptions, deferSync: lazy, temp: wal !== null ? this.#spare.take() : undefined },
+        {
+          format: this.#ltxWriteOptions.format,
+          noSync: this.#ltxWriteOptions.noSync,
+          deferSync: lazy,
+          temp: wal !== null ? this.#spare.take() : undefined,
+        },
       );
     } catch (err) {
       next.undo();

@@ -3,7 +3,9 @@
 // latest captured version of each page is (so that a later transaction can read a page it did not write
 // the way SQLite would: from the WAL if it is there, else from the database file).
 //
-// State only; the scan itself is wal-format's scanWal, the I/O is the caller's.
+// State only; the scan itself is wal-format's scanWal, the I/O is the caller's — except that the bytes
+// written since the captured point are kept in memory (wal-write-mirror.ts) for the caller to read
+// first (`mirrored`), so that capturing a transaction need not reread what its requests just wrote.
 
 import {
   parseWalHeader,
@@ -18,6 +20,7 @@ import {
   type WalPosition,
   type WalScanResult,
 } from "./wal-format.js";
+import { WalWriteMirror } from "./wal-write-mirror.js";
 
 export class WalCapture {
   #header: WalHeader | null = null;
@@ -26,6 +29,8 @@ export class WalCapture {
   #captured = new Map<number, number>();
   /** End of the furthest write into the WAL in this generation (see noteWrite). */
   #writtenEnd = 0;
+  /** The bytes written past the captured point, as the file holds them (see `mirrored`). */
+  readonly #mirror = new WalWriteMirror();
 
   /** The current generation's header, or null when there is no valid WAL header. */
   get header(): WalHeader | null {
@@ -41,6 +46,7 @@ export class WalCapture {
   reset(headerBytes: Uint8Array | null): void {
     this.#captured = new Map();
     this.#writtenEnd = headerBytes === null ? 0 : WAL_HEADER_SIZE;
+    this.#mirror.clear(headerBytes === null ? 0 : WAL_HEADER_SIZE);
     if (headerBytes === null || walHeaderProblem(headerBytes) !== undefined) {
       this.#header = null;
       this.#position = null;
@@ -91,11 +97,26 @@ export class WalCapture {
   }
 
   /**
-   * Records a write of [offset, offset+length) to the WAL, so that `hasUncapturedWrites` can tell a
-   * transaction in flight (frames written past the last captured commit) from data alone.
+   * Records `data` written at `offset` of the WAL — every write to the file, after it reached it — so
+   * that `hasUncapturedWrites` can tell a transaction in flight (frames written past the last captured
+   * commit) from data alone, and `mirrored` can serve the bytes. The bytes are copied.
    */
-  noteWrite(offset: number, length: number): void {
-    this.#writtenEnd = Math.max(this.#writtenEnd, offset + length);
+  noteWrite(offset: number, data: Uint8Array): void {
+    this.#writtenEnd = Math.max(this.#writtenEnd, offset + data.length);
+    this.#mirror.written(offset, data);
+  }
+
+  /** A write at `offset` failed after possibly changing some of the file's bytes from there on. */
+  writeFailed(offset: number): void {
+    this.#mirror.truncated(offset); // the mirror no longer claims any byte from `offset` on
+  }
+
+  /**
+   * The WAL's `length` bytes at `offset` when they were written since the captured point and are still
+   * held in memory, else undefined (read the file). A view, valid until the next change of this object.
+   */
+  mirrored(offset: number, length: number): Uint8Array | undefined {
+    return this.#mirror.read(offset, length);
   }
 
   /**
@@ -110,6 +131,7 @@ export class WalCapture {
   /** Notes a truncation of the WAL file to `size` bytes. */
   truncated(size: number): void {
     this.#writtenEnd = Math.min(this.#writtenEnd, size);
+    this.#mirror.truncated(size);
     if (this.#position !== null && size < this.#position.offset) this.reset(null);
   }
 
@@ -129,6 +151,7 @@ export class WalCapture {
     for (const [pgno, offset] of commit.pages) this.#captured.set(pgno, offset);
     for (const pgno of this.#captured.keys()) if (pgno > commit.dbPageCount) this.#captured.delete(pgno);
     this.#position = { offset: commit.endOffset, checksum: commit.checksum };
+    this.#mirror.dropBefore(commit.endOffset); // captured frames are read from the file from now on
   }
 
   /** Offset of the latest captured frame of `pgno`, or undefined (then the database file has it). */
