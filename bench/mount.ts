@@ -3,24 +3,30 @@
 // example (which separates the FUSE library's cost from the mount's own: commit capture, LTX files).
 //
 //   node dist/bench/mount.js [--rounds N] [--seconds N] [--bulk-mb N] [--speedtest-size N]
-//                            [--targets a,b,…] [--json FILE]
+//                            [--targets a,b,…] [--measures a,b,…] [--json FILE]
 //   targets: plain, c-passthrough, node-passthrough, litefs, litefs-kernel-locks
 //            (default: all that are available)
+//   measures: writeWal, writeDelete, readWal, readDelete, bulkWal, speedtestDelete, speedtestWal
+//            (default: all)
 //   defaults: 3 rounds, 2 s per rate, 64 MB bulk, speedtest1 --size 10 (about 3 minutes in all)
 //
 // Measures, per target: write transactions/s (one small INSERT per transaction) in WAL with
 // synchronous=NORMAL and in DELETE with synchronous=FULL; read queries/s (point SELECTs, each its own
 // read transaction) in both modes; bulk load MB/s (one transaction of random 4 KiB blobs, WAL); and
-// SQLite's speedtest1 total time in DELETE and WAL mode. `litefs` runs with the default config (the
-// mount answers every fcntl lock itself, as LiteFS does); `litefs-kernel-locks` is the same node with
-// `fuse.kernel-locks: true` (the kernel keeps them: docs/store.md "Kernel-locks mode"). All
+// SQLite's speedtest1 total time in DELETE and WAL mode. `litefs` runs with `fuse.kernel-locks: false`
+// (table locks: the mount answers every fcntl lock itself, as LiteFS does); `litefs-kernel-locks` is the
+// same node with `fuse.kernel-locks: true`, the default (the kernel keeps them: docs/store.md
+// "Kernel-locks mode"). All
 // targets are mounted at once and measured in turn, measure by measure, for N rounds; prints the median
 // of each figure and the ratio of each litefs target to C (for times: C time / our time, so that above
 // 1 is faster in every row). The goal from issue 4: ≥ 0.5 of C on writes and ≥ 0.67 on reads, while
 // capturing every transaction as an LTX file.
 //
 // The client (better-sqlite3) runs in this process; every file system server runs in its own process,
-// so the client never shares a thread with a server.
+// so the client never shares a thread with a server. Everything lives under $TMPDIR (default /tmp).
+// LiteFS creates one file per transaction; on an ext4 without a journal, creating a file right after
+// many deletions nearby (a test suite in /tmp, a DELETE-mode journal per transaction) costs up to ~1 ms
+// of kernel CPU (docs/store.md "What costs what"): compare against TMPDIR on a quiet directory.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -49,6 +55,8 @@ interface Options {
   bulkMb: number;
   speedtestSize: number;
   targets: TargetName[];
+  /** Keys of MEASURES to run (all by default). */
+  measures: string[];
   rounds: number;
   json: string | undefined;
 }
@@ -89,6 +97,7 @@ function parseOptions(argv: string[]): Options {
     bulkMb: 64,
     speedtestSize: 10,
     targets: [...ALL_TARGETS],
+    measures: MEASURES.map((m) => m.key),
     json: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -110,6 +119,10 @@ function parseOptions(argv: string[]): Options {
         options.targets = value.split(",") as TargetName[];
         i++;
         break;
+      case "--measures":
+        options.measures = value.split(",");
+        i++;
+        break;
       case "--rounds":
         options.rounds = Number(value);
         i++;
@@ -124,6 +137,9 @@ function parseOptions(argv: string[]): Options {
   }
   for (const target of options.targets) {
     if (!ALL_TARGETS.includes(target)) throw new Error(`bench/mount: unknown target ${target}`);
+  }
+  for (const key of options.measures) {
+    if (!MEASURES.some((m) => m.key === key)) throw new Error(`bench/mount: unknown measure ${key}`);
   }
   return options;
 }
@@ -294,7 +310,7 @@ async function mountTarget(target: TargetName, base: string): Promise<MountedTar
   if (target === "litefs" || target === "litefs-kernel-locks") {
     const node = await LitefsNode.start({
       baseDir: root,
-      config: target === "litefs-kernel-locks" ? { fuse: { "kernel-locks": true } } : {},
+      config: { fuse: { "kernel-locks": target === "litefs-kernel-locks" } },
     });
     return {
       name: target,
@@ -374,7 +390,7 @@ async function main(): Promise<void> {
     // Measure-major order, every round: a burst of load from elsewhere on the machine then hits all
     // targets of one measure alike instead of one target's whole column; the median drops outliers.
     for (let round = 0; round < options.rounds; round++) {
-      for (const { key } of MEASURES) {
+      for (const { key } of MEASURES.filter((m) => options.measures.includes(m.key))) {
         for (const target of mounted) {
           process.stderr.write(
             `bench/mount: round ${round + 1}/${options.rounds} ${key} on ${target.name}\n`,

@@ -217,6 +217,15 @@ function signalGroup(group: number, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * A node's mounts after it stopped: its FUSE mount, and with kernel locks (the default) the lock-file
+ * mount under its data directory (`<data>/locks`, src/mountfs/lock-file-system.ts).
+ */
+function releaseNodeMounts(node: DemoNode): void {
+  releaseMount(node.fuseDir);
+  releaseMount(path.join(path.dirname(node.fuseDir), "data", "locks"));
+}
+
 /** Lazily unmounts `dir` if it is still mounted (a node killed with SIGKILL cannot unmount itself). */
 function releaseMount(dir: string): void {
   const mounted = fs
@@ -329,7 +338,7 @@ async function main(): Promise<number> {
       watching.abort();
       for (const node of [...nodes].reverse()) {
         if (node.child !== undefined) await stopProcess(node.child);
-        releaseMount(node.fuseDir);
+        releaseNodeMounts(node);
       }
       if (etcd !== null) await stopProcess(etcd.child);
       fs.rmSync(base, { recursive: true, force: true });
@@ -358,7 +367,7 @@ async function main(): Promise<number> {
           `${node.name}'s litefs exited (${signal ?? `code ${code}`}); its app is stopped, its mount released`,
         );
         if (node.child?.pid !== undefined) signalGroup(-node.child.pid, "SIGKILL");
-        releaseMount(node.fuseDir);
+        releaseNodeMounts(node);
       });
     }
     if (mode === "etcd") {

@@ -35,7 +35,7 @@ export function buildConfig(file: ConfigFile, options: BuildConfigOptions): Conf
       dir: file.fuse.dir ?? D.fuseDir,
       allowOther: file.fuse["allow-other"] ?? false,
       debug: file.fuse.debug ?? false,
-      kernelLocks: file.fuse["kernel-locks"] ?? false,
+      kernelLocks: file.fuse["kernel-locks"] ?? true,
     },
     http: {
       addr: httpAddr,

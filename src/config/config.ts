@@ -52,9 +52,10 @@ export interface FuseConfig {
   /** Log every FUSE request (default false). */
   debug: boolean;
   /**
-   * Leave every fcntl lock to the kernel (FUSE_POSIX_LOCKS not negotiated), default false: SQLite's
+   * Leave every fcntl lock to the kernel (FUSE_POSIX_LOCKS not negotiated), default true: SQLite's
    * lock requests then cost no FUSE round trip; the node takes its own locks through a helper process
-   * (mountfs/kernel-node-locks.ts), and a client's lock on `<db>-lock` is invisible to the node.
+   * (mountfs/kernel-node-locks.ts) and orders a rolling-back writer's journal unlink with readers
+   * (mountfs/journal-unlink-fence.ts). false: the mount answers every lock itself, as LiteFS does.
    */
   kernelLocks: boolean;
 }

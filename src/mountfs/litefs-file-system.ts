@@ -14,15 +14,15 @@
 // a replica lets local clients change that database, and a change that commits is answered only once
 // the hooks have had the primary confirm the transaction.
 //
-// Locks (default mode): the file system keeps POSIX locks itself (mount-locks.ts), because SQLite's
-// WAL write lock on `-shm` tells when a WAL transaction is over (wal-lock-rules.ts), and because a
-// replica takes the same locks to keep readers out while it applies a transaction. FLUSH (every close)
-// and RELEASE drop the owner's locks, exactly like the kernel would.
+// Locks (table mode, fuse.kernel-locks: false): the file system keeps POSIX locks itself
+// (mount-locks.ts), because SQLite's WAL write lock on `-shm` tells when a WAL transaction is over
+// (wal-lock-rules.ts), and because a replica takes the same locks to keep readers out while it applies
+// a transaction. FLUSH (every close) and RELEASE drop the owner's locks, exactly like the kernel would.
 //
-// Kernel-locks mode (`kernelLocks`, config fuse.kernel-locks; the session is mounted without
-// FUSE_POSIX_LOCKS): the kernel keeps every fcntl lock and the mount never sees one. WAL transactions
-// are then captured by the write that completes their commit frame (store/database.ts), as in the
-// default mode, where that write comes before the lock release; a checkpoint can never see an
+// Kernel-locks mode (`kernelLocks`, config fuse.kernel-locks, the default; the session is mounted
+// without FUSE_POSIX_LOCKS): the kernel keeps every fcntl lock and the mount never sees one. WAL
+// transactions are then captured by the write that completes their commit frame (store/database.ts), as
+// in table mode, where that write comes before the lock release; a checkpoint can never see an
 // uncaptured frame, so no CKPT rule is needed. What the lock tables told the mount comes from data
 // and open handles: a writer in flight (commit-gate.ts `localWriterActive`), whether a local
 // connection uses `-shm` (`shmInUse`: its open handles, the node's lock helper's excepted). A WAL write
@@ -30,6 +30,9 @@
 // capture replicates it correctly on a primary. The node's own locks (replica apply, HALT, import,
 // export, snapshots) are kernel locks taken by a helper process (`lockHelperPid`), which alone may open
 // database files for writing on a replica (a write lock needs a writable descriptor); it never writes.
+// A DELETE-mode writer's journal unlink that ends a RESERVED-only transaction (a rollback) is held
+// until the readers holding SHARED are done, new readers kept out with PENDING, so that none meets
+// SQLite's read-only hot-journal race (journal-unlink-fence.ts).
 //
 // Caching: every change on a primary goes through this mount, so the kernel may cache attributes,
 // names and pages (keep_cache) — except `-pos`, `.lag` and `.primary`, whose content changes without a
@@ -70,6 +73,7 @@ import { formatLag, modeOf, MountAttributes, READ_ONLY_MODE, ROOT_MODE } from ".
 import type { MountHaltHooks } from "./halt-hooks.js";
 import { LockRefusedError, MountLocks } from "./mount-locks.js";
 import { CommitGate, type KernelCacheNotifier } from "./commit-gate.js";
+import type { Fence, JournalUnlinkFence } from "./journal-unlink-fence.js";
 import type { LockTable } from "../fuse/lock-table.js";
 import {
   type DatabaseNode,
@@ -114,6 +118,17 @@ export interface LitefsFileSystemOptions {
    * may open database files for writing on a replica, and its handles do not count as use of `-shm`.
    */
   readonly lockHelperPid?: () => number | null;
+  /**
+   * Kernel-locks mode: orders a rolling-back writer's journal unlink with read-only connections
+   * (journal-unlink-fence.ts). Without it, SQLite's own read-only hot-journal race is open.
+   */
+  readonly journalUnlinkFence?: JournalUnlinkFence;
+  /**
+   * Kernel-locks mode: the directory where the lock-file mount (lock-file-system.ts) is mounted.
+   * `<db>-lock` is then a symbolic link to `<lockFileDir>/<db>-lock`, so that a client's fcntl locks on
+   * it — the HALT lock — reach the node. Without it `<db>-lock` is a file of this mount.
+   */
+  readonly lockFileDir?: string;
 }
 
 interface OpenFile {
@@ -136,6 +151,8 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #halt: MountHaltHooks | undefined;
   readonly #gate: CommitGate;
   readonly #lockHelperPid: () => number | null;
+  readonly #journalUnlinkFence: JournalUnlinkFence | undefined;
+  readonly #lockFileDir: string | undefined;
   /** Kernel-locks mode (see the header): the session must not negotiate FUSE_POSIX_LOCKS. */
   readonly kernelLocks: boolean;
   readonly #nodes = new NodeTable();
@@ -158,6 +175,8 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#halt = opts.halt;
     this.kernelLocks = opts.kernelLocks === true;
     this.#lockHelperPid = opts.lockHelperPid ?? (() => null);
+    this.#journalUnlinkFence = this.kernelLocks ? opts.journalUnlinkFence : undefined;
+    this.#lockFileDir = opts.lockFileDir;
     this.locks = new MountLocks({ store: this.#store, log: this.#log, role: this.#role });
     this.#gate = new CommitGate({
       store: this.#store,
@@ -200,14 +219,32 @@ export class LitefsFileSystem implements FuseFileSystem {
     const parsed = parseMountName(name);
     if (parsed.type === "lag") return this.#entry(LAG_NODE_ID, this.#attrs.lag(this.#lagText()));
     if (parsed.type === "primary") {
+      // An error, not a negative entry: the kernel would cache "no .primary" for the negative timeout,
+      // and an application polling it after a handoff would learn the new primary that much later.
       const text = this.#primaryText();
-      return text === null ? null : this.#entry(PRIMARY_NODE_ID, this.#attrs.primary(text));
+      if (text === null) throw new FuseError("ENOENT");
+      return this.#entry(PRIMARY_NODE_ID, this.#attrs.primary(text));
     }
     if (parsed.type === "invalid") return null;
     const db = this.#store.db(parsed.db);
     if (db === undefined || !this.#exists(db, parsed.kind)) return null;
     const node = this.#nodes.nodeOf(db.name, parsed.kind);
     return this.#entry(node.nodeId, this.#attr(node));
+  }
+
+  /** `<db>-lock` in kernel-locks mode with a lock-file mount: where the link points. */
+  readlink(_ctx: RequestContext, nodeId: number): string {
+    const target = this.#lockFileTarget(this.#node(nodeId));
+    if (target === undefined) throw new FuseError("EINVAL", "not a symbolic link");
+    return target;
+  }
+
+  /** Databases whose `<db>-lock` exists now (the lock-file mount shows the same names). */
+  lockableDatabases(): string[] {
+    return this.#store
+      .databases()
+      .filter((db) => this.#exists(db, "lock"))
+      .map((db) => db.name);
   }
 
   forget(nodeId: number, nlookup: number): void {
@@ -326,7 +363,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     throw new FuseError("EPERM", "renaming databases or their files is not supported");
   }
 
-  unlink(_ctx: RequestContext, parent: number, name: string): void | Promise<void> {
+  unlink(ctx: RequestContext, parent: number, name: string): void | Promise<void> {
     if (parent !== ROOT_NODE_ID) throw new FuseError("ENOENT");
     const parsed = parseMountName(name);
     if (parsed.type !== "file") throw new FuseError(parsed.type === "invalid" ? "ENOENT" : "EPERM");
@@ -334,16 +371,56 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (db === undefined || !this.#exists(db, parsed.kind)) throw new FuseError("ENOENT");
     if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be removed`);
     this.#refuseOnReplica("unlink", { kind: parsed.kind, db: parsed.db });
-    const node = this.#nodes.nodeOf(db.name, parsed.kind);
+    const dbNodeId = this.#nodes.current(db.name, "database")?.nodeId;
+    if (parsed.kind === "journal" && this.#journalUnlinkFence !== undefined && dbNodeId !== undefined) {
+      const fence = this.#journalUnlinkFence.fence(db.name, dbNodeId, ctx.pid);
+      if (fence instanceof Promise) return this.#fencedJournalUnlink(db, fence);
+    }
+    return this.#unlinkNow(db, parsed.kind);
+  }
+
+  /**
+   * Kernel-locks mode, a journal unlink that ends a transaction its writer holds only RESERVED for (a
+   * rollback): unlinks once the fence holds (journal-unlink-fence.ts) and drops the fence after the
+   * answer — the dispatcher writes it when this promise settles, before any setImmediate callback.
+   */
+  async #fencedJournalUnlink(db: Database, fencing: Promise<Fence>): Promise<void> {
+    const started = performance.now();
+    const fence = await fencing;
+    this.#log.debug("journal unlink fenced", {
+      db: db.name,
+      outcome: fence.outcome,
+      nodeHeldPending: fence.nodeHeldPending,
+      heldUp: fence.heldUp,
+      waitedMs: Math.round((performance.now() - started) * 1000) / 1000,
+    });
+    try {
+      if (!db.exists("journal")) throw new FuseError("ENOENT");
+      const before = db.pos.txid;
+      await this.#unlinkNow(db, "journal");
+      // A writer without PENDING never wrote the database file: its journal unlink cannot commit.
+      if (db.pos.txid !== before) {
+        this.#log.warn("a journal unlink fenced as a rollback committed a transaction", {
+          db: db.name,
+          txid: db.pos.txid,
+        });
+      }
+    } finally {
+      setImmediate(() => fence.release());
+    }
+  }
+
+  #unlinkNow(db: Database, kind: MountFileKind): void | Promise<void> {
+    const node = this.#nodes.nodeOf(db.name, kind);
     const orphan = this.#hasHandles(node.nodeId)
-      ? this.#call(() => fs.openSync(db.files.path(parsed.kind as "journal"), fs.constants.O_RDWR))
+      ? this.#call(() => fs.openSync(db.files.path(kind as "journal"), fs.constants.O_RDWR))
       : undefined;
     try {
-      const refused = this.#gate.run(db.name, parsed.kind, "unlink", () =>
-        this.#call(() => db.unlink(parsed.kind as "journal")),
+      const refused = this.#gate.run(db.name, kind, "unlink", () =>
+        this.#call(() => db.unlink(kind as "journal")),
       );
       if (refused !== null) {
-        if (parsed.kind === "journal") return this.#removeRefusedJournal(db, node, orphan, refused);
+        if (kind === "journal") return this.#removeRefusedJournal(db, node, orphan, refused);
         if (orphan !== undefined) fs.closeSync(orphan);
         return refused;
       }
@@ -352,9 +429,9 @@ export class LitefsFileSystem implements FuseFileSystem {
       throw err;
     }
     if (orphan !== undefined) this.#orphans.set(node.nodeId, orphan);
-    this.#nodes.renew(db.name, parsed.kind);
-    if (parsed.kind === "database")
-      for (const kind of ["journal", "wal", "shm"] as const) this.#nodes.renew(db.name, kind);
+    this.#nodes.renew(db.name, kind);
+    if (kind === "database")
+      for (const other of ["journal", "wal", "shm"] as const) this.#nodes.renew(db.name, other);
     return this.#halt?.afterChange(db.name) ?? undefined;
   }
 
@@ -654,7 +731,14 @@ export class LitefsFileSystem implements FuseFileSystem {
     return this.#attr(this.#node(nodeId));
   }
 
+  #lockFileTarget(node: DatabaseNode): string | undefined {
+    if (node.kind !== "lock" || this.#lockFileDir === undefined) return undefined;
+    return `${this.#lockFileDir}/${node.db}${SUFFIX_OF_KIND.lock}`;
+  }
+
   #attr(node: DatabaseNode): FileAttributes {
+    const target = this.#lockFileTarget(node);
+    if (target !== undefined) return this.#attrs.symlink(node.nodeId, Buffer.byteLength(target));
     if (node.kind === "pos" || node.kind === "lock") return this.#attrs.virtualFile(node.nodeId, node.kind);
     const orphan = this.#orphans.get(node.nodeId);
     if (orphan !== undefined) {

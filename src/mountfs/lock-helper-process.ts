@@ -8,7 +8,7 @@
 // Protocol: one request per line on the helper's stdin, one answer per line on its stdout, in order,
 // each starting with the request's id. The helper never blocks on a lock (F_OFD_SETLK only, never
 // SETLKW): waiting is the caller's polling, so one owner's wait never stalls another's request.
-//   V id                       → id ok PID
+//   V id                       → id ok PID FLOCKSIZE               (ping: FLOCKSIZE must be 32)
 //   O id KEY r|w HEXPATH       → id ok | id err ERRNO TEXT        (open, never creates)
 //   L id KEY TYPE START LEN …  → id ok | id busy I,J… | id err ERRNO TEXT
 //                                 (TYPE 0 read, 1 write, 2 unlock; every range is tried, busy lists the
@@ -17,6 +17,10 @@
 //   C id KEY                   → id ok                            (close: drops that descriptor's locks)
 // The helper exits when its stdin closes: when the node closes it, and when the node dies (kill -9
 // closes the pipe), so it never outlives the node holding locks.
+// Bounded: a request not answered within `answerTimeoutMs` (default 30 s; the helper answers in order,
+// so one hung request — an open in the mount that never returns — holds up every later one) ends the
+// helper: it is killed (its locks drop with it), every waiting and later request fails ELOCKHELPER
+// naming the request, and the node is told as for a death.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Socket } from "node:net";
@@ -24,11 +28,16 @@ import type { Socket } from "node:net";
 import { NodeLockError } from "./node-locks.js";
 
 /**
- * The helper program. struct flock on x86-64: short type, short whence, pad 4, off_t start, off_t len,
- * int pid, pad 4 (`pack("s s x4 q q l x4")`; l_pid must be 0 for OFD locks). A closed descriptor is
- * unlocked and kept (at most 4 per path and mode) for the next open of the same path, which reuses it
- * only if it is still the file at that path (same device and inode): an open and a close through the
- * mount are ~3 FUSE requests, a replica applies a transaction under a new owner each time.
+ * The helper program. struct flock on 64-bit Linux (the generic layout every 64-bit architecture
+ * uses): short type, short whence, pad 4, off_t start, off_t len, int pid, pad 4
+ * (`pack("s s x4 q q l x4")`, 32 bytes; l_pid must be 0 for OFD locks; F_OFD_SETLK is 37 everywhere).
+ * The ping's answer carries the packed size, checked at start (a perl without 64-bit integers, or a
+ * 32-bit system, is refused there). A closed descriptor is unlocked and kept (at most 4 per path and
+ * mode, for owners that overlap: apply, HALT, export) for the next open of the same path, which reuses
+ * it only if it is still the file at that path (same device and inode): an open and a close through
+ * the mount are ~3 FUSE requests, a replica applies a transaction under a new owner each time. When a
+ * descriptor is put back, the spares of its path that no longer are the file there (a removed `-shm`,
+ * a deleted database) are closed, so none keeps a removed file alive in the mount for long.
  */
 const HELPER_SOURCE = String.raw`
 use strict; use warnings; use Fcntl qw(O_RDONLY O_RDWR O_NOFOLLOW);
@@ -41,7 +50,7 @@ while (defined(my $line = <STDIN>)) {
   my ($op, $id, @a) = split / /, $line;
   my $reply;
   if ($op eq 'V') {
-    $reply = "ok $$";
+    $reply = "ok $$ " . length(eval { pack('s s x4 q q l x4', 0, 0, 0, 0, 0) } // '');
   } elsif ($op eq 'O') {
     my ($key, $mode, $hex) = @a;
     my $path = pack('H*', $hex);
@@ -85,8 +94,11 @@ while (defined(my $line = <STDIN>)) {
     my $h = delete $fh{$key};
     my $pk = delete $origin{$key};
     if (defined $h) {
+      my @st = stat(pack('H*', (split / /, $pk)[1]));
+      my $same = sub { my @cs = stat($_[0]); return @st && @cs && $cs[0] == $st[0] && $cs[1] == $st[1]; };
       my $spare = ($pool{$pk} //= []);
-      if (@$spare < 4 && defined setlk($h, 2, 0, 0)) { push @$spare, $h; } else { close($h); }
+      @$spare = grep { $same->($_) ? 1 : (close($_), 0) } @$spare;
+      if (@$spare < 4 && $same->($h) && defined setlk($h, 2, 0, 0)) { push @$spare, $h; } else { close($h); }
     }
     $reply = 'ok';
   } else {
@@ -105,7 +117,14 @@ export type HelperAnswer =
 interface Pending {
   readonly resolve: (answer: HelperAnswer) => void;
   readonly reject: (err: Error) => void;
+  /** The request line, for the error when it is not answered in time. */
+  readonly line: string;
+  readonly timer: NodeJS.Timeout;
 }
+
+/** Architectures whose struct flock has the generic 64-bit layout the helper packs. */
+const SIXTY_FOUR_BIT_ARCHES = new Set(["x64", "arm64", "ppc64", "s390x", "riscv64", "loong64"]);
+const ANSWER_TIMEOUT_MS = 30_000;
 
 export class LockHelperProcess {
   readonly pid: number;
@@ -119,8 +138,15 @@ export class LockHelperProcess {
   #failure: NodeLockError | null = null;
   #closing = false;
 
-  private constructor(child: ChildProcess, onDeath: (err: NodeLockError) => void) {
+  readonly #answerTimeoutMs: number;
+  /** `onDeath` was told already (a request not answered in time). */
+  #deathReported = false;
+  readonly #onDeath: (err: NodeLockError) => void;
+
+  private constructor(child: ChildProcess, onDeath: (err: NodeLockError) => void, answerTimeoutMs: number) {
     this.#child = child;
+    this.#answerTimeoutMs = answerTimeoutMs;
+    this.#onDeath = onDeath;
     this.pid = child.pid!;
     this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
     child.stdout!.setEncoding("utf8");
@@ -135,7 +161,7 @@ export class LockHelperProcess {
       const why = this.#closing ? "was closed" : `died (${how})`;
       const detail = this.#stderr.trim() === "" ? "" : `: ${this.#stderr.trim()}`;
       const err = new NodeLockError("ELOCKHELPER", `lock helper (perl, pid ${this.pid}) ${why}${detail}`);
-      if (!this.#closing) onDeath(err);
+      if (!this.#closing && !this.#deathReported) onDeath(err);
       this.#fail(err);
     });
     this.#setRef(false);
@@ -145,7 +171,17 @@ export class LockHelperProcess {
    * Starts the helper and checks that it answers. Rejects with ELOCKHELPER when perl cannot be run.
    * `onDeath` is told once if the helper dies while in use (not after `close`).
    */
-  static async start(onDeath: (err: NodeLockError) => void): Promise<LockHelperProcess> {
+  static async start(
+    onDeath: (err: NodeLockError) => void,
+    opts: { readonly answerTimeoutMs?: number } = {},
+  ): Promise<LockHelperProcess> {
+    if (process.platform !== "linux" || !SIXTY_FOUR_BIT_ARCHES.has(process.arch)) {
+      throw new NodeLockError(
+        "ELOCKHELPER",
+        `the lock helper knows struct flock on 64-bit Linux only (this is ${process.platform}/${process.arch}): ` +
+          "use fuse.kernel-locks: false",
+      );
+    }
     const child = spawn("perl", ["-e", HELPER_SOURCE], { cwd: "/", stdio: ["pipe", "pipe", "pipe"] });
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
@@ -153,11 +189,16 @@ export class LockHelperProcess {
         reject(new NodeLockError("ELOCKHELPER", `cannot start the lock helper (perl): ${err.message}`)),
       );
     });
-    const helper = new LockHelperProcess(child, onDeath);
+    const helper = new LockHelperProcess(child, onDeath, opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS);
     const answer = await helper.request(["V"]);
-    if (answer.kind !== "ok" || answer.fields[0] !== String(helper.pid)) {
+    if (answer.kind !== "ok" || answer.fields[0] !== String(helper.pid) || answer.fields[1] !== "32") {
       await helper.close();
-      throw new NodeLockError("ELOCKHELPER", `the lock helper answered ${JSON.stringify(answer)} to a ping`);
+      const why =
+        answer.kind === "ok" && answer.fields[1] !== "32" ? " (struct flock is not 32 bytes there)" : "";
+      throw new NodeLockError(
+        "ELOCKHELPER",
+        `the lock helper answered ${JSON.stringify(answer)} to a ping${why}`,
+      );
     }
     return helper;
   }
@@ -167,10 +208,13 @@ export class LockHelperProcess {
     if (this.#failure !== null) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     const [op, ...args] = parts;
+    const line = [op, id, ...args].join(" ");
     return new Promise<HelperAnswer>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      const timer = setTimeout(() => this.#notAnswered(line), this.#answerTimeoutMs);
+      timer.unref();
+      this.#pending.set(id, { resolve, reject, line, timer });
       if (this.#pending.size === 1) this.#setRef(true);
-      this.#child.stdin!.write(`${[op, id, ...args].join(" ")}\n`);
+      this.#child.stdin!.write(`${line}\n`);
     });
   }
 
@@ -200,6 +244,7 @@ export class LockHelperProcess {
         return;
       }
       this.#pending.delete(id);
+      clearTimeout(pending.timer);
       if (this.#pending.size === 0) this.#setRef(false);
       if (kind === "ok") pending.resolve({ kind: "ok", fields: rest });
       else if (kind === "busy") pending.resolve({ kind: "busy", fields: rest });
@@ -207,9 +252,28 @@ export class LockHelperProcess {
     }
   }
 
+  /** A request was not answered in time: the helper is stuck (see the header) and is ended. */
+  #notAnswered(line: string): void {
+    if (this.#failure !== null) return;
+    const err = new NodeLockError(
+      "ELOCKHELPER",
+      `lock helper (perl, pid ${this.pid}) did not answer "${line.slice(0, 80)}" within ${this.#answerTimeoutMs} ms ` +
+        "(a request hangs, e.g. an open in the mount): killed; the node's locks are gone",
+    );
+    this.#fail(err);
+    if (!this.#closing) {
+      this.#deathReported = true;
+      this.#onDeath(err);
+    }
+    this.#child.kill("SIGKILL");
+  }
+
   #fail(err: NodeLockError): void {
     this.#failure ??= err;
-    for (const pending of this.#pending.values()) pending.reject(this.#failure);
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(this.#failure);
+    }
     this.#pending.clear();
     this.#setRef(false);
   }

@@ -37,7 +37,9 @@ import type { Lease, PrimaryInfo } from "../lease/index.js";
 import { formatPos } from "../ltx/pos.js";
 import { DatabaseLockGuard } from "../mountfs/database-lock-guard.js";
 import { KernelNodeLocks } from "../mountfs/kernel-node-locks.js";
+import { JournalUnlinkFence } from "../mountfs/journal-unlink-fence.js";
 import { LitefsFileSystem, type LitefsFileSystemOptions } from "../mountfs/litefs-file-system.js";
+import { lockFileDirOf, mountLockFiles } from "../mountfs/lock-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
 import type { NodeRole } from "../mountfs/replica-access.js";
 import {
@@ -84,6 +86,8 @@ export class LitefsNode {
   readonly #locks: DatabaseLockGuard;
   /** Kernel-locks mode: the helper holding the node's own locks (closed before the unmount). */
   readonly #kernelLocks: KernelNodeLocks | null;
+  /** Kernel-locks mode: the mount of the `<db>-lock` files (lock-file-system.ts), unmounted last. */
+  readonly #lockFiles: FuseSession | null;
   readonly #epochs: EpochRecorder;
   readonly #halt: NodeHalt;
   readonly #nodeIdHex: string;
@@ -109,6 +113,7 @@ export class LitefsNode {
     fileSystem: LitefsFileSystem;
     locks: DatabaseLockGuard;
     kernelLocks: KernelNodeLocks | null;
+    lockFiles: FuseSession | null;
     epochs: EpochRecorder;
     halt: NodeHalt;
     clusterId: string | null;
@@ -124,6 +129,7 @@ export class LitefsNode {
     this.#fileSystem = parts.fileSystem;
     this.#locks = parts.locks;
     this.#kernelLocks = parts.kernelLocks;
+    this.#lockFiles = parts.lockFiles;
     this.#epochs = parts.epochs;
     this.#halt = parts.halt;
     this.#clusterId = parts.clusterId;
@@ -150,7 +156,12 @@ export class LitefsNode {
     const { config, log } = opts;
     const addr = parseHostPort(config.http.addr);
     if (!addr.ok) throw new Error(`http.addr: ${addr.reason}`);
-    fs.mkdirSync(config.fuse.dir, { recursive: true });
+    try {
+      fs.mkdirSync(config.fuse.dir, { recursive: true });
+    } catch (err) {
+      // A mount left by a node killed with -9 answers ENOTCONN: FuseSession.mount clears it below.
+      if ((err as NodeJS.ErrnoException).code !== "ENOTCONN") throw err;
+    }
 
     const store = Store.open({
       dataDir: config.data.dir,
@@ -169,6 +180,7 @@ export class LitefsNode {
     const role = (): NodeRole => self.node?.role ?? "replica";
     /** Kernel-locks mode: the node's own locks, held by a helper process once the mount is up. */
     let kernelLocks: KernelNodeLocks | undefined;
+    let lockFiles: FuseSession | undefined;
     const observability = new NodeObservability({
       store,
       log,
@@ -210,8 +222,26 @@ export class LitefsNode {
         halt,
         kernelLocks: config.fuse.kernelLocks,
         lockHelperPid: () => kernelLocks?.helperPid ?? null,
+        // Kernel-locks mode: a rolling-back writer's journal unlink waits for readers holding SHARED.
+        journalUnlinkFence: new JournalUnlinkFence({
+          nodeLocks: () => kernelLocks ?? null,
+          mountDir: config.fuse.dir,
+          log,
+        }),
+        lockFileDir: config.fuse.kernelLocks ? lockFileDirOf(store.dataDir.root) : undefined,
       };
       const fileSystem = new LitefsFileSystem(fsOptions);
+      // Kernel-locks mode: `<db>-lock` links to a second mount that does see fcntl locks (the HALT lock).
+      if (fsOptions.lockFileDir !== undefined) {
+        lockFiles = await mountLockFiles({
+          dir: fsOptions.lockFileDir,
+          allowOther: config.fuse.allowOther,
+          log,
+          locks: fileSystem.locks,
+          halt,
+          databases: () => fileSystem.lockableDatabases(),
+        });
+      }
       session = await FuseSession.mount(fileSystem, {
         mountpoint: config.fuse.dir,
         fsName: "litefs",
@@ -235,6 +265,7 @@ export class LitefsNode {
       log.info("mount locks", {
         mode: fileSystem.kernelLocks ? "kernel" : "table",
         ...(kernelLocks === undefined ? {} : { helperPid: kernelLocks.helperPid }),
+        ...(fsOptions.lockFileDir === undefined ? {} : { lockFiles: fsOptions.lockFileDir }),
       });
       // The mount drops kernel caches itself after a refused commit and on role changes (commit-gate.ts).
       fileSystem.attachSession(mounted);
@@ -272,7 +303,7 @@ export class LitefsNode {
       });
       const extraRoutes = new Map(observability.routes());
       for (const [route, handler] of leaseRoutes({
-        handOff: (to) => self.node!.#roleManager.handOff(to),
+        handOff: (to, named) => self.node!.#roleManager.handOff(to, named),
         promote: () => self.node!.#promote(),
       })) {
         extraRoutes.set(route, handler);
@@ -300,6 +331,7 @@ export class LitefsNode {
         fileSystem,
         locks,
         kernelLocks: kernelLocks ?? null,
+        lockFiles: lockFiles ?? null,
         epochs,
         halt,
         clusterId,
@@ -355,6 +387,7 @@ export class LitefsNode {
       await api?.close().catch(() => undefined);
       await kernelLocks?.close().catch(() => undefined); // its open files would make the unmount EBUSY
       await session?.unmount().catch(() => undefined);
+      await lockFiles?.unmount().catch(() => undefined);
       epochs?.close();
       store.close();
       throw err;
@@ -474,6 +507,9 @@ export class LitefsNode {
         ?.close()
         .catch((err: unknown) => this.#log.error("closing the lock helper", { error: String(err) }));
       await this.session.unmount();
+      await this.#lockFiles
+        ?.unmount()
+        .catch((err: unknown) => this.#log.error("unmounting the lock files", { error: String(err) }));
       this.#epochs.close();
       this.store.close();
       this.#log.info("stopped");
@@ -493,7 +529,9 @@ export class LitefsNode {
     const primary = this.#following;
     if (primary === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
     manager.expectHandoff();
-    await requestHandoff(primary.advertiseURL, this.#nodeIdHex, this.#config.http.authToken ?? null);
+    await requestHandoff(primary.advertiseURL, this.#nodeIdHex, this.#config.http.authToken ?? null, {
+      self: manager.identity,
+    });
     const started = performance.now();
     while ((this.role as NodeRole) !== "primary") {
       if (performance.now() - started > PROMOTE_WAIT_MS) {
@@ -565,7 +603,10 @@ export class LitefsNode {
         );
         return (caughtUp ?? candidates[0])?.nodeId;
       },
-      requestHandoff: (url: string) => requestHandoff(url, this.#nodeIdHex, config.http.authToken ?? null),
+      requestHandoff: (url: string) =>
+        requestHandoff(url, this.#nodeIdHex, config.http.authToken ?? null, {
+          self: this.#roleManager.identity,
+        }),
       leaseAcquired: (epoch: bigint) => observability.metrics.lease.acquired(epoch),
       leaseLost: (reason: string) => {
         observability.metrics.lease.lost();

@@ -11,7 +11,7 @@ const DEFAULTS: Config = {
   skipSync: false,
   exec: [],
   data: { dir: "/var/lib/litefs", compress: true, retentionMs: 600_000, retentionMonitorIntervalMs: 60_000 },
-  fuse: { dir: "/litefs", allowOther: false, debug: false, kernelLocks: false },
+  fuse: { dir: "/litefs", allowOther: false, debug: false, kernelLocks: true },
   http: { addr: ":20202", snapshotTimeoutMs: 0, authToken: undefined },
   proxy: undefined,
   lease: {
@@ -58,7 +58,7 @@ fuse:
   dir: /mnt/litefs
   allow-other: true
   debug: true
-  kernel-locks: true
+  kernel-locks: false
 http:
   addr: "127.0.0.1:30303"
   snapshot-timeout: 2m
@@ -121,7 +121,7 @@ log:
       retentionMs: 3_600_000,
       retentionMonitorIntervalMs: 30_000,
     },
-    fuse: { dir: "/mnt/litefs", allowOther: true, debug: true, kernelLocks: true },
+    fuse: { dir: "/mnt/litefs", allowOther: true, debug: true, kernelLocks: false },
     http: { addr: "127.0.0.1:30303", snapshotTimeoutMs: 120_000, authToken: "s3cret" },
     proxy: {
       addr: ":8080",

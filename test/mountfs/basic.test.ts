@@ -240,15 +240,24 @@ test("journal modes that cannot be captured fail the write with an error instead
 
 test("WAL with locking_mode=EXCLUSIVE: refused when the mount answers locks, captured with kernel locks", async () => {
   const pragmas = ["PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL"];
-  // Table locks (the default, LiteFS's way): a WAL write without the WAL write lock cannot be told from
-  // a writer that bypasses the lock, so it is refused. The switch to WAL (a rollback transaction) is
-  // captured.
-  await assert.rejects(
-    runSqlJob("sqlite3", { dbPath: node.dbPath("exclusive.db"), pragmas, scripts: ["CREATE TABLE t (v)"] }),
-    /disk I\/O error|SQLITE_IOERR/,
-  );
-  assert.equal(ltxCount("exclusive.db"), 1, "only the switch to WAL");
-  assert.match(node.logs(), /locking_mode=EXCLUSIVE/);
+  // Table locks (LiteFS's way, asked for explicitly): a WAL write without the WAL write lock cannot be
+  // told from a writer that bypasses the lock, so it is refused. The switch to WAL (a rollback
+  // transaction) is captured.
+  const tableNode = await LitefsNode.start({ config: { fuse: { "kernel-locks": false } } });
+  try {
+    await assert.rejects(
+      runSqlJob("sqlite3", {
+        dbPath: tableNode.dbPath("exclusive.db"),
+        pragmas,
+        scripts: ["CREATE TABLE t (v)"],
+      }),
+      /disk I\/O error|SQLITE_IOERR/,
+    );
+    assert.equal(listLtxFiles(tableNode.ltxDir("exclusive.db")).length, 1, "only the switch to WAL");
+    assert.match(tableNode.logs(), /locking_mode=EXCLUSIVE/);
+  } finally {
+    await tableNode.cleanup();
+  }
 
   // Kernel locks: the commit is captured from the write completing its commit frame; no lock needed.
   const kernelNode = await LitefsNode.start({ config: { fuse: { "kernel-locks": true } } });

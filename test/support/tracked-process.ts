@@ -56,9 +56,18 @@ export class TrackedProcess {
     this.pid = child.pid;
     this.exit = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
-        this.#status = { code, signal };
+        const status = { code, signal };
         liveProcesses.delete(this);
-        resolve(this.#status);
+        // 'exit' may come before the last output was read (a summary line printed just before
+        // exiting was seen missing): wait for both streams to end — at most 2 s, in case a process
+        // the child started still holds them open.
+        const open = [child.stdout, child.stderr].filter((s) => s !== null && !s.readableEnded);
+        const ended = open.map((s) => new Promise((done) => s!.once("close", done).once("end", done)));
+        const bound = new Promise((done) => setTimeout(done, 2_000).unref());
+        void Promise.race([Promise.all(ended), bound]).then(() => {
+          this.#status = status;
+          resolve(status);
+        });
       });
     });
     child.stdout?.setEncoding("utf8");
