@@ -67,6 +67,13 @@ const ERR_EPROTO = new FuseError("EPROTO").errno;
 const ERR_ENXIO = new FuseError("ENXIO").errno;
 const NO_DATA = new Uint8Array(0);
 const encodeNoData: Encoder<Uint8Array> = (w, unique, data) => w.data(unique, data, 0);
+/** READLINK's answer: the target's bytes, no terminating NUL (the kernel adds it). */
+const encodeLinkTarget: Encoder<string> = (w, unique, target) => {
+  if (typeof target !== "string" || target === "")
+    throw new TypeError("readlink must return a non-empty string");
+  const bytes = Buffer.from(target);
+  w.data(unique, bytes, bytes.length);
+};
 
 function isPromise<T>(v: MaybePromise<T>): v is Promise<T> {
   return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
@@ -155,6 +162,9 @@ export class Dispatcher {
       case Opcode.SETATTR:
         if (!fs.setattr) return this.#errno(h.unique, ERR_ENOSYS);
         return this.#finish(h, ctx, fs.setattr(ctx, id, decodeSetattr(buf, h)), encodeAttr);
+      case Opcode.READLINK:
+        if (!fs.readlink) return this.#errno(h.unique, ERR_ENOSYS);
+        return this.#finish(h, ctx, fs.readlink(ctx, id), encodeLinkTarget);
       case Opcode.ACCESS:
         if (!fs.access) return this.#errno(h.unique, ERR_ENOSYS);
         requireBody(h, Size.ACCESS_IN, "ACCESS");

@@ -195,6 +195,8 @@ export interface FuseFileSystem {
   getattr?(ctx: RequestContext, nodeId: number, fh: number | undefined): MaybePromise<AttrReply>;
   setattr?(ctx: RequestContext, nodeId: number, changes: SetattrChanges): MaybePromise<AttrReply>;
   access?(ctx: RequestContext, nodeId: number, mask: number): MaybePromise<void>;
+  /** The target of the symbolic link `nodeId` (its attributes' mode must say S_IFLNK). */
+  readlink?(ctx: RequestContext, nodeId: number): MaybePromise<string>;
 
   mknod?(
     ctx: RequestContext,

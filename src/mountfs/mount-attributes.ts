@@ -11,6 +11,7 @@ import type { NodeRole } from "./replica-access.js";
 export const FILE_MODE = 0o100666;
 export const READ_ONLY_MODE = 0o100444;
 export const ROOT_MODE = 0o040777;
+export const SYMLINK_MODE = 0o120777;
 /** `%016x/%016x\n`. */
 export const POS_SIZE = 34;
 
@@ -47,6 +48,11 @@ export class MountAttributes {
     return kind === "pos"
       ? this.#virtual(ino, READ_ONLY_MODE, POS_SIZE, 1)
       : this.#virtual(ino, FILE_MODE, 0, 1);
+  }
+
+  /** A symbolic link whose target is `targetBytes` long (`<db>-lock` in kernel-locks mode). */
+  symlink(ino: number, targetBytes: number): FileAttributes {
+    return this.#virtual(ino, SYMLINK_MODE, targetBytes, 1);
   }
 
   /** A backing file's attributes (`st` undefined: the file is gone — an empty file). */

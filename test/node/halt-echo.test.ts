@@ -12,7 +12,7 @@ import type { LitefsNode } from "../support/litefs-node.js";
 import { runCommand } from "../support/litefs-cli.js";
 import { SQLITE3_CLI } from "../support/paths.js";
 import { querySql } from "../support/sql-clients.js";
-import { assertSameLtxChains, killHelpers, runUnderHaltLock, withTableLocks } from "./halt-kit.js";
+import { assertSameLtxChains, killHelpers, runUnderHaltLock } from "./halt-kit.js";
 
 const DB = "app.db";
 /** HALT transactions per run: each a separate autocommit INSERT. */
@@ -39,7 +39,7 @@ describe("HALT transactions are not echoed to their writer", { timeout: 180_000 
   let cluster: Cluster;
 
   before(async () => {
-    cluster = await withTableLocks(() => Cluster.start({ replicas: 2 }));
+    cluster = await Cluster.start({ replicas: 2 }); // the run's lock mode (LITEFS_TEST_KERNEL_LOCKS)
     const made = await sqlite(cluster.primary.dbPath(DB), "CREATE TABLE t(x); INSERT INTO t VALUES (0);");
     assert.equal(made.code, 0, made.out);
     await waitForSync(cluster.primary, cluster.replicas, [DB]);

@@ -177,16 +177,15 @@ async function withTestLockMode<T>(value: "0" | "1", start: () => Promise<T>): P
   }
 }
 
-/**
- * Nodes started by `start` use table locks (`fuse.kernel-locks: false`) whatever the test run's switch
- * says: these cases take the HALT lock with a client's own fcntl on `<db>-lock`, which only a mount that
- * answers locks can see.
- */
+/** Nodes started by `start` use table locks (`fuse.kernel-locks: false`) whatever the test run's switch says. */
 export function withTableLocks<T>(start: () => Promise<T>): Promise<T> {
   return withTestLockMode("0", start);
 }
 
-/** Nodes started by `start` use kernel locks: the HALT lock is then taken through `litefs run`. */
+/**
+ * Nodes started by `start` use kernel locks: a client's fcntl on `<db>-lock` then reaches the node through
+ * the lock-file mount the link points into.
+ */
 export function withKernelLocks<T>(start: () => Promise<T>): Promise<T> {
   return withTestLockMode("1", start);
 }

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { stringify } from "yaml";
 import { freeLoopbackPort } from "./free-port.js";
 import { MountProcess } from "./mount-process.js";
+import { isMounted, unmountSync } from "./mounts.js";
 import { CLI_MAIN, REPO_ROOT } from "./paths.js";
 import { parsePos, type Pos } from "./pos.js";
 import { makeTempDir, removeTempDir } from "./temp-dir.js";
@@ -200,19 +201,34 @@ export class LitefsNode {
   /** Graceful stop (SIGTERM, then SIGKILL after `graceMs`); unmounted afterwards in any case. */
   async stop(graceMs = 10_000): Promise<ExitStatus> {
     if (this.#mount === undefined) throw new Error("LitefsNode.stop: never started");
-    return this.#mount.stop(graceMs);
+    const status = await this.#mount.stop(graceMs);
+    this.#unmountLockFiles();
+    return status;
   }
 
   /** SIGKILL the node (and its process group) at once, then unmount the dead mount. */
   async crash(): Promise<ExitStatus> {
     if (this.#mount === undefined) throw new Error("LitefsNode.crash: never started");
-    return this.#mount.crash();
+    const status = await this.#mount.crash();
+    this.#unmountLockFiles();
+    return status;
   }
 
   /** Stops the node if running, unmounts, and removes the base dir when this helper created it. */
   async cleanup(): Promise<void> {
     await this.#mount?.cleanup();
+    try {
+      this.#unmountLockFiles();
+    } catch {
+      // removeTempDir below unmounts whatever is left under the base directory.
+    }
     if (this.#ownsBaseDir) removeTempDir(this.baseDir);
+  }
+
+  /** Kernel-locks mode: the lock-file mount a killed node left under its data directory (a dead mount). */
+  #unmountLockFiles(): void {
+    const lockDir = path.join(this.dataDir, "locks");
+    if (isMounted(lockDir)) unmountSync(lockDir);
   }
 
   #retireMount(): void {
