@@ -1,9 +1,12 @@
 // Node API routes that move the primary lease (docs/node-api.md), guarded by the bearer token like
 // every route (the API server checks it before any handler):
 //
-//   POST /handoff?to=<node id>   on the primary: hand the lease to that connected candidate replica
+//   POST /handoff?to=<node id>[&hostname=<h>&url=<advertise URL>]
+//                                on the primary: hand the lease to that connected candidate replica
 //                                (commits stop, the replica gets everything, HANDOFF, then this node is
-//                                a replica). 200 {"to","epoch","ms"}.
+//                                a replica). 200 {"to","epoch","ms"}. The target's hostname and URL,
+//                                when its request names them, let this node name it in `.primary` at
+//                                once instead of after the coordinator's watch reports it.
 //   POST /promote                on a candidate replica: ask the current primary to hand off to this
 //                                node, wait until it is primary. 200 {"role":"primary","epoch","ms"}.
 //
@@ -15,10 +18,16 @@ import type http from "node:http";
 
 import { endAfterBody } from "./request-guard.js";
 
+/** A handoff target as its own request names itself (its lease hostname and advertise URL). */
+export interface HandoffTargetIdentity {
+  readonly hostname: string;
+  readonly advertiseURL: string;
+}
+
 /** What the routes ask of the node. Errors carry a `code` (see above). */
 export interface LeaseRouteController {
   /** Hands the lease to `toNodeId` (16 hex digits); resolves with the epoch handed off. */
-  handOff(toNodeId: string): Promise<bigint>;
+  handOff(toNodeId: string, named?: HandoffTargetIdentity): Promise<bigint>;
   /** Makes this replica the primary through the current primary; resolves with the new epoch. */
   promote(): Promise<bigint>;
 }
@@ -54,13 +63,14 @@ export function leaseRoutes(controller: LeaseRouteController): ReadonlyMap<strin
       "POST /handoff",
       async (req, res) => {
         req.resume();
-        const to = new URL(req.url ?? "/", "http://node").searchParams.get("to") ?? "";
+        const params = new URL(req.url ?? "/", "http://node").searchParams;
+        const to = params.get("to") ?? "";
         const started = performance.now();
         await answer(res, async () => {
           if (!/^[0-9a-f]{16}$/.test(to)) {
             throw new LeaseRouteError("EBADREQUEST", "?to= must be the target's node id (16 hex digits)");
           }
-          const epoch = await controller.handOff(to);
+          const epoch = await controller.handOff(to, targetIdentity(params));
           return { to, epoch: epoch.toString(), ms: Math.round(performance.now() - started) };
         });
       },
@@ -79,17 +89,46 @@ export function leaseRoutes(controller: LeaseRouteController): ReadonlyMap<strin
   ]);
 }
 
+/** `&hostname=&url=` of POST /handoff: both or neither; EBADREQUEST when malformed. */
+function targetIdentity(params: URLSearchParams): HandoffTargetIdentity | undefined {
+  const hostname = params.get("hostname");
+  const advertiseURL = params.get("url");
+  if (hostname === null && advertiseURL === null) return undefined;
+  if (hostname === null || !/^[^\s/]{1,253}$/.test(hostname)) {
+    throw new LeaseRouteError(
+      "EBADREQUEST",
+      "&hostname= must be the target's lease hostname (1–253 characters)",
+    );
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = advertiseURL === null ? undefined : new URL(advertiseURL);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new LeaseRouteError("EBADREQUEST", "&url= must be the target's advertise URL (http or https)");
+  }
+  return { hostname, advertiseURL: advertiseURL! };
+}
+
 /**
- * Asks the primary at `primaryUrl` to hand its lease to `toNodeId`. Throws LeaseRouteError
- * (EHANDOFFREFUSED with the primary's answer, or ENOPRIMARY when it cannot be reached).
+ * Asks the primary at `primaryUrl` to hand its lease to `toNodeId` (`self`: the asking node's own
+ * hostname and advertise URL, sent along so that the old primary can name it at once). Throws
+ * LeaseRouteError (EHANDOFFREFUSED with the primary's answer, or ENOPRIMARY when it cannot be reached).
  */
 export async function requestHandoff(
   primaryUrl: string,
   toNodeId: string,
   authToken: string | null,
-  timeoutMs = 15_000,
+  options: { readonly self?: HandoffTargetIdentity; readonly timeoutMs?: number } = {},
 ): Promise<void> {
   const url = new URL(`/handoff?to=${toNodeId}`, primaryUrl);
+  if (options.self !== undefined) {
+    url.searchParams.set("hostname", options.self.hostname);
+    url.searchParams.set("url", options.self.advertiseURL);
+  }
+  const timeoutMs = options.timeoutMs ?? 15_000;
   let res: Response;
   try {
     res = await fetch(url, {

@@ -12,10 +12,19 @@
 //   - WAL (the write that completes the commit frame): EIO → SQLITE_IOERR; the wal-index never
 //     published the frames, so readers keep seeing the last commit.
 // The kernel cached what the client wrote (pages, sizes) while the store put other bytes in the files,
-// so the refusal drops those caches: the database file's before the request is answered (the writer
-// keeps its locks until it hears back, so no reader can look in between), the journal's too except
-// when the request is a write to it; a write request holds its own pages locked in the kernel until it
-// is answered, so invalidating them before the answer would deadlock — those go right after it.
+// so the refusal drops those caches, and no connection may read the database between the refusal and
+// the drop (it would see pages that were never committed — a stale read it could combine with a newer
+// write elsewhere). Rollback journal, table locks (`fuse.kernel-locks: false`): the refusal is answered
+// at once (a handoff's in-flight commit learns of it without waiting for the kernel: 15–180 ms under
+// load), and the node holds a write lock on PENDING_BYTE from the moment the writer lets go of its own
+// until the drops are done: every connection takes PENDING (read) before SHARED, so none can start
+// reading in between — it gets SQLITE_BUSY and its busy handler retries. Kernel locks (the default; no
+// lock request reaches the mount, and a node lock taken through the helper could lose the race for
+// PENDING to a reader's own non-blocking lock): the database's pages are dropped before the answer (the
+// writer keeps its locks until it hears back, so no reader can look in between), the journal's too
+// except when the request is a write to it. A write request holds its own pages locked in the kernel
+// until it is answered, so invalidating them before the answer would deadlock — those go right after
+// it (WAL: the wal-index never published the refused frames, so no reader looks at them).
 //
 // Role changes: the role is asked per request (replica-access.ts); `roleChanged` only drops what the
 // kernel cached under the old role (attributes: modes 0444/0666; the `.primary` name). A write
@@ -28,7 +37,7 @@ import { FuseError } from "../fuse/errors.js";
 import type { LockTable } from "../fuse/lock-table.js";
 import type { InvalidateInodeRange } from "../fuse/notification.js";
 import { JOURNAL_HEADER_FIELDS_SIZE, journalHeaderState } from "../store/journal-format.js";
-import { RESERVED_BYTE, SHM_WRITE_LOCK } from "../store/sqlite-locks.js";
+import { PENDING_BYTE, RESERVED_BYTE, SHM_WRITE_LOCK } from "../store/sqlite-locks.js";
 import { isStoreError } from "../store/store-error.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
@@ -60,8 +69,13 @@ export interface CommitGateOptions {
 export type CommitPointRequest = "write" | "truncate" | "unlink";
 
 const RESERVED = BigInt(RESERVED_BYTE);
+const PENDING = BigInt(PENDING_BYTE);
 const WAL_WRITE = BigInt(SHM_WRITE_LOCK);
 const CACHED_KINDS: readonly MountFileKind[] = ["database", "journal", "wal", "shm", "pos", "lock"];
+
+/** Lock owners of refusals holding readers back (negative: the node's own; apart from the guard's and
+ *  the HALT code's ranges, database-lock-guard.ts and halt-locks.ts). */
+let nextRefusalOwner = -(1n << 50n);
 
 export class CommitGate {
   readonly #opts: CommitGateOptions;
@@ -169,14 +183,47 @@ export class CommitGate {
     request: CommitPointRequest,
     err: FuseError,
   ): Promise<never> {
-    if (kind === "journal") {
+    if (kind === "journal" && this.#opts.kernelLocks !== true) {
+      this.#holdReadersUntilDropped(db, request);
+    } else if (kind === "journal" && request === "write") {
       await this.#invalidate(db, "database");
-      if (request === "write") this.#invalidateAfterAnswer(db, "journal");
-      else await this.#invalidate(db, "journal");
+      this.#invalidateAfterAnswer(db, "journal");
+    } else if (kind === "journal") {
+      // Both before the answer, sent together: one wait for the notification worker instead of two in
+      // a row (each 10–50 ms when the machine is loaded).
+      await Promise.all([this.#invalidate(db, "database"), this.#invalidate(db, "journal")]);
     } else if (kind === "wal" && request === "write") {
       this.#invalidateAfterAnswer(db, "wal");
     }
     throw err;
+  }
+
+  /**
+   * Table locks, rollback journal: the refusal is answered now, and no connection may read `db`
+   * until the kernel dropped what the refused transaction left cached. A write lock on PENDING_BYTE is
+   * queued at once; the writer holds PENDING itself (it is at its commit point, EXCLUSIVE), so the
+   * lock is granted inside the request that releases the writer's — before any other request is
+   * served — and stays until the drops are done. Drops that finish first cancel the queued lock: the
+   * writer still held its locks all that time, so nobody could read. A drop that fails is logged
+   * (#invalidate) and the lock goes all the same, as the old order (drop, then answer) did.
+   */
+  #holdReadersUntilDropped(db: string, request: CommitPointRequest): void {
+    const table = this.#opts.lockTableOf(db, "database");
+    const owner = nextRefusalOwner--;
+    const cancel = new AbortController();
+    // Cancelled (rejects) when the drops were done before the writer let go.
+    table.waitFor(owner, process.pid, PENDING, PENDING, "write", cancel.signal).catch(() => undefined);
+    // The journal's pages: a write request holds them locked until answered (see the header).
+    const journal =
+      request === "write"
+        ? new Promise<void>((resolve) =>
+            setImmediate(() => void this.#invalidate(db, "journal").then(resolve)),
+          )
+        : this.#invalidate(db, "journal");
+    void Promise.all([this.#invalidate(db, "database"), journal]).then(() => {
+      cancel.abort(); // a lock still queued goes away…
+      table.releaseOwner(owner); // …and a granted one is dropped (both synchronous, either order safe)
+    });
   }
 
   /**
