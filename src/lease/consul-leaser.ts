@@ -44,6 +44,8 @@ export interface ConsulLeaserOptions {
   watchRetryDelayMs?: number;
   clock?: Clock;
   onBackgroundError?: (error: Error) => void;
+  /** Each renewal of a held lease that failed (the lease is lost only if they fail until its deadline). */
+  onRenewFailed?: (error: unknown) => void;
 }
 
 export const CONSUL_LEASE_DEFAULTS = {
@@ -70,6 +72,7 @@ export class ConsulLeaser implements Leaser {
   readonly #watchRetryDelayMs: number;
   readonly #clock: Clock;
   readonly #onBackgroundError: (error: Error) => void;
+  readonly #onRenewFailed: ((error: unknown) => void) | undefined;
   readonly #closing = new AbortController();
   #held: KeptLease | undefined;
   #acquiring = false;
@@ -107,6 +110,7 @@ export class ConsulLeaser implements Leaser {
     this.#watchRetryDelayMs = options.watchRetryDelayMs ?? CONSUL_LEASE_DEFAULTS.watchRetryDelayMs;
     this.#clock = options.clock ?? systemClock;
     this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
+    this.#onRenewFailed = options.onRenewFailed;
     this.#client = new ConsulHttpClient({
       url: options.url,
       requestTimeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs(this.ttlMs),
@@ -196,6 +200,7 @@ export class ConsulLeaser implements Leaser {
       grantedTtlMs: this.ttlMs,
       viaHandoff: handoff !== undefined,
       onBackgroundError: this.#onBackgroundError,
+      onRenewFailed: this.#onRenewFailed,
       onEnd: (ended) => {
         if (this.#held === ended) this.#held = undefined;
       },

@@ -64,6 +64,8 @@ export interface EtcdLeaserOptions {
   clock?: Clock;
   /** Failures of work nobody awaits (cleanup after a loss, watch reconnects). Default: ignored. */
   onBackgroundError?: (error: Error) => void;
+  /** Each renewal of a held lease that failed (the lease is lost only if they fail until its deadline). */
+  onRenewFailed?: (error: unknown) => void;
 }
 
 export const ETCD_LEASE_DEFAULTS = {
@@ -96,6 +98,7 @@ export class EtcdLeaser implements Leaser {
   readonly #watchResyncMs: number;
   readonly #clock: Clock;
   readonly #onBackgroundError: (error: Error) => void;
+  readonly #onRenewFailed: ((error: unknown) => void) | undefined;
   readonly #closing = new AbortController();
   #held: KeptLease | undefined;
   #acquiring = false;
@@ -117,6 +120,7 @@ export class EtcdLeaser implements Leaser {
     this.#watchResyncMs = options.watchResyncMs ?? ETCD_LEASE_DEFAULTS.watchResyncMs;
     this.#clock = options.clock ?? systemClock;
     this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
+    this.#onRenewFailed = options.onRenewFailed;
     this.#client = new EtcdGatewayClient({
       endpoints: options.endpoints,
       requestTimeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs(this.ttlMs),
@@ -350,6 +354,7 @@ export class EtcdLeaser implements Leaser {
       grantedTtlMs,
       viaHandoff: targeted,
       onBackgroundError: this.#onBackgroundError,
+      onRenewFailed: this.#onRenewFailed,
       onEnd: (ended) => {
         if (this.#held === ended) this.#held = undefined;
       },

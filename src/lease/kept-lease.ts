@@ -34,6 +34,8 @@ export interface KeptLeaseOptions {
   attemptTimeoutMs?: number;
   /** Failures nobody awaits (cleanup after a loss). Default: ignored. */
   onBackgroundError?: (error: Error) => void;
+  /** Each renewal that failed while the lease was held (LeaseKeeperOptions.onRenewFailed). */
+  onRenewFailed?: (error: unknown) => void;
   /** Called once when the lease stops being held, whatever the reason (the leaser forgets it). */
   onEnd?: (lease: KeptLease) => void;
 }
@@ -66,6 +68,7 @@ export class KeptLease implements Lease {
       grantSentAt: options.grantSentAt,
       grantedTtlMs: options.grantedTtlMs,
       renew: (signal) => this.#backend.renew(signal),
+      onRenewFailed: options.onRenewFailed,
       onLost: (error) => this.#onKeeperLost(error),
       where: options.backend.where,
     });

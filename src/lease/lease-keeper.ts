@@ -52,6 +52,8 @@ export interface LeaseKeeperOptions {
   renew: RenewOnce;
   /** Called once, synchronously, when the lease is lost. Must not throw. */
   onLost: (error: LeaseLostError) => void;
+  /** Called after each renewal attempt that failed while the lease was still held. Must not throw. */
+  onRenewFailed?: (error: unknown) => void;
   /** Names the lease in errors, e.g. "etcd lease 7587… on /litefs/c1/primary". */
   where: string;
 }
@@ -66,6 +68,7 @@ export class LeaseKeeper {
   readonly #retryIntervalMs: number;
   readonly #attemptTimeoutMs: number;
   readonly #renew: RenewOnce;
+  readonly #onRenewFailed: (error: unknown) => void;
   readonly #onLost: (error: LeaseLostError) => void;
   readonly #where: string;
   #state: LeaseKeeperState = "running";
@@ -100,6 +103,7 @@ export class LeaseKeeper {
     this.#retryIntervalMs = options.retryIntervalMs ?? Math.max(10, renewIntervalMs / 4);
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? renewIntervalMs;
     this.#renew = options.renew;
+    this.#onRenewFailed = options.onRenewFailed ?? (() => undefined);
     this.#onLost = options.onLost;
     this.#where = options.where;
     this.#renewedAt = options.grantSentAt;
@@ -184,6 +188,7 @@ export class LeaseKeeper {
       confirmation = await this.#renew(controller.signal);
     } catch (error) {
       if (this.#state !== "running") throw this.#notRunningError();
+      this.#onRenewFailed(error);
       if (error instanceof LeaseLostError) {
         this.#lose(error);
         throw error;

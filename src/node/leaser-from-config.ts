@@ -14,6 +14,8 @@ export interface LeaserFromConfigOptions {
   readonly nodeId: string;
   /** Failures of lease work nobody awaits (cleanup after a loss, watch reconnects). */
   readonly onBackgroundError?: (error: Error) => void;
+  /** Each failed renewal of a held lease (metrics: litefs_lease_renew_failures_total). */
+  readonly onRenewFailed?: (error: unknown) => void;
 }
 
 /** The Leaser `lease.type` names. Throws ELEASECONFIG when a required key is missing. */
@@ -34,6 +36,7 @@ export function leaserFromConfig(opts: LeaserFromConfigOptions): Leaser {
         ttlMs: lease.ttlMs,
         lockDelayMs: lease.lockDelayMs,
         onBackgroundError: opts.onBackgroundError,
+        onRenewFailed: opts.onRenewFailed,
       });
     }
     case "consul": {
@@ -47,6 +50,7 @@ export function leaserFromConfig(opts: LeaserFromConfigOptions): Leaser {
         ttlMs: lease.consul.ttlMs,
         lockDelayMs: lease.consul.lockDelayMs,
         onBackgroundError: opts.onBackgroundError,
+        onRenewFailed: opts.onRenewFailed,
       });
     }
   }

@@ -344,6 +344,10 @@ export class LitefsNode {
           lease: config.lease,
           nodeId: node.#nodeIdHex,
           onBackgroundError: (err) => log.debug("lease background work failed", { error: err.message }),
+          onRenewFailed: (err) => {
+            observability.metrics.lease.renewFailed();
+            log.warn("lease renewal failed", { error: err instanceof Error ? err.message : String(err) });
+          },
         }),
         host: node.#roleHost(),
         log,

@@ -52,6 +52,10 @@ test(
     );
     assert.ok(old.node.running, `${old.name} exited\n${old.node.logs().slice(-4000)}`);
     assert.notEqual((await cluster.status(old))?.role, "primary");
+    // Its renewals failed (the lease was lost only because they kept failing) and the metric says so.
+    const metrics = await (await fetch(`${old.node.httpUrl}/metrics`)).text();
+    const failures = Number(/^litefs_lease_renew_failures_total (\d+)$/m.exec(metrics)?.[1] ?? "0");
+    assert.ok(failures > 0, `no failed renewal counted on the cut-off primary\n${metrics}`);
 
     assert.ok(
       (await writer.waitForAckAfter(cutAt, 20_000, old.name)) !== null,

@@ -148,6 +148,26 @@ test("a renewal that succeeds after failures keeps the lease", async () => {
   assert.ok(coordinator.aborted.length === 1, "the hanging attempt was cut at its timeout");
 });
 
+test("every failed renewal of a held lease is reported (the metric), successes are not", async () => {
+  const failures: unknown[] = [];
+  const steps: Step[] = [
+    { kind: "ok", afterMs: 5 },
+    { kind: "fail", afterMs: 5 },
+    { kind: "hang" },
+    { kind: "ok", afterMs: 5 },
+  ];
+  const { clock, keeper, losses } = startKeeper(steps, {
+    attemptTimeoutMs: 300,
+    onRenewFailed: (error) => failures.push(error),
+  });
+  await clock.advance(4 * TTL);
+  assert.equal(losses.length, 0);
+  assert.ok(keeper.isValid());
+  assert.equal(failures.length, 2, "the scripted failure and the attempt cut at its timeout");
+  assert.match(String(failures[0]), /scripted failure/);
+  assert.match(String(failures[1]), /no answer within 300 ms/);
+});
+
 test("an answer that arrives after the deadline does not bring the lease back", async () => {
   const { clock, keeper, losses } = startKeeper([{ kind: "late", afterMs: 5 * TTL }]);
   await clock.advance(10 * TTL);
