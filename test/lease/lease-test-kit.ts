@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { EtcdLeaser, type EtcdLeaserOptions } from "../../src/lease/etcd-leaser.js";
 import { isLeaseError } from "../../src/lease/lease-error.js";
 import type { Lease, Leaser, NodeIdentity } from "../../src/lease/leaser.js";
+import type { StoreLogger } from "../../src/store/store-logger.js";
 
 export function identity(name: string): NodeIdentity {
   return { nodeId: `id-${name}`, hostname: name, advertiseURL: `http://${name}:20202` };
@@ -92,3 +93,11 @@ export async function rejectsWithCode<E extends Error>(promise: Promise<unknown>
   }
   assert.fail(`expected a rejection with ${code}`);
 }
+
+/** A logger that drops everything (role-manager tests that check behaviour, not log lines). */
+export const quietLog: StoreLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};

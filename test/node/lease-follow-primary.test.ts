@@ -10,14 +10,7 @@ import { test } from "node:test";
 
 import { PrimaryProxyDiscovery } from "../../src/node/primary-proxy-url.js";
 import { ReplicaReconnectNudge } from "../../src/node/replica-reconnect-nudge.js";
-import type { StoreLogger } from "../../src/store/store-logger.js";
-
-const quietLog: StoreLogger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
+import { quietLog } from "../lease/lease-test-kit.js";
 
 interface FakeApi {
   url: string;

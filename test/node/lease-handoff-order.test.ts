@@ -10,9 +10,8 @@ import { EtcdLeaser } from "../../src/lease/etcd-leaser.js";
 import type { Lease, PrimaryInfo } from "../../src/lease/index.js";
 import { LeaseRole } from "../../src/node/lease-role.js";
 import type { RoleHost } from "../../src/node/role-host.js";
-import type { StoreLogger } from "../../src/store/store-logger.js";
 import { EtcdCluster } from "../support/etcd.js";
-import { freshPrefix, identity } from "../lease/lease-test-kit.js";
+import { freshPrefix, identity, quietLog } from "../lease/lease-test-kit.js";
 
 let etcd: EtcdCluster;
 before(async () => {
@@ -21,13 +20,6 @@ before(async () => {
 after(async () => {
   await etcd?.stop();
 });
-
-const quietLog: StoreLogger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
 
 /** A host that records the role changes the role manager asks for. */
 class RecordingHost implements RoleHost {

@@ -15,9 +15,8 @@ import { EtcdLeaser } from "../../src/lease/etcd-leaser.js";
 import type { Lease, PrimaryInfo } from "../../src/lease/index.js";
 import { LeaseRole } from "../../src/node/lease-role.js";
 import type { HandoffTarget, RoleHost } from "../../src/node/role-host.js";
-import type { StoreLogger } from "../../src/store/store-logger.js";
 import { EtcdCluster } from "../support/etcd.js";
-import { freshPrefix, identity } from "../lease/lease-test-kit.js";
+import { freshPrefix, identity, quietLog } from "../lease/lease-test-kit.js";
 
 let etcd: EtcdCluster;
 before(async () => {
@@ -26,13 +25,6 @@ before(async () => {
 after(async () => {
   await etcd?.stop();
 });
-
-const quietLog: StoreLogger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
 
 /** Records what the role manager asks of the node; `target` answers for the handoff's target stream. */
 class RecordingHost implements RoleHost {
