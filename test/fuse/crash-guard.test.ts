@@ -1,5 +1,5 @@
 // The crash guard (src/fuse/crash-guard.ts): a server SIGKILLed while it holds a file open in its own
-// mount is reaped within 5 s with the guard, and — the control, showing the hazard is real — hangs in
+// mount is reaped with the guard (in ~0.2 s; the test allows 15 s), and — the control, showing the hazard is real — hangs in
 // the kernel without it (freed by the test through fusectl). Also: a session that ends normally stops
 // its watcher, and the mountinfo escaping the watcher matches against.
 
@@ -82,7 +82,9 @@ test("with the guard, a server holding a file in its own mount is reaped after S
   assert.ok(Number.isInteger(guardPid) && fs.existsSync(`/proc/${guardPid}`), `watcher running: ${line}`);
   const started = performance.now();
   child.kill("SIGKILL");
-  assert.ok(await waitExit(child, 5000), "the killed server was not reaped within 5 s");
+  // Reaped in ~0.2 s here (the watcher polls every 200 ms); the bound is wide for a loaded CI machine,
+  // where one run did not see the exit within 5 s.
+  assert.ok(await waitExit(child, 15_000), "the killed server was not reaped within 15 s");
   t.diagnostic(`reaped after ${Math.round(performance.now() - started)} ms`);
   // The watcher is gone too, and the dead mount can be cleared.
   for (let i = 0; i < 50 && fs.existsSync(`/proc/${guardPid}`); i++)
