@@ -1,7 +1,7 @@
 // The crash guard (src/fuse/crash-guard.ts): a server SIGKILLed while it holds a file open in its own
-// mount is reaped with the guard (in ~0.2 s; the test allows 15 s), and — the control, showing the hazard is real — hangs in
-// the kernel without it (freed by the test through fusectl). Also: a session that ends normally stops
-// its watcher, and the mountinfo escaping the watcher matches against.
+// mount is reaped with the guard (in ~0.2 s; the test allows 15 s), and — the control, showing the
+// hazard is real — hangs in the kernel without it (freed by the test through fusectl). Also: a session
+// that ends normally stops its watcher, and the mountinfo escaping the watcher matches against.
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
