@@ -152,6 +152,11 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #gate: CommitGate;
   readonly #lockHelperPid: () => number | null;
   readonly #journalUnlinkFence: JournalUnlinkFence | undefined;
+  /**
+   * Databases whose file was written since their journal was created: SQLite writes database pages only
+   * under EXCLUSIVE, so that journal's unlink needs no fence (and no read of /proc/locks on a commit).
+   */
+  readonly #writtenUnderJournal = new Set<string>();
   readonly #lockFileDir: string | undefined;
   /** Kernel-locks mode (see the header): the session must not negotiate FUSE_POSIX_LOCKS. */
   readonly kernelLocks: boolean;
@@ -341,6 +346,7 @@ export class LitefsFileSystem implements FuseFileSystem {
       if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be created`);
       db = found;
       this.#call(() => db.create(parsed.kind as "journal"));
+      if (parsed.kind === "journal") this.#writtenUnderJournal.delete(db.name);
     }
     const node = this.#nodes.renew(db.name, parsed.kind);
     const open = this.#openReply(node, flags, ctx.pid);
@@ -372,7 +378,13 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be removed`);
     this.#refuseOnReplica("unlink", { kind: parsed.kind, db: parsed.db });
     const dbNodeId = this.#nodes.current(db.name, "database")?.nodeId;
-    if (parsed.kind === "journal" && this.#journalUnlinkFence !== undefined && dbNodeId !== undefined) {
+    const exclusive = this.#writtenUnderJournal.delete(db.name);
+    if (
+      parsed.kind === "journal" &&
+      !exclusive &&
+      this.#journalUnlinkFence !== undefined &&
+      dbNodeId !== undefined
+    ) {
       const fence = this.#journalUnlinkFence.fence(db.name, dbNodeId, ctx.pid);
       if (fence instanceof Promise) return this.#fencedJournalUnlink(db, fence);
     }
@@ -545,6 +557,8 @@ export class LitefsFileSystem implements FuseFileSystem {
       this.#call(() => db.write(node.kind as "database", offset, data)),
     );
     if (refused !== null) return refused;
+    if (node.kind === "database" && this.#journalUnlinkFence !== undefined)
+      this.#writtenUnderJournal.add(db.name);
     this.#onWrite?.(db.name, node.kind);
     const confirming = this.#halt?.afterChange(db.name);
     return confirming ? confirming.then(() => data.length) : data.length;
