@@ -9,17 +9,9 @@ import path from "node:path";
 import { test } from "node:test";
 
 import { REPO_ROOT } from "../support/paths.js";
+import { isProcessAlive } from "../support/tracked-process.js";
 
 const FAILOVER_BOUND_MS = 30_000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function postEntry(url: string, message: string): Promise<number> {
   try {
@@ -129,7 +121,7 @@ test(
     const mounts = fs.readFileSync("/proc/mounts", "utf8");
     assert.ok(!mounts.includes(base), `a demo mount is left under ${base}`);
     assert.ok(!fs.existsSync(base), `the demo left ${base} behind`);
-    assert.ok(!alive(etcdPid), "etcd still runs");
-    for (const [name, pid] of pids) assert.ok(!alive(pid), `${name}'s litefs still runs`);
+    assert.ok(!isProcessAlive(etcdPid), "etcd still runs");
+    for (const [name, pid] of pids) assert.ok(!isProcessAlive(pid), `${name}'s litefs still runs`);
   },
 );

@@ -18,6 +18,7 @@ import {
 import { LockHelperProcess } from "../../src/mountfs/lock-helper-process.js";
 import { NodeLockError } from "../../src/mountfs/node-locks.js";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.js";
+import { isProcessAlive } from "../support/tracked-process.js";
 
 let dir: string;
 before(() => {
@@ -131,7 +132,7 @@ test("a helper request without an answer: the helper is ended, every request fai
     assert.match(String(await queued), /did not answer/, "the request queued behind it fails too");
     await assert.rejects(helper.request(["V"]), /did not answer/);
     assert.equal(deaths.length, 1, "the node is told once");
-    await waitUntil(() => !isAlive(helper.pid), 5_000, "the helper was not killed");
+    await waitUntil(() => !isProcessAlive(helper.pid), 5_000, "the helper was not killed");
   } finally {
     await helper.close();
   }
@@ -179,15 +180,6 @@ function openDescriptorsOf(pid: number, file: string): number {
     }
   }
   return n;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function waitUntil(done: () => boolean, timeoutMs: number, what: string): Promise<void> {

@@ -6,23 +6,15 @@ import path from "node:path";
 import { test } from "node:test";
 
 import { HelperUnavailable, SyncFsHelper } from "../../src/store/syncfs-helper.js";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { isProcessAlive } from "../support/tracked-process.js";
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    if (!alive(pid)) return true;
+    if (!isProcessAlive(pid)) return true;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  return !alive(pid);
+  return !isProcessAlive(pid);
 }
 
 test("one helper answers every request in order; sync's own failure is an answer, not unavailability", async (t) => {

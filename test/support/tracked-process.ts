@@ -224,3 +224,13 @@ function installExitHook(): void {
     }
   });
 }
+
+/** True while a process with this pid exists (signal 0: no signal is sent). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
