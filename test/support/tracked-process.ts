@@ -2,6 +2,8 @@
 // it), output kept (bounded) for error messages, lines watched for readiness, and a last-resort
 // 'exit' hook that kills whatever a failed test left running and unmounts what it left mounted.
 import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+
 import { isMounted, unmountSync } from "./mounts.js";
 
 export interface ExitStatus {
@@ -166,8 +168,14 @@ export class TrackedProcess {
     }
   }
 
-  /** Sends SIGKILL to the whole process group (the process and any child it left behind). */
+  /**
+   * Sends SIGKILL to the whole process group (the process and any child it left behind). Once the
+   * leader has exited, a process now holding its pid means the number was reused (the kernel does not
+   * reuse a pid while a group of that id has members): that group is someone else's — e.g. a FUSE
+   * crash guard's watcher, a group leader of its own — and is left alone.
+   */
   killGroup(): void {
+    if (this.#status !== undefined && fs.existsSync(`/proc/${this.pid}`)) return;
     try {
       process.kill(-this.pid, "SIGKILL");
     } catch (err) {
