@@ -260,7 +260,7 @@ export class TransactionLog {
       checksum: checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum,
     };
     const text = formatPos(this.#pos);
-    this.#ctx.log.info("commit", {
+    this.#ctx.log.debug("commit", {
       db: this.#db,
       txid: text.slice(0, 16),
       checksum: text.slice(17),
