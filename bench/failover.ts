@@ -219,7 +219,9 @@ function describeLookups(lookups: readonly ProbeLookup[], zeroWallMs: number): s
     if (repeats > 0) parts[parts.length - 1] += ` ×${repeats + 1}`;
     repeats = 0;
     previous = key;
-    parts.push(`+${(l.wallMs - zeroWallMs).toFixed(0)} ${key} (${l.tookMs.toFixed(1)} ms)`);
+    parts.push(
+      `+${(l.wallMs - zeroWallMs).toFixed(0)} ${key} (${l.tookMs.toFixed(1)} ms, .primary ${l.primaryFileMs.toFixed(1)})`,
+    );
   }
   if (repeats > 0) parts[parts.length - 1] += ` ×${repeats + 1}`;
   return parts.length === 0 ? "none" : parts.join(", ");

@@ -55,6 +55,8 @@ export interface ProbeLookup {
   readonly at: number;
   readonly wallMs: number;
   readonly tookMs: number;
+  /** Of tookMs, reading `.primary` (the rest: asking the named node's `/info`). */
+  readonly primaryFileMs: number;
 }
 
 export interface PrimaryWriteProbeOptions {
@@ -86,6 +88,7 @@ export class PrimaryWriteProbe {
   readonly #connections = new Map<string, Connection>();
   #current: ProbeNode | undefined;
   #lastNamed: string | null = null;
+  #lastNamedMs = 0;
   #stopped = false;
   #n = 0;
   readonly #loop: Promise<void>;
@@ -160,6 +163,7 @@ export class PrimaryWriteProbe {
         at: looked,
         wallMs: wallNow(),
         tookMs: looked - at,
+        primaryFileMs: this.#lastNamedMs,
       });
       if (this.#current === node || this.#current === undefined) await sleep(retryMs);
     }
@@ -168,11 +172,14 @@ export class PrimaryWriteProbe {
   /** Where to write after a failure on `node`. */
   async #next(node: ProbeNode, error: string): Promise<ProbeNode | undefined> {
     this.#lastNamed = null;
+    this.#lastNamedMs = 0;
     if (!node.running()) {
       this.#drop(node.name);
       return undefined;
     }
+    const reading = performance.now();
     const named = this.#namedPrimary(node);
+    this.#lastNamedMs = performance.now() - reading;
     this.#lastNamed = named;
     if (named === null) {
       // The node says nothing about another primary: it is primary (e.g. its commits are paused for a
