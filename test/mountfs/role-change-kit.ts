@@ -64,6 +64,8 @@ export type JournalMode = (typeof JOURNAL_MODES)[number];
 export class TestMount {
   role: NodeRole;
   mayCommit = true;
+  /** What `.primary` names on a replica (null: no primary known). */
+  primaryHostname: string | null = null;
   readonly store: Store;
   readonly fileSystem: LitefsFileSystem;
   readonly session: FuseSession;
@@ -107,6 +109,7 @@ export class TestMount {
       noSync: true,
       role: () => self.mount?.role ?? role,
       mayCommit: () => self.mount?.mayCommit ?? true,
+      primaryHostname: () => self.mount?.primaryHostname ?? null,
       kernelLocks: opts.kernelLocks === true,
     });
     let session: FuseSession;

@@ -6,11 +6,13 @@
 //   for the client, captures nothing, leaves the database at its last committed state with no hot
 //   journal (a fresh read-only connection works) — in DELETE, TRUNCATE, PERSIST and WAL — and the next
 //   allowed commit continues the chain (TXID+1) which still replays to the database byte for byte.
+// - `.primary`: a missing one is an error, not a cached negative entry (a named primary shows at once).
 // - Promotion of a replica that applied replicated transactions, then demotion of the old primary,
 //   which then applies the new primary's transactions over its own history — in every journal mode.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 
@@ -116,3 +118,34 @@ for (const mode of JOURNAL_MODES) {
     await assert.rejects(shell(a.path(db), mode, ["INSERT INTO t (v) VALUES ('no')"]), SqlClientError);
   });
 }
+
+test("`.primary`: absent is an error the kernel does not cache, so a named primary shows at once", async (t) => {
+  const defer = cleanupStack(t);
+  const root = makeTempDir("primary-file");
+  defer(() => removeUnmountedTempDir(root));
+  const node = await TestMount.start(defer, root, "a", "replica");
+  const file = path.join(node.dir, "mnt", ".primary");
+  // Read through the thread pool (fs/promises): a synchronous read would block the thread answering it.
+  const read = (): Promise<string> => fsp.readFile(file, "utf8");
+  const absent = async (when: string): Promise<void> => {
+    await assert.rejects(read(), { code: "ENOENT" }, when);
+  };
+
+  await absent("a replica that knows no primary");
+  // The mount answers 1 s negative timeouts for other names; had it answered this lookup with a
+  // negative entry, the kernel would say ENOENT for up to a second after the primary became known.
+  node.primaryHostname = "node-b";
+  assert.equal(await read(), "node-b\n");
+  node.primaryHostname = "node-ccc"; // content is never cached either, whatever its length
+  assert.equal(await read(), "node-ccc\n");
+
+  await node.setRole("primary");
+  await absent("on a primary");
+  await node.setRole("replica");
+  assert.equal(await read(), "node-ccc\n");
+  // A name the kernel has cached stays until dropped: the node drops it (roleChanged) on every change
+  // of role or primary (litefs-node.ts #publishRole), as here.
+  node.primaryHostname = null;
+  await node.setRole("replica");
+  await absent("once the primary is unknown again");
+});
