@@ -208,8 +208,7 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   }
   // Whatever the process left behind (a killed node's app) — unless a process now holds its pid: the
   // kernel reuses a pid only once no group of that id has members, so our group is empty and a group
-  // of that id is someone else's (a detached process leads its own). Killing it blindly once SIGKILLed a
-  // FUSE crash guard's watcher in a test run beside the demo's.
+  // of that id is someone else's (a detached process leads its own, as a FUSE crash guard's watcher does).
   if (fs.existsSync(`/proc/${child.pid}`)) return;
   signalGroup(group, "SIGKILL");
 }
