@@ -153,8 +153,9 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #lockHelperPid: () => number | null;
   readonly #journalUnlinkFence: JournalUnlinkFence | undefined;
   /**
-   * Databases whose file was written since their journal was created: SQLite writes database pages only
-   * under EXCLUSIVE, so that journal's unlink needs no fence (and no read of /proc/locks on a commit).
+   * Databases whose file was written since their journal's header was (re)written — the start of each
+   * transaction's journal, in every rollback mode: SQLite writes database pages only under EXCLUSIVE, so
+   * that journal's unlink needs no fence (and no read of /proc/locks on a commit).
    */
   readonly #writtenUnderJournal = new Set<string>();
   readonly #lockFileDir: string | undefined;
@@ -378,10 +379,9 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be removed`);
     this.#refuseOnReplica("unlink", { kind: parsed.kind, db: parsed.db });
     const dbNodeId = this.#nodes.current(db.name, "database")?.nodeId;
-    const exclusive = this.#writtenUnderJournal.delete(db.name);
     if (
       parsed.kind === "journal" &&
-      !exclusive &&
+      !this.#writtenUnderJournal.delete(db.name) &&
       this.#journalUnlinkFence !== undefined &&
       dbNodeId !== undefined
     ) {
@@ -557,8 +557,10 @@ export class LitefsFileSystem implements FuseFileSystem {
       this.#call(() => db.write(node.kind as "database", offset, data)),
     );
     if (refused !== null) return refused;
-    if (node.kind === "database" && this.#journalUnlinkFence !== undefined)
-      this.#writtenUnderJournal.add(db.name);
+    if (this.#journalUnlinkFence !== undefined) {
+      if (node.kind === "database") this.#writtenUnderJournal.add(db.name);
+      else if (node.kind === "journal" && offset === 0) this.#writtenUnderJournal.delete(db.name);
+    }
     this.#onWrite?.(db.name, node.kind);
     const confirming = this.#halt?.afterChange(db.name);
     return confirming ? confirming.then(() => data.length) : data.length;
