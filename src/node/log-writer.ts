@@ -24,6 +24,10 @@ export class LogWriter implements StoreLogger {
     this.#write = opts.write ?? ((line) => process.stderr.write(line));
   }
 
+  get debugEnabled(): boolean {
+    return this.#opts.debug;
+  }
+
   debug(msg: string, fields?: LogFields): void {
     if (this.#opts.debug) this.#log("debug", msg, fields);
   }

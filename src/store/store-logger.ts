@@ -4,6 +4,8 @@
 export type LogFields = Record<string, unknown>;
 
 export interface StoreLogger {
+  /** False when debug lines are dropped: hot paths skip building their fields. Absent: assume kept. */
+  readonly debugEnabled?: boolean;
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
@@ -12,6 +14,7 @@ export interface StoreLogger {
 
 /** A logger that drops everything (unit tests). */
 export const SILENT_LOGGER: StoreLogger = {
+  debugEnabled: false,
   debug: () => undefined,
   info: () => undefined,
   warn: () => undefined,

@@ -259,15 +259,17 @@ export class TransactionLog {
       txid,
       checksum: checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum,
     };
-    const text = formatPos(this.#pos);
-    this.#ctx.log.debug("commit", {
-      db: this.#db,
-      txid: text.slice(0, 16),
-      checksum: text.slice(17),
-      pages,
-      commit: checksums.pageCount,
-      source,
-    });
+    if (this.#ctx.log.debugEnabled !== false) {
+      const text = formatPos(this.#pos);
+      this.#ctx.log.debug("commit", {
+        db: this.#db,
+        txid: text.slice(0, 16),
+        checksum: text.slice(17),
+        pages,
+        commit: checksums.pageCount,
+        source,
+      });
+    }
     this.#ctx.emit({
       db: this.#db,
       pos: this.#pos,
