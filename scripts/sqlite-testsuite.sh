@@ -134,20 +134,10 @@ differ=0
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port below the ephemeral range (an outgoing connection of a test running beside could take one in
-# that range between this check and the node's bind), checked by binding it.
+# A free loopback port, drawn as the test harness draws it (test/support/free-port.ts: below the
+# ephemeral range, which outgoing connections of tests running beside take ports from).
 free_port() {
-  node -e '
-    const low = Number(require("fs").readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]) || 32768;
-    const net = require("net");
-    const tryPort = (n) => {
-      if (n === 0) { console.error("sqlite-testsuite: no free port"); process.exit(1); }
-      const port = 10000 + Math.floor(Math.random() * (low - 10000));
-      const s = net.createServer();
-      s.once("error", () => tryPort(n - 1));
-      s.listen(port, "127.0.0.1", () => { console.log(port); s.close(); });
-    };
-    tryPort(50);'
+  node --input-type=module -e "const { freeLoopbackPort } = await import('$repo/dist/test/support/free-port.js'); console.log(await freeLoopbackPort());"
 }
 
 wait_mounted() { # dir log
