@@ -2,7 +2,9 @@
 // (test/support/etcd.ts) and N `litefs mount` processes (test/support/litefs-node.ts), every one a
 // candidate with its own hostname and advertise URL, all on one etcd key prefix. Optionally a fault
 // proxy between each node and each etcd member (so a test can cut one node off from etcd and nobody
-// else), and a LiteFS proxy (`proxy.addr`) on each node in front of an app the test runs.
+// else), a fault proxy in front of each node's API that the node advertises (so a test can break the
+// replication streams to one node), and a LiteFS proxy (`proxy.addr`) on each node in front of an app
+// the test runs.
 //
 // The helpers ask the nodes themselves (`GET /status`) who is primary; they never assume an order.
 // cleanup() stops every node (by its pid, through LitefsNode), every proxy and etcd, also after a
@@ -33,6 +35,12 @@ export interface LeasedClusterOptions {
   /** Put a FaultProxy between every node and every etcd member (default false). */
   etcdFaultProxies?: boolean;
   /**
+   * Put a FaultProxy in front of every node's API and make it the node's `lease.advertise-url`, so
+   * everything the others send that node (replication streams, handoff requests) goes through it
+   * (default false). Tests still reach the node directly through `node.httpUrl`.
+   */
+  apiFaultProxies?: boolean;
+  /**
    * A LiteFS proxy on every node: `target(i)` is the app's "host:port" behind node i, `db` the
    * database whose position the proxy tracks. The proxy's port is chosen here (`LeasedNode.proxyPort`).
    */
@@ -60,6 +68,8 @@ export interface LeasedNode {
   readonly etcdProxies: readonly FaultProxy[];
   /** The LiteFS proxy's port, when the cluster has proxies. */
   readonly proxyPort: number | null;
+  /** The proxy in front of the node's API that the others reach it through (`apiFaultProxies`). */
+  readonly apiProxy: FaultProxy | null;
 }
 
 export const LEASE_KEY_PREFIX = "litefs-test";
@@ -120,6 +130,11 @@ export class LeasedCluster {
     const endpoints =
       etcdProxies.length > 0 ? etcdProxies.map((p) => `http://${p.address}`) : this.etcd.endpoints;
     const proxyPort = this.#options.proxy === undefined ? null : await freeLoopbackPort();
+    const httpPort = this.#options.apiFaultProxies === true ? await freeLoopbackPort() : undefined;
+    const apiProxy =
+      httpPort === undefined
+        ? null
+        : await FaultProxy.start({ label: `→ ${name} API`, target: { host: "127.0.0.1", port: httpPort } });
     const config: ConfigSections = {
       ...(this.#options.config ?? {}),
       lease: {
@@ -129,6 +144,7 @@ export class LeasedCluster {
         ttl: this.#options.ttl ?? "2s",
         "lock-delay": this.#options.lockDelay ?? "0s",
         etcd: { endpoints, key: this.#key },
+        ...(apiProxy === null ? {} : { "advertise-url": `http://${apiProxy.address}` }),
         ...(this.#options.config?.lease ?? {}),
       },
     };
@@ -141,11 +157,12 @@ export class LeasedCluster {
       };
     }
     try {
-      // advertise-url stays litefs-node.ts's default: this node's own API URL.
-      const node = await LitefsNode.start({ config });
-      this.nodes.push({ index, name, node, etcdProxies, proxyPort });
+      // Without apiFaultProxies, advertise-url stays litefs-node.ts's default: this node's own API URL.
+      const node = await LitefsNode.start({ config, httpPort });
+      this.nodes.push({ index, name, node, etcdProxies, proxyPort, apiProxy });
     } catch (err) {
       await Promise.all(etcdProxies.map((p) => p.close()));
+      await apiProxy?.close();
       throw err;
     }
   }
@@ -342,6 +359,7 @@ export class LeasedCluster {
     }
     for (const n of this.nodes) await n.node.cleanup().catch(() => undefined);
     for (const n of this.nodes) await Promise.all(n.etcdProxies.map((p) => p.close()));
+    for (const n of this.nodes) await n.apiProxy?.close();
     await this.etcd.stop();
   }
 }

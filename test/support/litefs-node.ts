@@ -26,6 +26,8 @@ export interface LitefsNodeOptions {
   args?: readonly string[];
   readyTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** The API's port; default a free one. A test that puts a FaultProxy in front of the API picks it first. */
+  httpPort?: number;
 }
 
 /**
@@ -99,7 +101,12 @@ export class LitefsNode {
   static async start(options: LitefsNodeOptions = {}): Promise<LitefsNode> {
     const ownsBaseDir = options.baseDir === undefined;
     const baseDir = options.baseDir ?? makeTempDir("node");
-    const node = new LitefsNode(baseDir, ownsBaseDir, await freeLoopbackPort(), options);
+    const node = new LitefsNode(
+      baseDir,
+      ownsBaseDir,
+      options.httpPort ?? (await freeLoopbackPort()),
+      options,
+    );
     fs.mkdirSync(node.fuseDir, { recursive: true });
     const config = litefsNodeConfig({
       fuseDir: node.fuseDir,
