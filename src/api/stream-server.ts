@@ -3,7 +3,9 @@
 // answers 200 with the stream (`Litefs-Id` / `Litefs-Cluster-Id` headers name the primary), and runs
 // one PrimaryStream per replica until the replica goes away or the node stops. A replica that opens a
 // new stream replaces its old one (END "replaced"). A node that is not the primary answers 503
-// ENOTPRIMARY with the primary it knows of.
+// ENOTPRIMARY with the primary it knows of — except to the replica it just handed its lease to, which
+// may have lost the end of its stream: that one gets a last stream as from the primary this node was,
+// the catch-up and then HANDOFF (node/handoff-tail.ts says when).
 
 import type http from "node:http";
 
@@ -27,6 +29,7 @@ import {
   DEFAULT_REQUEST_LIMITS,
   formatNodeId,
   NODE_ID_HEADER,
+  parseNodeId,
 } from "./stream-request.js";
 import { StreamSink } from "./stream-sink.js";
 import { endAfterBody } from "./request-guard.js";
@@ -46,6 +49,14 @@ export interface StreamServerOptions {
   readonly identity: () => PrimaryIdentity | null;
   /** Where the primary is when this node is not it (for the 503 answer). */
   readonly primaryUrl?: () => string | null;
+  /**
+   * While this node is not the primary: whether it owes replica `nodeId` the end of a handoff — the
+   * identity it was primary under, or null — and the news that such a stream sent its HANDOFF frame.
+   */
+  readonly handoffTail?: {
+    owedTo(nodeId: bigint): PrimaryIdentity | null;
+    sent(epoch: bigint): void;
+  };
   readonly authToken: string | null;
   readonly snapshotFormat: LtxWriteFormat;
   readonly heartbeatIntervalMs?: number;
@@ -80,7 +91,13 @@ export class StreamServer {
 
   /** Handles `POST /stream`; resolves when the stream has ended. */
   async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const identity = this.#opts.identity();
+    let identity = this.#opts.identity();
+    let tail = false;
+    if (identity === null && !this.#closed && this.#opts.handoffTail !== undefined) {
+      const nodeId = parseNodeIdOrNull(header(req, NODE_ID_HEADER));
+      identity = nodeId === null ? null : this.#opts.handoffTail.owedTo(nodeId);
+      tail = identity !== null;
+    }
     if (identity === null || this.#closed) {
       const primary = this.#opts.primaryUrl?.() ?? null;
       return json(res, 503, {
@@ -137,6 +154,20 @@ export class StreamServer {
       replica: formatNodeId(stream.replicaNodeId),
       remote: stream.remote,
     });
+    if (tail) {
+      const epoch = identity.epoch;
+      this.#opts.log.info(
+        "the replica this node handed its lease to reconnected: sending the handoff target what it missed, then HANDOFF",
+        {
+          replica: formatNodeId(stream.replicaNodeId),
+          epoch: epoch.toString(),
+        },
+      );
+      stream.handOff(epoch).then(
+        () => this.#opts.handoffTail?.sent(epoch),
+        () => undefined, // the stream ended first: the target may ask again
+      );
+    }
     const done = stream.run();
     const entry = { stream, done, candidate: header(req, CANDIDATE_HEADER) === "true" };
     this.#streams.set(stream.replicaNodeId, entry);
@@ -184,6 +215,14 @@ export class StreamServer {
       return done;
     });
     await Promise.race([Promise.all(done), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+  }
+}
+
+function parseNodeIdOrNull(value: string | undefined): bigint | null {
+  try {
+    return parseNodeId(value);
+  } catch {
+    return null;
   }
 }
 

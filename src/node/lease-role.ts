@@ -26,7 +26,7 @@ import {
 } from "../lease/index.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import type { ElectionGate } from "./candidate-election.js";
-import { RoleError, type DemotionReason, type RoleHost } from "./role-host.js";
+import { RoleError, type DemotionReason, type HandoffTarget, type RoleHost } from "./role-host.js";
 import {
   acquireJitterMs,
   holderIsSelf,
@@ -87,6 +87,10 @@ export class LeaseRole {
    * watch does not undo it; any holder it names does. 0: no such target.
    */
   #namedTargetUntilMs = 0;
+  /** The last holder seen that was not this node: where a handoff to this node comes from. */
+  #lastOtherHolder: PrimaryInfo | null = null;
+  /** While a handed-over lease waits for its HANDOFF frame: the old primary, followed whatever the watch says. */
+  #handoffSource: PrimaryInfo | null = null;
 
   constructor(opts: LeaseRoleOptions) {
     this.#opts = opts;
@@ -229,14 +233,17 @@ export class LeaseRole {
     if (this.#role !== "primary" || lease === null || this.#handingOff) {
       throw new RoleError("ENOTPRIMARY", "this node is not the primary (or is handing off already)");
     }
-    const target = host.handoffTarget(toNodeId);
-    if (target === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
-    if (!target.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
+    const first = host.handoffTarget(toNodeId);
+    if (first === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
+    if (!first.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
     this.#handingOff = true;
     const started = performance.now();
     try {
       const waitMs = this.#opts.handoffWaitMs ?? 5000;
-      while (!target.caughtUp()) {
+      // Looked up at every step: a target that reconnects meanwhile has a new stream (the old one
+      // ended "replaced" and would never catch up nor carry the HANDOFF frame).
+      const target = (): HandoffTarget => host.handoffTarget(toNodeId) ?? first;
+      while (!target().caughtUp()) {
         if (performance.now() - started > waitMs || !lease.isHeld()) {
           throw new RoleError("EHANDOFFTIMEOUT", `replica ${toNodeId} did not catch up within ${waitMs} ms`);
         }
@@ -259,7 +266,7 @@ export class LeaseRole {
         // Stepped down either way (a handoff that cannot be confirmed ends the lease as lost).
         this.#demoteNow("handed-off");
         if (failure === null) {
-          await target
+          await target()
             .handOff(lease.epoch)
             .then(() => log.debug("HANDOFF frame sent", { to: toNodeId }))
             .catch((err: unknown) =>
@@ -396,11 +403,19 @@ export class LeaseRole {
   async #awaitHandoffFrame(lease: Lease): Promise<void> {
     const waitMs = this.#opts.handoffFrameWaitMs ?? 3000;
     const started = performance.now();
+    const source = this.#lastOtherHolder;
     this.#opts.log.info("lease handed over; waiting for the old primary's last transactions", {
       epoch: lease.epoch.toString(),
+      from: source?.hostname ?? null,
     });
+    // Keep following the old primary meanwhile, whatever the watch says: if the stream broke before
+    // the frame, the replica reconnects to it, and it sends what it committed that this node lacks,
+    // then HANDOFF (handoff-tail.ts) — the old primary is usually alive, only the connection was not.
+    this.#handoffSource = source;
+    if (source !== null) this.#opts.host.awaitingHandoffFrom(source);
     const seen = await new Promise<boolean>((resolve) => {
       const finish = (value: boolean): void => {
+        this.#handoffSource = null;
         clearTimeout(timer);
         this.#stop.signal.removeEventListener("abort", onStop);
         this.#handoffFrameSeen = null;
@@ -521,7 +536,12 @@ export class LeaseRole {
   /** A replica learned who holds the lease (watch, refusal): follow it when it changed. */
   #seeHolder(info: PrimaryInfo | null): void {
     if (info !== null) this.#opts.election?.vacancyEnded();
+    if (info !== null && !holderIsSelf(info, this.#opts.leaser.identity)) this.#lastOtherHolder = info;
     if (this.#role !== "replica") return;
+    if (this.#handoffSource !== null) {
+      this.#holder = info; // recorded; the old primary stays followed until its HANDOFF frame
+      return;
+    }
     if (this.#namedTargetUntilMs !== 0) {
       // Following a handoff's target already: "no holder" is the handoff itself, not news.
       if (info === null && performance.now() < this.#namedTargetUntilMs) return;

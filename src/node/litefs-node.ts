@@ -60,6 +60,7 @@ import { NodeObservability } from "./node-observability.js";
 import { NodeProxy } from "./node-proxy.js";
 import { ReplicaApplier } from "./replica-applier.js";
 import { ReplicaReconnectNudge } from "./replica-reconnect-nudge.js";
+import { HandoffTail } from "./handoff-tail.js";
 
 export interface LitefsNodeOptions {
   readonly config: Config;
@@ -70,6 +71,11 @@ export interface LitefsNodeOptions {
 
 /** How long `POST /promote` waits for this node to become primary after the primary agreed. */
 const PROMOTE_WAIT_MS = 10_000;
+/**
+ * How long after a handoff the target may still fetch what it missed from this node: longer than the
+ * target waits for the HANDOFF frame (lease-role.ts, 3 s) before it acts without it.
+ */
+const HANDOFF_TAIL_WINDOW_MS = 10_000;
 
 export class LitefsNode {
   readonly store: Store;
@@ -102,6 +108,8 @@ export class LitefsNode {
   #stopping: Promise<void> | undefined;
   /** Connects the replica to a new primary as soon as it serves streams (replica-reconnect-nudge.ts). */
   readonly #nudge: ReplicaReconnectNudge;
+  /** After a handoff: what the target may still fetch from this node (handoff-tail.ts). */
+  readonly #handoffTail = new HandoffTail();
 
   private constructor(parts: {
     store: Store;
@@ -297,13 +305,23 @@ export class LitefsNode {
           return { nodeId: store.nodeId, clusterId: node.#clusterId, epoch: lease.epoch };
         },
         primaryUrl: () => ofNode((n) => n.#following?.advertiseURL ?? null, null),
+        handoffTail: {
+          owedTo: (nodeId) => {
+            const node = self.node;
+            if (node === null || node.role !== "replica" || node.#clusterId === null) return null;
+            const positions = new Map(store.databases().map((db) => [db.name, db.pos]));
+            const epoch = node.#handoffTail.owedTo(nodeId, positions);
+            return epoch === null ? null : { nodeId: store.nodeId, clusterId: node.#clusterId, epoch };
+          },
+          sent: (epoch) => ofNode((n) => n.#handoffTail.sent(epoch), undefined),
+        },
         authToken,
         snapshotFormat: config.data.compress ? "v3" : "v1",
         onFrame: (frame, bytes) => observability.streamFrameSent(frame, bytes),
       });
       const extraRoutes = new Map(observability.routes());
       for (const [route, handler] of leaseRoutes({
-        handOff: (to, named) => self.node!.#roleManager.handOff(to, named),
+        handOff: (to, named) => self.node!.#handOff(to, named),
         promote: () => self.node!.#promote(),
       })) {
         extraRoutes.set(route, handler);
@@ -521,6 +539,14 @@ export class LitefsNode {
     return this.#stopping;
   }
 
+  /** `POST /handoff`: hands the lease to replica `to`, then owes it a while what it may have missed. */
+  async #handOff(to: string, named?: { hostname: string; advertiseURL: string }): Promise<bigint> {
+    const epoch = await this.#roleManager.handOff(to, named);
+    const positions = new Map(this.store.databases().map((db) => [db.name, db.pos]));
+    this.#handoffTail.handedOff(BigInt("0x" + to), epoch, HANDOFF_TAIL_WINDOW_MS, positions);
+    return epoch;
+  }
+
   /** `POST /promote`: ask the primary to hand the lease to this node, then wait to be primary. */
   async #promote(): Promise<bigint> {
     const manager = this.#roleManager;
@@ -552,6 +578,7 @@ export class LitefsNode {
     const config = this.#config;
     return {
       enterPrimary: async (lease: Lease) => {
+        this.#handoffTail.clear();
         this.#nudge.stop();
         await this.#stopReplica();
         this.#clusterId = await this.#primaryClusterId();
@@ -589,6 +616,12 @@ export class LitefsNode {
           this.#nudge.follow(holder.advertiseURL);
           this.#proxy?.discovery.primaryChanged();
         }
+      },
+      awaitingHandoffFrom: (from: PrimaryInfo) => {
+        const moved = from.advertiseURL !== this.#following?.advertiseURL;
+        this.#following = from;
+        // A stream to it that is up carries the frame; one that broke (or went elsewhere) goes again now.
+        if (moved || this.#replica?.status().connected !== true) this.#replica?.reconnect();
       },
       replicaSynced: () => this.#replica?.status().synced === true,
       handoffTarget: (nodeId: string): HandoffTarget | undefined => {

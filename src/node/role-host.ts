@@ -22,6 +22,11 @@ export interface RoleHost {
   enterReplica(reason: DemotionReason | "start"): Promise<void>;
   /** The holder changed while this node is a replica (null: none known). */
   primaryChanged(holder: PrimaryInfo | null): void;
+  /**
+   * This node holds a lease handed over by `from` and waits for its HANDOFF frame: replicate from
+   * `from` (now, if the stream to it is down) — it sends what this node lacks, then the frame.
+   */
+  awaitingHandoffFrom(from: PrimaryInfo): void;
   /** True once the replica caught up with the primary it follows now. */
   replicaSynced(): boolean;
   /** The connected replica `nodeId` (16 hex digits) on this primary. */

@@ -35,6 +35,9 @@ class RecordingHost implements RoleHost {
   primaryChanged(holder: PrimaryInfo | null): void {
     this.events.push(`follow ${holder?.hostname ?? "none"}`);
   }
+  awaitingHandoffFrom(from: PrimaryInfo): void {
+    this.events.push(`awaiting HANDOFF from ${from.hostname}`);
+  }
   replicaSynced(): boolean {
     return true;
   }

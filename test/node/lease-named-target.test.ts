@@ -41,6 +41,9 @@ class RecordingHost implements RoleHost {
     this.followed.push(holder);
     this.events.push(`follow ${holder === null ? "none" : `${holder.hostname}@${holder.epoch}`}`);
   }
+  awaitingHandoffFrom(from: PrimaryInfo): void {
+    this.events.push(`awaiting HANDOFF from ${from.hostname}`);
+  }
   replicaSynced(): boolean {
     return true;
   }
