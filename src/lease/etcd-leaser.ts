@@ -102,6 +102,8 @@ export class EtcdLeaser implements Leaser {
   readonly #closing = new AbortController();
   #held: KeptLease | undefined;
   #acquiring = false;
+  /** The cluster id the successful acquire's read found (undefined: none, or already used). */
+  #clusterIdAtAcquire: string | undefined;
 
   constructor(options: EtcdLeaserOptions) {
     this.identity = options.identity;
@@ -190,7 +192,10 @@ export class EtcdLeaser implements Leaser {
           handoff?.modRevision ?? 0n,
           targeted,
         );
-        if (lease !== undefined) return lease;
+        if (lease !== undefined) {
+          this.#clusterIdAtAcquire = keys.get(this.keys.clusterId)?.value;
+          return lease;
+        }
       }
     } finally {
       // Refused (or failed) before the early grant was used: give it back rather than let it run out.
@@ -255,6 +260,11 @@ export class EtcdLeaser implements Leaser {
 
   async clusterId(): Promise<string | null> {
     this.#assertOpen();
+    // Right after a successful acquire: the id its read found (as fresh as a read now: that read came
+    // before the acquire's transaction) — one etcd round trip less on the way to becoming primary.
+    const seen = this.#clusterIdAtAcquire;
+    this.#clusterIdAtAcquire = undefined;
+    if (seen !== undefined && this.#held !== undefined) return seen;
     return (await this.#readAll()).get(this.keys.clusterId)?.value ?? null;
   }
 

@@ -342,6 +342,28 @@ test("cluster id: set once, then every node reads the first one", async (t) => {
   await rejectsWithCode(b.setClusterIdIfAbsent(""), "ELEASECONFIG");
 });
 
+test("cluster id right after an acquire: the acquire's own read answers it, once", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("clusterid-acquire");
+  const proxy = await TcpBlackholeProxy.start(Number(new URL(etcd.endpoints[0]).port));
+  t.after(() => proxy.close());
+  const writer = set.etcd("writer", { endpoints: etcd.endpoints, key });
+  assert.equal(await writer.setClusterIdIfAbsent("LFSC0042"), "LFSC0042");
+  const a = set.etcd("a", { endpoints: [proxy.url], key, ttlMs: TTL_MS, lockDelayMs: 0 });
+  await a.acquire();
+  // etcd unreachable from now on: only the value the acquire read can answer.
+  proxy.blackhole();
+  assert.equal(await a.clusterId(), "LFSC0042");
+  // Used once: the next question goes to etcd (which does not answer here).
+  await assert.rejects(
+    Promise.race([
+      a.clusterId(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("no answer")), 500)),
+    ]),
+    /no answer|ELEASE/,
+  );
+});
+
 test("close releases a held lease and refuses further calls", async (t) => {
   const set = leasers(t);
   const key = freshPrefix("close");
