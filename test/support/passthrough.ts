@@ -11,13 +11,23 @@ import { REPO_ROOT } from "./paths.js";
 export const NODE_PASSTHROUGH = path.join(REPO_ROOT, "dist", "examples", "passthrough.js");
 
 /** Mounts `sourceDir` at `mountDir` through examples/passthrough (our FUSE library). */
-export async function startNodePassthrough(sourceDir: string, mountDir: string): Promise<MountProcess> {
+export async function startNodePassthrough(
+  sourceDir: string,
+  mountDir: string,
+  opts: { kernelLocks?: boolean } = {},
+): Promise<MountProcess> {
   if (!fs.existsSync(NODE_PASSTHROUGH))
     throw new Error(`${NODE_PASSTHROUGH} is not built (examples/passthrough.ts)`);
   return MountProcess.start({
     label: "node passthrough",
     command: process.execPath,
-    args: ["--enable-source-maps", NODE_PASSTHROUGH, sourceDir, mountDir],
+    args: [
+      "--enable-source-maps",
+      NODE_PASSTHROUGH,
+      ...(opts.kernelLocks === true ? ["--kernel-locks"] : []),
+      sourceDir,
+      mountDir,
+    ],
     mountDir,
     ready: "mounted",
   });
