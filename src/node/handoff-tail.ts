@@ -6,8 +6,8 @@
 // from the target's positions, then HANDOFF, then END (stream-server.ts serves it; the target waits for
 // that frame before it acts as primary, lease-role.ts).
 //
-// Served only (1) to the target, (2) within the window (the reservation's life: after it the target
-// acts without the frame anyway), (3) while this node's databases are exactly where the handoff left
+// Served only (1) to the target, (2) within a window (litefs-node.ts: 10 s, longer than the target
+// waits for the frame before it acts without it), (3) while this node's databases are exactly where the handoff left
 // them (it has applied nothing from a new primary since), and (4) until one such stream has sent its
 // HANDOFF frame — a second HANDOFF after the target became primary would be stale.
 
