@@ -106,6 +106,15 @@ test(
       `acted as primary before the HANDOFF frame: ${host.events.join(", ")}`,
     );
     assert.equal(role.role, "replica");
+    // Meanwhile it replicates from the old primary (which sends the frame, or what the target missed
+    // and then the frame if the stream broke), whatever the watch says.
+    const awaiting = host.events.indexOf("awaiting HANDOFF from old");
+    assert.ok(awaiting >= 0, `not told to replicate from the old primary: ${host.events.join(", ")}`);
+    assert.deepEqual(
+      host.events.slice(awaiting + 1).filter((e) => e.startsWith("follow")),
+      [],
+      `followed another node while waiting for the frame: ${host.events.join(", ")}`,
+    );
 
     const frameAt = performance.now();
     role.handoffReceived();
