@@ -104,6 +104,8 @@ export class EtcdLeaser implements Leaser {
   #acquiring = false;
   /** The cluster id the successful acquire's read found (undefined: none, or already used). */
   #clusterIdAtAcquire: string | undefined;
+  /** A grant asked by `prepareAcquire` for the next acquire (undefined: none). */
+  #pregrant: { readonly grant: Promise<Grant>; readonly askedAt: number } | undefined;
 
   constructor(options: EtcdLeaserOptions) {
     this.identity = options.identity;
@@ -144,6 +146,29 @@ export class EtcdLeaser implements Leaser {
     }
   }
 
+  /**
+   * A handoff to this node is coming: the etcd lease is granted now (a disk-synced proposal at etcd),
+   * so that the acquire is left with its read and its transaction. The grant's send time starts the
+   * held lease's deadline as usual (an earlier start only makes the deadline earlier); one older than a
+   * third of the TTL is not used (revoked), and one never used expires at etcd by itself.
+   */
+  prepareAcquire(): void {
+    if (this.#closing.signal.aborted || this.#held !== undefined || this.#pregrant !== undefined) return;
+    const grant = this.#grant();
+    grant.catch(() => undefined);
+    this.#pregrant = { grant, askedAt: this.#clock.now() };
+  }
+
+  /** The grant `prepareAcquire` asked for, if it is fresh enough to use (taken: it is the caller's). */
+  #takePregrant(): Promise<Grant> | undefined {
+    const pregrant = this.#pregrant;
+    this.#pregrant = undefined;
+    if (pregrant === undefined) return undefined;
+    if (this.#clock.now() - pregrant.askedAt <= this.ttlMs / 3) return pregrant.grant;
+    pregrant.grant.then((g) => this.#revokeInBackground(g.leaseId)).catch(() => undefined);
+    return undefined;
+  }
+
   async #acquire(likelyFree: boolean): Promise<Lease> {
     if (this.#held !== undefined) {
       throw new LeaseError("ELEASESTATE", `this node already holds the lease (epoch ${this.#held.epoch})`, {
@@ -152,8 +177,9 @@ export class EtcdLeaser implements Leaser {
     }
     let lockDelayServedFor: bigint | undefined; // mod revision of the P/last record we already waited on
     // Likely free: the grant goes out with the first read (its send time, the earlier one, starts the
-    // keeper's deadline, which only makes that deadline earlier). Used by the first round at most.
-    let early = likelyFree ? this.#grant() : undefined;
+    // keeper's deadline, which only makes that deadline earlier), or was asked already
+    // (prepareAcquire). Used by the first round at most.
+    let early = likelyFree ? (this.#takePregrant() ?? this.#grant()) : undefined;
     early?.catch(() => undefined); // awaited below, or dropped after a refusal
     try {
       for (let round = 0; round < ACQUIRE_ROUNDS_MAX; round++) {

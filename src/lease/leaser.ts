@@ -97,6 +97,11 @@ export interface Leaser {
    * to the lock delay when the previous holder lost the lease without releasing it.
    */
   acquire(options?: AcquireOptions): Promise<Lease>;
+  /**
+   * An acquire is expected soon (this node asked for a handoff): work that does not depend on the
+   * lease's state may start now, so that the acquire has less left to do. Optional; never throws.
+   */
+  prepareAcquire?(): void;
   /** The current holder, or null when nobody holds the lease. */
   primaryInfo(): Promise<PrimaryInfo | null>;
   /**

@@ -187,6 +187,7 @@ export class LeaseRole {
   expectHandoff(): void {
     this.#quietUntilMs = 0;
     this.#handoffExpectedUntilMs = performance.now() + HANDOFF_EXPECTED_MS;
+    this.#opts.leaser.prepareAcquire?.();
   }
 
   /** A handoff to this node is on its way (HANDOFF read, or asked for moments ago). */

@@ -364,6 +364,35 @@ test("cluster id right after an acquire: the acquire's own read answers it, once
   );
 });
 
+test("prepareAcquire: the next likely-free acquire uses the grant asked before, while it is fresh", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("pregrant");
+  const a = set.etcd("a", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs: 0 });
+  const b = set.etcd("b", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs: 0 });
+  const held = await b.acquire();
+
+  const preparedAt = performance.now();
+  a.prepareAcquire();
+  // An acquire that does not expect a free lease (a periodic attempt) leaves the grant alone.
+  await rejectsWithCode(a.acquire(), "ELEASEEXISTS");
+  await held.release();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const acquiredAt = performance.now();
+  const lease = await a.acquire({ likelyFree: true });
+  // The deadline runs from the prepared grant's send time, before this acquire began.
+  assert.ok(lease.renewedAt >= preparedAt && lease.renewedAt < acquiredAt, `${lease.renewedAt}`);
+  assert.ok(lease.isHeld());
+  await lease.release();
+
+  // A grant older than a third of the TTL is not used: the acquire grants afresh.
+  a.prepareAcquire();
+  await new Promise((resolve) => setTimeout(resolve, TTL_MS / 3 + 100));
+  const lateAt = performance.now();
+  const late = await a.acquire({ likelyFree: true });
+  assert.ok(late.renewedAt >= lateAt, "a stale prepared grant was used");
+  assert.ok(late.isHeld());
+});
+
 test("close releases a held lease and refuses further calls", async (t) => {
   const set = leasers(t);
   const key = freshPrefix("close");
