@@ -606,6 +606,7 @@ export class LeaseRole {
         log.info("synced: asking the primary to hand the lease over (lease.promote)", {
           primary: holder.advertiseURL,
         });
+        this.#opts.leaser.prepareAcquire?.();
         await host
           .requestHandoff(holder.advertiseURL)
           .catch((err: unknown) => log.warn("promote: handoff refused", { error: (err as Error).message }));
