@@ -47,15 +47,16 @@ export class HandoffTail {
 
   /**
    * The epoch to serve `nodeId` its missed transactions under, or null when this node owes it none
-   * (rules in the header). `positions`: this node's databases now.
+   * (rules in the header). `positionsNow`: this node's databases now, asked only when the rest holds.
    */
-  owedTo(nodeId: bigint, positions: ReadonlyMap<string, Pos>): bigint | null {
+  owedTo(nodeId: bigint, positionsNow: () => ReadonlyMap<string, Pos>): bigint | null {
     const last = this.#last;
     if (last === null || last.sent || last.toNodeId !== nodeId) return null;
     if (this.#now() > last.untilMs) {
       this.#last = null;
       return null;
     }
+    const positions = positionsNow();
     if (positions.size !== last.positions.size) return null;
     for (const [db, pos] of positions) {
       const then = last.positions.get(db);

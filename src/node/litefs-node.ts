@@ -34,7 +34,7 @@ import type { Config } from "../config/config.js";
 import { parseHostPort } from "../config/host-port.js";
 import { FuseSession } from "../fuse/session.js";
 import type { Lease, PrimaryInfo } from "../lease/index.js";
-import { formatPos } from "../ltx/pos.js";
+import { formatPos, type Pos } from "../ltx/pos.js";
 import { DatabaseLockGuard } from "../mountfs/database-lock-guard.js";
 import { KernelNodeLocks } from "../mountfs/kernel-node-locks.js";
 import { JournalUnlinkFence } from "../mountfs/journal-unlink-fence.js";
@@ -309,8 +309,7 @@ export class LitefsNode {
           owedTo: (nodeId) => {
             const node = self.node;
             if (node === null || node.role !== "replica" || node.#clusterId === null) return null;
-            const positions = new Map(store.databases().map((db) => [db.name, db.pos]));
-            const epoch = node.#handoffTail.owedTo(nodeId, positions);
+            const epoch = node.#handoffTail.owedTo(nodeId, () => databasePositions(store));
             return epoch === null ? null : { nodeId: store.nodeId, clusterId: node.#clusterId, epoch };
           },
           sent: (epoch) => ofNode((n) => n.#handoffTail.sent(epoch), undefined),
@@ -542,8 +541,12 @@ export class LitefsNode {
   /** `POST /handoff`: hands the lease to replica `to`, then owes it a while what it may have missed. */
   async #handOff(to: string, named?: { hostname: string; advertiseURL: string }): Promise<bigint> {
     const epoch = await this.#roleManager.handOff(to, named);
-    const positions = new Map(this.store.databases().map((db) => [db.name, db.pos]));
-    this.#handoffTail.handedOff(BigInt("0x" + to), epoch, HANDOFF_TAIL_WINDOW_MS, positions);
+    this.#handoffTail.handedOff(
+      BigInt("0x" + to),
+      epoch,
+      HANDOFF_TAIL_WINDOW_MS,
+      databasePositions(this.store),
+    );
     return epoch;
   }
 
@@ -748,4 +751,9 @@ export class LitefsNode {
     timer.unref();
     this.#timers.push(timer);
   }
+}
+
+/** Each database's position now, by name. */
+function databasePositions(store: Store): Map<string, Pos> {
+  return new Map(store.databases().map((db) => [db.name, db.pos]));
 }

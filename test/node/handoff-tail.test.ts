@@ -22,12 +22,27 @@ function clock(): { now: () => number; advance: (ms: number) => void } {
 test("owes the target, under the epoch handed off, while the databases stand where the handoff left them", () => {
   const c = clock();
   const tail = new HandoffTail(c.now);
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), null, "nothing was handed off yet");
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    null,
+    "nothing was handed off yet",
+  );
   tail.handedOff(TARGET, 42n, 10_000, AT_HANDOFF);
-  assert.equal(tail.owedTo(TARGET, new Map(AT_HANDOFF)), 42n);
-  assert.equal(tail.owedTo(OTHER, AT_HANDOFF), null, "another replica is owed nothing");
+  assert.equal(
+    tail.owedTo(TARGET, () => new Map(AT_HANDOFF)),
+    42n,
+  );
+  assert.equal(
+    tail.owedTo(OTHER, () => AT_HANDOFF),
+    null,
+    "another replica is owed nothing",
+  );
   c.advance(9_999);
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), 42n, "still inside the window");
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    42n,
+    "still inside the window",
+  );
 });
 
 test("owes nothing once the databases moved, a database appeared or went, or the window passed", () => {
@@ -35,27 +50,59 @@ test("owes nothing once the databases moved, a database appeared or went, or the
   const tail = new HandoffTail(c.now);
   tail.handedOff(TARGET, 42n, 10_000, AT_HANDOFF);
   const moved = new Map(AT_HANDOFF).set("a.db", { txid: 8n, checksum: 0x8000000000000003n });
-  assert.equal(tail.owedTo(TARGET, moved), null);
+  assert.equal(
+    tail.owedTo(TARGET, () => moved),
+    null,
+  );
   const sameTxidOtherChecksum = new Map(AT_HANDOFF).set("a.db", { txid: 7n, checksum: 0x8000000000000009n });
-  assert.equal(tail.owedTo(TARGET, sameTxidOtherChecksum), null);
-  assert.equal(tail.owedTo(TARGET, new Map(AT_HANDOFF).set("c.db", { txid: 1n, checksum: 1n })), null);
+  assert.equal(
+    tail.owedTo(TARGET, () => sameTxidOtherChecksum),
+    null,
+  );
+  assert.equal(
+    tail.owedTo(TARGET, () => new Map(AT_HANDOFF).set("c.db", { txid: 1n, checksum: 1n })),
+    null,
+  );
   const fewer = new Map(AT_HANDOFF);
   fewer.delete("b.db");
-  assert.equal(tail.owedTo(TARGET, fewer), null);
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), 42n, "back where it was: owed again");
+  assert.equal(
+    tail.owedTo(TARGET, () => fewer),
+    null,
+  );
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    42n,
+    "back where it was: owed again",
+  );
   c.advance(10_001);
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), null);
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    null,
+  );
 });
 
 test("owes nothing after one stream sent its HANDOFF frame, nor after clear()", () => {
   const tail = new HandoffTail(clock().now);
   tail.handedOff(TARGET, 42n, 10_000, AT_HANDOFF);
   tail.sent(41n); // a frame of an older handoff changes nothing
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), 42n);
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    42n,
+  );
   tail.sent(42n);
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), null);
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    null,
+  );
   tail.handedOff(TARGET, 50n, 10_000, AT_HANDOFF);
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), 50n, "a later handoff is owed anew");
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    50n,
+    "a later handoff is owed anew",
+  );
   tail.clear();
-  assert.equal(tail.owedTo(TARGET, AT_HANDOFF), null);
+  assert.equal(
+    tail.owedTo(TARGET, () => AT_HANDOFF),
+    null,
+  );
 });
