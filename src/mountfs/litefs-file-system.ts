@@ -111,6 +111,14 @@ export interface LitefsFileSystemOptions {
    * (commit-gate.ts). On a replica a commit is allowed only under the database's HALT lock.
    */
   readonly mayCommit?: () => boolean;
+  /**
+   * True while the primary hands its lease off and lets the transactions in flight finish first
+   * (lease-role.ts, "drain"): a change that would start a write transaction — creating a database or
+   * a journal, the first write to a journal or to the WAL after a commit — is refused as on a replica,
+   * at once and before SQLite wrote anything; a transaction already writing goes on to its commit.
+   * Default: never.
+   */
+  readonly writesClosing?: () => boolean;
   /** Kernel-locks mode (see the header); mount the session with `posixLocks: !fs.kernelLocks`. */
   readonly kernelLocks?: boolean;
   /**
@@ -145,6 +153,7 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #log: StoreLogger;
   readonly #lagMs: () => number;
   readonly #role: () => NodeRole;
+  readonly #writesClosing: () => boolean;
   readonly #primaryHostname: () => string | null;
   readonly #noSync: boolean;
   readonly #onWrite: ((db: string, kind: MountFileKind) => void) | undefined;
@@ -175,6 +184,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#log = opts.log;
     this.#lagMs = opts.lagMs ?? (() => 0);
     this.#role = opts.role ?? (() => "primary");
+    this.#writesClosing = opts.writesClosing ?? (() => false);
     this.#primaryHostname = opts.primaryHostname ?? (() => null);
     this.#noSync = opts.noSync === true;
     this.#onWrite = opts.onWrite;
@@ -203,6 +213,11 @@ export class LitefsFileSystem implements FuseFileSystem {
    */
   attachSession(session: KernelCacheNotifier): void {
     this.#gate.attachSession(session);
+  }
+
+  /** True while a local connection's write transaction on `db` is in flight (commit-gate.ts). */
+  localWriterActive(db: string): boolean {
+    return this.#gate.localWriterActive(db);
   }
 
   /**
@@ -337,6 +352,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (parsed.type !== "file")
       throw new FuseError("EPERM", `${JSON.stringify(name)} cannot be created here`);
     this.#refuseOnReplica("create", { kind: parsed.kind, db: parsed.db });
+    this.#refuseNewTransaction("create", { kind: parsed.kind, db: parsed.db });
     let db: Database;
     if (parsed.kind === "database") {
       db = this.#call(() => this.#store.createDatabase(parsed.db));
@@ -535,6 +551,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     const node = this.#node(nodeId);
     if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EACCES", `${this.#name(node)} is not writable`);
     this.#refuseOnReplica("write", node);
+    this.#refuseNewTransaction("write", node);
     const orphan = this.#orphans.get(nodeId);
     if (orphan !== undefined) {
       writeAll(orphan, data, offset);
@@ -784,6 +801,26 @@ export class LitefsFileSystem implements FuseFileSystem {
     const errno = replicaRefusal(change, node.kind);
     if (errno !== null) {
       throw new FuseError(errno, `${node.db + SUFFIX_OF_KIND[node.kind]}: this node is a read-only replica`);
+    }
+  }
+
+  /**
+   * While writes close for a handoff (`writesClosing`): throws the replica's errno for a change that
+   * would start a write transaction; one already in flight (commit-gate.ts `localWriterActive`) goes on.
+   * Database writes pass: they belong to a transaction in flight or to a checkpoint.
+   */
+  #refuseNewTransaction(change: "create" | "write", node: { kind: MountFileKind; db: string }): void {
+    if (this.#role() !== "primary" || !this.#writesClosing()) return;
+    const starts =
+      change === "create"
+        ? node.kind === "database" || node.kind === "journal"
+        : (node.kind === "journal" || node.kind === "wal") && !this.#gate.localWriterActive(node.db);
+    const errno = starts ? replicaRefusal(change, node.kind) : null;
+    if (errno !== null) {
+      throw new FuseError(
+        errno,
+        `${node.db + SUFFIX_OF_KIND[node.kind]}: this node is handing its lease off; write on the next primary`,
+      );
     }
   }
 

@@ -10,8 +10,10 @@
 //   - The lease lost (`onLost`, `isHeld()` false at a commit, or the watch naming another holder): a
 //     replica at once, following the new holder; the node keeps running. After losing or handing off the
 //     lease the node waits `quietMs` (lease.demote-delay) before it tries to acquire again.
-//   - Handoff (`handOff`): stop commits, wait (bounded) until the target's stream has sent everything,
-//     hand the lease over at the coordinator, send HANDOFF on the target's stream, become a replica.
+//   - Handoff (`handOff`): drain — refuse new write transactions at their start and let those in
+//     flight commit (bounded) — then stop commits, wait (bounded) until the target's stream has sent
+//     everything, hand the lease over at the coordinator, send HANDOFF on the target's stream, become a
+//     replica.
 //
 // Role changes are serialised (one at a time, `#transition`), so the host never sees two at once.
 // The host interface and the refusals (RoleError) are in role-host.ts.
@@ -48,6 +50,11 @@ export interface LeaseRoleOptions {
   /** How long a handoff waits for the target to have everything (ms). Default 5000. */
   readonly handoffWaitMs?: number;
   /**
+   * How long a handoff lets write transactions in flight finish before it refuses their commits (ms).
+   * Default 1000. New ones are refused at their start meanwhile (`writesClosing`).
+   */
+  readonly handoffDrainMs?: number;
+  /**
    * How long a lease taken through a handoff reservation waits for the old primary's HANDOFF frame
    * before this node acts as primary anyway (ms). Default 3000.
    */
@@ -68,6 +75,8 @@ export class LeaseRole {
   #lease: Lease | null = null;
   #holder: PrimaryInfo | null | undefined = undefined;
   #handingOff = false;
+  /** A handoff's drain: new write transactions are refused at their start (see `writesClosing`). */
+  #closingWrites = false;
   #handoffToMe = false;
   #quietUntilMs = 0;
   #lastAttemptMs = -Infinity;
@@ -136,6 +145,16 @@ export class LeaseRole {
     if (lease !== null && lease.isHeld()) return true;
     if (lease !== null) this.#lost(lease, "the lease was not held at a commit");
     return false;
+  }
+
+  /**
+   * True while a handoff drains this primary: a change that would start a write transaction is
+   * refused at once (the mount answers as a replica would), while transactions in flight may still
+   * commit — their clients are spared a refused commit and its rollback, and the others learn at once,
+   * before they wrote anything, to go to the next primary.
+   */
+  writesClosing(): boolean {
+    return this.#closingWrites || this.#handingOff;
   }
 
   /**
@@ -231,15 +250,17 @@ export class LeaseRole {
       );
     }
     const lease = this.#lease;
-    if (this.#role !== "primary" || lease === null || this.#handingOff) {
+    if (this.#role !== "primary" || lease === null || this.writesClosing()) {
       throw new RoleError("ENOTPRIMARY", "this node is not the primary (or is handing off already)");
     }
     const first = host.handoffTarget(toNodeId);
     if (first === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
     if (!first.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
-    this.#handingOff = true;
+    this.#closingWrites = true;
     const started = performance.now();
     try {
+      const drainedMs = await this.#drainWrites(lease);
+      this.#handingOff = true;
       const waitMs = this.#opts.handoffWaitMs ?? 5000;
       // Looked up at every step: a target that reconnects meanwhile has a new stream (the old one
       // ended "replaced" and would never catch up nor carry the HANDOFF frame).
@@ -256,7 +277,8 @@ export class LeaseRole {
         log.info("handing the lease off", {
           to: toNodeId,
           epoch: lease.epoch.toString(),
-          catchUpMs: Math.round(caughtUpMs),
+          drainMs: Math.round(drainedMs),
+          catchUpMs: Math.round(caughtUpMs - drainedMs),
         });
         try {
           await lease.handoff(toNodeId);
@@ -282,7 +304,28 @@ export class LeaseRole {
       return lease.epoch;
     } finally {
       this.#handingOff = false;
+      this.#closingWrites = false;
     }
+  }
+
+  /**
+   * A handoff's first step: waits until no local write transaction is in flight (new ones are refused
+   * at their start meanwhile), for at most `handoffDrainMs`, or until the lease is no longer held.
+   * Returns the milliseconds it took. A transaction still in flight then meets the commit gate (refused).
+   */
+  async #drainWrites(lease: Lease): Promise<number> {
+    const started = performance.now();
+    const limitMs = this.#opts.handoffDrainMs ?? 1000;
+    while (this.#opts.host.localWritersActive() && lease.isHeld()) {
+      if (performance.now() - started >= limitMs) {
+        this.#opts.log.warn("a write transaction is still in flight; its commit will be refused", {
+          drainMs: limitMs,
+        });
+        break;
+      }
+      await sleep(1);
+    }
+    return performance.now() - started;
   }
 
   /** On shutdown: hands off to a caught-up candidate replica when there is one. True when it did. */

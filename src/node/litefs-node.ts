@@ -227,6 +227,7 @@ export class LitefsNode {
         lagMs: () => ofNode((n) => n.#replica?.lagMs() ?? 0, 0),
         onWrite: (db, kind) => observability.countWrite(db, kind),
         mayCommit: () => ofNode((n) => n.#roleManager.mayCommit(), false),
+        writesClosing: () => ofNode((n) => n.#roleManager.writesClosing(), false),
         halt,
         kernelLocks: config.fuse.kernelLocks,
         lockHelperPid: () => kernelLocks?.helperPid ?? null,
@@ -636,6 +637,8 @@ export class LitefsNode {
           handOff: (fromEpoch) => entry.stream.handOff(fromEpoch),
         };
       },
+      localWritersActive: () =>
+        this.store.databases().some((db) => this.#fileSystem.localWriterActive(db.name)),
       shutdownTarget: () => {
         const candidates = this.#streams.replicas().filter((r) => r.candidate && r.ready);
         const caughtUp = candidates.find((r) =>

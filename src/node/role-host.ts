@@ -31,6 +31,8 @@ export interface RoleHost {
   replicaSynced(): boolean;
   /** The connected replica `nodeId` (16 hex digits) on this primary. */
   handoffTarget(nodeId: string): HandoffTarget | undefined;
+  /** True while a local connection's write transaction on any database is in flight (a handoff's drain). */
+  localWritersActive(): boolean;
   /** A connected, caught-up candidate replica to hand off to on shutdown. */
   shutdownTarget(): string | undefined;
   /** Asks the primary at `url` to hand its lease to this node (`lease.promote`). */

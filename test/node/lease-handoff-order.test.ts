@@ -44,6 +44,9 @@ class RecordingHost implements RoleHost {
   handoffTarget(): undefined {
     return undefined;
   }
+  localWritersActive(): boolean {
+    return false;
+  }
   shutdownTarget(): undefined {
     return undefined;
   }

@@ -50,6 +50,9 @@ class RecordingHost implements RoleHost {
   handoffTarget(): HandoffTarget | undefined {
     return this.target;
   }
+  localWritersActive(): boolean {
+    return false;
+  }
   shutdownTarget(): undefined {
     return undefined;
   }
