@@ -5,8 +5,10 @@
 // It writes on the node it last succeeded on, through one better-sqlite3 connection per node that it
 // keeps while that connection works. When a write fails (the node handed off, lost its lease or died),
 // it reads that node's `.primary` (the mount names the primary it follows) and moves to the named node
-// once that node's `GET /info` says it is the primary; while nobody is named, or the named node is not
-// primary yet, it asks again every `retryMs` (default 1 ms; the brief allows ≤ 5 ms). A node that
+// once that node's `GET /info` says it is the primary, asking the named node again every `retryMs`
+// (default 1 ms; the brief allows ≤ 5 ms) for up to NAMED_WAIT_MS; while nobody is named it retries
+// the node it failed on at that pace. (A primary handing off names its target in `.primary` while it
+// drains: its new transactions are refused at their start.) A node that
 // cannot be read at all (killed) makes it look at every running node instead.
 //
 // Connections: one is opened only on a node that says it is primary — a connection SQLite opened while
@@ -22,6 +24,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import Database from "better-sqlite3";
+
+/** How long the probe waits for the node `.primary` names to say it is primary (ms). */
+const NAMED_WAIT_MS = 1000;
 
 /** A node as the probe needs it. */
 export interface ProbeNode {
@@ -191,8 +196,15 @@ export class PrimaryWriteProbe {
     const target = this.#opts.nodes().find((n) => n.name === named && n.running());
     if (target === undefined || target === node) return node;
     // Asked first even with a connection there from an earlier term: a write on a node that is named
-    // but still switching was measured to block for 60–270 ms rather than fail fast.
-    return (await isPrimary(target)) ? target : node;
+    // but still switching was measured to block for 60–270 ms rather than fail fast. Asked again until
+    // it says primary (a handoff names its target before the target holds the lease), within a bound.
+    const retryMs = this.#opts.retryMs ?? 1;
+    const until = performance.now() + NAMED_WAIT_MS;
+    for (;;) {
+      if (await isPrimary(target)) return target;
+      if (performance.now() >= until || !target.running() || this.#stopped) return node;
+      await sleep(retryMs);
+    }
   }
 
   /** A running node that says it is primary (start, or after the current node died). */

@@ -215,6 +215,11 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#gate.attachSession(session);
   }
 
+  /** `primaryHostname()` changed without a role change (a handoff that failed): drop `.primary`'s entry. */
+  primaryNameChanged(): void {
+    this.#gate.invalidateNameAfterAnswer(PRIMARY_FILE_NAME);
+  }
+
   /** True while a local connection's write transaction on `db` is in flight (commit-gate.ts). */
   localWriterActive(db: string): boolean {
     return this.#gate.localWriterActive(db);
@@ -785,9 +790,12 @@ export class LitefsFileSystem implements FuseFileSystem {
     return formatLag(this.#lagMs());
   }
 
-  /** `.primary`'s content, or null when the file does not exist (on a primary, or primary unknown). */
+  /**
+   * `.primary`'s content, or null when the file does not exist (on a primary, or primary unknown). A
+   * primary handing its lease off (`writesClosing`) shows the node it goes to, when it knows it.
+   */
   #primaryText(): string | null {
-    if (this.#role() !== "replica") return null;
+    if (this.#role() !== "replica" && !this.#writesClosing()) return null;
     const host = this.#primaryHostname();
     return host === null ? null : host + "\n";
   }

@@ -77,6 +77,8 @@ export class LeaseRole {
   #handingOff = false;
   /** A handoff's drain: new write transactions are refused at their start (see `writesClosing`). */
   #closingWrites = false;
+  /** The hostname of the node a handoff in progress goes to, when its request named it. */
+  #closingFor: string | null = null;
   #handoffToMe = false;
   #quietUntilMs = 0;
   #lastAttemptMs = -Infinity;
@@ -155,6 +157,14 @@ export class LeaseRole {
    */
   writesClosing(): boolean {
     return this.#closingWrites || this.#handingOff;
+  }
+
+  /**
+   * While a handoff whose request named its target is in progress (`writesClosing`): that target's
+   * hostname — where writes go next, for `.primary` — else null.
+   */
+  handoffTargetHostname(): string | null {
+    return this.writesClosing() ? this.#closingFor : null;
   }
 
   /**
@@ -257,6 +267,7 @@ export class LeaseRole {
     if (first === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
     if (!first.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
     this.#closingWrites = true;
+    this.#closingFor = named?.hostname ?? null;
     const started = performance.now();
     try {
       const drainedMs = await this.#drainWrites(lease);
@@ -305,6 +316,7 @@ export class LeaseRole {
     } finally {
       this.#handingOff = false;
       this.#closingWrites = false;
+      this.#closingFor = null;
     }
   }
 

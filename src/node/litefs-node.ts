@@ -222,8 +222,15 @@ export class LitefsNode {
         store,
         log,
         role,
+        // A primary handing off names the target while it drains (new transactions refused).
         primaryHostname: () =>
-          role() === "replica" ? ofNode((n) => n.#following?.hostname ?? null, null) : null,
+          ofNode(
+            (n) =>
+              role() === "replica"
+                ? (n.#following?.hostname ?? null)
+                : n.#roleManager.handoffTargetHostname(),
+            null,
+          ),
         lagMs: () => ofNode((n) => n.#replica?.lagMs() ?? 0, 0),
         onWrite: (db, kind) => observability.countWrite(db, kind),
         mayCommit: () => ofNode((n) => n.#roleManager.mayCommit(), false),
@@ -541,7 +548,14 @@ export class LitefsNode {
 
   /** `POST /handoff`: hands the lease to replica `to`, then owes it a while what it may have missed. */
   async #handOff(to: string, named?: { hostname: string; advertiseURL: string }): Promise<bigint> {
-    const epoch = await this.#roleManager.handOff(to, named);
+    let epoch: bigint;
+    try {
+      epoch = await this.#roleManager.handOff(to, named);
+    } catch (err) {
+      // `.primary` named the target during the attempt: this node is primary again (or lost the lease).
+      if (named !== undefined) this.#fileSystem.primaryNameChanged();
+      throw err;
+    }
     this.#handoffTail.handedOff(
       BigInt("0x" + to),
       epoch,

@@ -50,8 +50,14 @@ async function setUp(
   return { old, target, targetId };
 }
 
-function askHandoff(old: LeasedNode, targetId: string): Promise<{ status: number; text: string }> {
-  return fetch(`${old.node.httpUrl}/handoff?to=${targetId}`, {
+/** POST /handoff on `old`, naming the target the way `litefs promote` does (its hostname and URL). */
+function askHandoff(
+  old: LeasedNode,
+  target: LeasedNode,
+  targetId: string,
+): Promise<{ status: number; text: string }> {
+  const named = `hostname=${target.name}&url=${encodeURIComponent(target.node.httpUrl)}`;
+  return fetch(`${old.node.httpUrl}/handoff?to=${targetId}&${named}`, {
     method: "POST",
     signal: AbortSignal.timeout(15_000),
   }).then(async (res) => ({ status: res.status, text: await res.text() }));
@@ -70,7 +76,7 @@ test(
     inFlight.exec("BEGIN IMMEDIATE");
     inFlight.prepare("INSERT INTO t VALUES (2, 'in flight when the handoff was asked')").run();
 
-    const handoff = askHandoff(old, targetId);
+    const handoff = askHandoff(old, target, targetId);
     // The drain holds the handoff while the transaction is open (up to 1 s): meanwhile a transaction
     // on another database is refused at its start, and the old primary is still the primary.
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -87,6 +93,11 @@ test(
       "the refused transaction left a journal",
     );
     assert.equal(await isPrimary(old), true, "the handoff did not wait for the transaction in flight");
+    assert.equal(
+      fs.readFileSync(old.node.dbPath(".primary"), "utf8"),
+      `${target.name}\n`,
+      "while it drains, the old primary's .primary does not name the target",
+    );
 
     inFlight.exec("COMMIT"); // must not throw: the drain lets it commit
     const answer = await handoff;
@@ -96,6 +107,36 @@ test(
     assert.deepEqual(await rowIds(target, OTHER), [1]);
     assert.match(old.node.logs(), /handing the lease off.*"drainMs":\s*[1-9]\d{2,}/);
     await cluster.waitConverged([DB, OTHER]);
+  },
+);
+
+test(
+  "a handoff that fails after the drain leaves the old primary writable and .primary gone",
+  { timeout: 120_000 },
+  async (t) => {
+    const cluster = await LeasedCluster.start({ nodes: 2, ttl: "2s" });
+    t.after(() => cluster.cleanup());
+    const { old, target, targetId } = await setUp(cluster);
+
+    // The target stops: its stream ends, so the handoff cannot reach it after the drain.
+    const inFlight = new Database(old.node.dbPath(DB));
+    t.after(() => inFlight.close());
+    inFlight.exec("BEGIN IMMEDIATE");
+    inFlight.prepare("INSERT INTO t VALUES (2, 'in flight')").run();
+    const handoff = askHandoff(old, target, targetId);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(fs.readFileSync(old.node.dbPath(".primary"), "utf8"), `${target.name}\n`);
+    await target.node.stop();
+    inFlight.exec("COMMIT");
+    const answer = await handoff;
+    assert.notEqual(answer.status, 200, `POST /handoff to a stopped target succeeded: ${answer.text}`);
+    assert.equal(await isPrimary(old), true);
+    assert.equal(fs.existsSync(old.node.dbPath(".primary")), false, ".primary still names the target");
+    await runSqlJob("better-sqlite3", {
+      dbPath: old.node.dbPath(DB),
+      scripts: ["INSERT INTO t VALUES (3, 'after the failed handoff')"],
+    });
+    assert.deepEqual(await rowIds(old, DB), [1, 2, 3]);
   },
 );
 
@@ -112,7 +153,7 @@ test(
     inFlight.exec("BEGIN IMMEDIATE");
     inFlight.prepare("INSERT INTO t VALUES (2, 'open past the drain')").run();
 
-    const answer = await askHandoff(old, targetId); // the drain gives up after 1 s
+    const answer = await askHandoff(old, target, targetId); // the drain gives up after 1 s
     assert.equal(answer.status, 200, `POST /handoff: ${answer.text}\n${cluster.logs()}`);
     assert.match(old.node.logs(), /a write transaction is still in flight; its commit will be refused/);
     assert.throws(
