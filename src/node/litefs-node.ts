@@ -396,6 +396,7 @@ export class LitefsNode {
           log,
           metrics: observability.metrics.proxy,
           isPrimary: () => role() === "primary",
+          handingOff: () => node.#roleManager.writesClosing(),
           primaryApiUrl: () => (role() === "replica" ? (node.#following?.advertiseURL ?? null) : null),
           primaryHostname: () => (role() === "replica" ? node.#following?.hostname : undefined),
           advertiseUrl: config.lease.advertiseUrl,

@@ -13,12 +13,17 @@ import type { StoreLogger } from "../store/store-logger.js";
 import { advertisedProxyURL, PrimaryProxyDiscovery } from "./primary-proxy-url.js";
 import { StoreProxyView } from "./proxy-view.js";
 
+/** How often a write waiting for a primary looks again (ms). */
+const PRIMARY_POLL_MS = 5;
+
 export interface NodeProxyOptions {
   readonly config: ProxyConfig;
   readonly store: Store;
   readonly log: StoreLogger;
   readonly metrics?: ProxyMetrics;
   readonly isPrimary: () => boolean;
+  /** True while this primary hands its lease off: writes wait for the next primary (proxy-server.ts). */
+  readonly handingOff?: () => boolean;
   /** The primary's node API URL (a replica asks its `/info` for the proxy URL); null when unknown. */
   readonly primaryApiUrl: () => string | null;
   /** The primary's hostname (fly-replay mode); undefined when unknown. */
@@ -69,6 +74,7 @@ export class NodeProxy {
     const view = new StoreProxyView({
       store: opts.store,
       isPrimary: opts.isPrimary,
+      handingOff: opts.handingOff,
       // Asked only on a replica; a node that became a replica since starts asking then.
       primaryProxyURL: () => {
         discover();
@@ -77,7 +83,14 @@ export class NodeProxy {
       primaryHostname: opts.primaryHostname,
       lagMs: opts.lagMs,
     });
-    const server = new ProxyServer({ config: opts.config, view, metrics: opts.metrics, log: opts.log });
+    // Writes waiting for a primary (a failover, a handoff) look again every 5 ms: the view is local.
+    const server = new ProxyServer({
+      config: opts.config,
+      view,
+      metrics: opts.metrics,
+      log: opts.log,
+      primaryPollMs: PRIMARY_POLL_MS,
+    });
     let address: AddressInfo;
     try {
       address = await server.listen();

@@ -16,6 +16,8 @@ import { RecentPositions } from "./proxy-history.js";
 export interface StoreProxyViewOptions {
   readonly store: Store;
   readonly isPrimary: () => boolean;
+  /** True while this primary hands its lease off (ProxyNodeView.handingOff); default never. */
+  readonly handingOff?: () => boolean;
   /** Base URL of the primary's proxy; undefined while unknown (or on the primary). */
   readonly primaryProxyURL: () => string | undefined;
   /** The primary's hostname, for fly-replay; undefined while unknown. */
@@ -55,6 +57,10 @@ export class StoreProxyView implements ProxyNodeView {
 
   isPrimary(): boolean {
     return this.#opts.isPrimary();
+  }
+
+  handingOff(): boolean {
+    return this.#opts.isPrimary() && this.#opts.handingOff?.() === true;
   }
 
   primaryProxyURL(): string | undefined {

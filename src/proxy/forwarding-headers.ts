@@ -7,7 +7,9 @@
 // The hop marker: a proxy forwarding a request to the primary's proxy adds `Litefs-Proxy-Hop`; a proxy
 // never forwards a request that carries it (loop protection when two nodes each think the other is the
 // primary, e.g. in the middle of a failover), and strips it before the app sees the request. It grants
-// nothing: a client that sends it only stops its own request from being forwarded.
+// nothing: a client that sends it only stops its own request from being forwarded. One exception: a
+// write that a primary held while it handed its lease off goes on to the next primary once more
+// (value "2"); a request marked "2" is never forwarded again (proxy-server.ts).
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 
@@ -47,8 +49,11 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
 export interface UpstreamHeaderOptions {
   /** The address of the peer that sent the request (the client, or a replica's proxy). */
   readonly clientAddress: string | undefined;
-  /** "add" when forwarding to the primary's proxy, "strip" when sending to the app. */
-  readonly hopMarker: "add" | "strip";
+  /**
+   * "add" when forwarding to the primary's proxy ("again": a second forward, of a write held during a
+   * handoff), "strip" when sending to the app.
+   */
+  readonly hopMarker: "add" | "again" | "strip";
   /** Keep `Connection: upgrade` and `Upgrade` (a WebSocket handshake). */
   readonly upgrade: boolean;
 }
@@ -78,8 +83,8 @@ export function upstreamRequestHeaders(
   if (incoming["x-forwarded-host"] === undefined && incoming.host !== undefined) {
     out["x-forwarded-host"] = incoming.host;
   }
-  if (opts.hopMarker === "add") out[HOP_MARKER_HEADER] = "1";
-  else delete out[HOP_MARKER_HEADER];
+  if (opts.hopMarker === "strip") delete out[HOP_MARKER_HEADER];
+  else out[HOP_MARKER_HEADER] = opts.hopMarker === "add" ? "1" : "2";
   return out;
 }
 

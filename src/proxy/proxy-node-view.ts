@@ -8,6 +8,12 @@ export interface ProxyNodeView {
   /** True while this node holds the lease; writes then go to the local app. */
   isPrimary(): boolean;
   /**
+   * True while this primary hands its lease off (its new write transactions are refused): a write
+   * arriving now waits until the handoff is over, then goes to whichever node is primary — this one
+   * again if the handoff failed. Optional: never, when absent.
+   */
+  handingOff?(): boolean;
+  /**
    * Base URL of the primary's proxy (e.g. "http://10.0.0.2:8080"), where writes reaching a replica are
    * forwarded; undefined while no primary is known (or on the primary itself).
    */

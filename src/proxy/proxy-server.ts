@@ -13,6 +13,7 @@
 // holds one socket and never queues the others.
 
 import http from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AddressInfo } from "node:net";
 
 import type { ProxyConfig } from "../config/config.js";
@@ -47,10 +48,21 @@ export interface ProxyServerOptions {
   readonly connectRetryMs?: number;
   /** How often a write waiting for a primary to be known looks again (default 50 ms). */
   readonly primaryPollMs?: number;
+  /**
+   * How long a request forwarded here while this node is not (yet) the primary waits for it to become
+   * primary before it is refused as a forwarding loop (default 1000 ms): the sender took this node for
+   * the primary — typically the target of a handoff, moments before it holds the lease.
+   */
+  readonly forwardedWaitMs?: number;
 }
 
 export const DEFAULT_CONNECT_RETRY_MS = 2_000;
 export const DEFAULT_PRIMARY_POLL_MS = 50;
+export const DEFAULT_FORWARDED_WAIT_MS = 1_000;
+/** How often a write held for a handoff, or forwarded to a node about to be primary, looks again. */
+const HANDOFF_POLL_MS = 2;
+/** The longest a write is held for a handoff (the handoff bounds itself well within this). */
+const HANDOFF_HOLD_MAX_MS = 30_000;
 /** How often Node checks header/request timeouts (its default, 30 s, would make them very coarse). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const NO_TXID_FROM_APP: ReadonlySet<string> = new Set([TXID_HEADER]);
@@ -68,6 +80,7 @@ export class ProxyServer {
   readonly #appAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
   readonly #primaryAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
   readonly #connectRetryMs: number;
+  readonly #forwardedWaitMs: number;
   readonly #server: http.Server;
   #address: AddressInfo | undefined;
 
@@ -78,6 +91,7 @@ export class ProxyServer {
     this.metrics = opts.metrics ?? new ProxyCounters();
     this.#log = opts.log ?? SILENT_PROXY_LOGGER;
     this.#connectRetryMs = opts.connectRetryMs ?? DEFAULT_CONNECT_RETRY_MS;
+    this.#forwardedWaitMs = opts.forwardedWaitMs ?? DEFAULT_FORWARDED_WAIT_MS;
     this.#app = appTarget(config.target);
     this.#router = new RequestRouter(config);
     this.#readYourWrites = new ReadYourWrites({
@@ -194,21 +208,51 @@ export class ProxyServer {
     lifetime: ExchangeLifetime,
   ): Promise<void> {
     const target = requestTarget(req.url);
-    const route = this.#router.route({
-      method: req.method ?? "GET",
-      path: target.path,
-      isPrimary: this.#view.isPrimary(),
-      forwarded: req.headers[HOP_MARKER_HEADER] !== undefined,
-    });
-    await this.#carryOut(route, req, res, target, lifetime);
+    const hops = hopCount(req.headers[HOP_MARKER_HEADER]);
+    const routeNow = (held: boolean): ProxyRoute =>
+      this.#router.route({
+        method: req.method ?? "GET",
+        path: target.path,
+        isPrimary: this.#view.isPrimary(),
+        // A write held for a handoff may be forwarded once more (hop marker "2").
+        forwarded: hops >= (held ? 2 : 1),
+      });
+    let route = routeNow(false);
+    let held = false;
+    if (route.kind === "write" && this.#view.handingOff?.() === true) {
+      // This primary hands its lease off and refuses new transactions: the write waits for the outcome
+      // and goes to the next primary (or here again, if the handoff failed) instead of failing.
+      const started = performance.now();
+      await this.#until(() => this.#view.handingOff?.() !== true, HANDOFF_HOLD_MAX_MS, lifetime);
+      held = true;
+      route = routeNow(true);
+      this.#log.info("proxy: write held during a handoff", {
+        path: target.path,
+        ms: Math.round(performance.now() - started),
+        then: route.kind,
+      });
+    }
+    await this.#carryOut(route, req, res, target, lifetime, held && hops > 0);
   }
 
+  /** Polls `done` every HANDOFF_POLL_MS for at most `limitMs`; false when it never became true. */
+  async #until(done: () => boolean, limitMs: number, lifetime: ExchangeLifetime): Promise<boolean> {
+    const deadline = performance.now() + limitMs;
+    while (!done()) {
+      if (performance.now() >= deadline) return false;
+      await sleep(HANDOFF_POLL_MS, undefined, { signal: lifetime.signal });
+    }
+    return true;
+  }
+
+  /** `again`: a forwarded write held here for a handoff; forwarding it marks a second hop. */
   async #carryOut(
     route: ProxyRoute,
     req: http.IncomingMessage,
     res: http.ServerResponse,
     target: RequestTarget,
     lifetime: ExchangeLifetime,
+    again = false,
   ): Promise<void> {
     switch (route.kind) {
       case "health":
@@ -236,8 +280,19 @@ export class ProxyServer {
       case "write":
         this.metrics.countRequest("write");
         return this.#toApp(req, res, target, lifetime, true);
-      case "loop":
-        throw forwardLoopError();
+      case "loop": {
+        // The sender took this node for the primary: it may be about to be (a handoff's target).
+        if (!(await this.#until(() => this.#view.isPrimary(), this.#forwardedWaitMs, lifetime))) {
+          throw forwardLoopError();
+        }
+        const local = this.#router.route({
+          method: req.method ?? "GET",
+          path: target.path,
+          isPrimary: true,
+          forwarded: true,
+        });
+        return this.#carryOut(local, req, res, target, lifetime);
+      }
       case "forward":
       case "replay": {
         const location = await this.#primaryLocator.locate(lifetime);
@@ -257,7 +312,7 @@ export class ProxyServer {
           return this.#answer(res, replayAnswer(location.hostname));
         }
         this.metrics.countRequest("forwarded");
-        return this.#toPrimary(req, res, target, lifetime, location.url);
+        return this.#toPrimary(req, res, target, lifetime, location.url, again);
       }
     }
   }
@@ -292,10 +347,11 @@ export class ProxyServer {
     target: RequestTarget,
     lifetime: ExchangeLifetime,
     url: string,
+    again: boolean,
   ): Promise<void> {
     const response = await this.#sendPlain(req, target, lifetime, {
       upstream: primaryTarget(url),
-      hopMarker: "add",
+      hopMarker: again ? "again" : "add",
       agent: this.#primaryAgent,
       description: `the primary's proxy at ${url}`,
     });
@@ -309,7 +365,7 @@ export class ProxyServer {
     lifetime: ExchangeLifetime,
     via: {
       upstream: Parameters<typeof sendUpstream>[0]["target"];
-      hopMarker: "strip" | "add";
+      hopMarker: "strip" | "add" | "again";
       agent: http.Agent;
       description: string;
     },
@@ -372,4 +428,10 @@ export class ProxyServer {
 function hasBody(req: http.IncomingMessage): boolean {
   const length = req.headers["content-length"];
   return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/** Hops a request has made between LiteFS proxies, from its hop marker (0: none; see forwarding-headers.ts). */
+function hopCount(marker: string | string[] | undefined): number {
+  if (marker === undefined) return 0;
+  return (Array.isArray(marker) ? marker : [marker]).some((v) => v.trim() === "2") ? 2 : 1;
 }

@@ -30,7 +30,7 @@ async function proxy(
   target: string,
   view: TestNodeView,
   overrides: Partial<ProxyConfig> = {},
-  extra: { connectRetryMs?: number; metrics?: ProxyCounters } = {},
+  extra: { connectRetryMs?: number; metrics?: ProxyCounters; forwardedWaitMs?: number } = {},
 ): Promise<ProxyServer> {
   const server = new ProxyServer({ config: proxyConfig(target, overrides), view, ...extra });
   proxies.push(server);
@@ -112,8 +112,8 @@ describe("proxy: forwarding", () => {
     const viewB = replicaView();
     const metricsA = new ProxyCounters();
     const metricsB = new ProxyCounters();
-    const a = await proxy(hostPort(appA.address), viewA, {}, { metrics: metricsA });
-    const b = await proxy(hostPort(appB.address), viewB, {}, { metrics: metricsB });
+    const a = await proxy(hostPort(appA.address), viewA, {}, { metrics: metricsA, forwardedWaitMs: 100 });
+    const b = await proxy(hostPort(appB.address), viewB, {}, { metrics: metricsB, forwardedWaitMs: 100 });
     viewA.primaryUrl = b.url;
     viewB.primaryUrl = a.url;
     const answer = await httpRequest(a.url + "/", { method: "POST", body: "x" });
@@ -124,6 +124,67 @@ describe("proxy: forwarding", () => {
     assert.equal(metricsB.snapshot().requests.forwarded, 0);
     assert.equal(metricsB.snapshot().errors.EPROXYLOOP, 1);
     assert.deepEqual([...appA.seen, ...appB.seen], []);
+  });
+
+  test("a forwarded write waits for the node it reached to become primary (a handoff's target)", async () => {
+    const targetApp = await app("target");
+    const targetView = replicaView();
+    const target = await proxy(hostPort(targetApp.address), targetView, {}, { forwardedWaitMs: 5000 });
+    const replicaApp = await app("replica");
+    const replica = await proxy(hostPort(replicaApp.address), replicaView(target.url));
+    const pending = httpRequest(replica.url + "/early", { method: "POST", body: "x" });
+    setTimeout(() => (targetView.primary = true), 100);
+    const answer = await pending;
+    assert.equal(answer.body, "app target: POST /early");
+    assert.deepEqual(replicaApp.seen, []);
+  });
+
+  test("a write reaching a primary that hands off waits, then goes to the next primary", async () => {
+    const nextApp = await app("next");
+    const next = await proxy(hostPort(nextApp.address), primaryView());
+    const oldApp = await app("old");
+    const oldView = primaryView();
+    const old = await proxy(hostPort(oldApp.address), oldView, {}, { forwardedWaitMs: 100 });
+    const replicaApp = await app("third");
+    const replica = await proxy(hostPort(replicaApp.address), replicaView(old.url));
+    oldView.handingOffNow = true;
+    // From a client of the old primary, and forwarded to it by a replica's proxy (a second hop later).
+    const direct = httpRequest(old.url + "/direct", { method: "POST", body: "x" });
+    const viaReplica = httpRequest(replica.url + "/forwarded", { method: "POST", body: "x" });
+    // A request already forwarded twice is never forwarded a third time.
+    const twice = httpRequest(old.url + "/twice", {
+      method: "POST",
+      body: "x",
+      headers: { "litefs-proxy-hop": "2" },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(oldApp.seen, [], "a write reached the app of a primary handing off");
+    oldView.primary = false;
+    oldView.handingOffNow = false;
+    oldView.primaryUrl = next.url;
+    assert.equal((await direct).body, "app next: POST /direct");
+    assert.equal((await viaReplica).body, "app next: POST /forwarded");
+    const refused = await twice;
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers[PROXY_ERROR_HEADER], "EPROXYLOOP");
+    assert.deepEqual(oldApp.seen, []);
+    assert.deepEqual(replicaApp.seen, []);
+  });
+
+  test("a handoff that fails: the held write goes to the app of the primary it reached", async () => {
+    const localApp = await app("kept");
+    const view = primaryView();
+    const primary = await proxy(hostPort(localApp.address), view);
+    view.handingOffNow = true;
+    const pending = httpRequest(primary.url + "/kept", { method: "POST", body: "x" });
+    const read = await httpRequest(primary.url + "/read");
+    assert.equal(read.body, "app kept: GET /read", "a read waited for the handoff");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(localApp.seen, ["GET /read"]);
+    view.handingOffNow = false;
+    const answer = await pending;
+    assert.equal(answer.body, "app kept: POST /kept");
+    assert.match(String(answer.headers["litefs-txid"]), /^[0-9a-f]{16}\/[0-9a-f]{16}$/);
   });
 
   test("no primary known: a write waits primary-redirect-timeout, then 503", async () => {

@@ -47,6 +47,8 @@ function abortReason(signal: AbortSignal): Error {
  */
 export class TestNodeView implements ProxyNodeView {
   primary: boolean;
+  /** True while this (primary) node hands its lease off. */
+  handingOffNow = false;
   /** The history branch this node is on; change it to fake a divergence. */
   branch = "main";
   primaryUrl: string | undefined;
@@ -70,6 +72,10 @@ export class TestNodeView implements ProxyNodeView {
 
   isPrimary(): boolean {
     return this.primary;
+  }
+
+  handingOff(): boolean {
+    return this.primary && this.handingOffNow;
   }
 
   primaryProxyURL(): string | undefined {
