@@ -13,6 +13,8 @@ import type { StoreLogger } from "../store/store-logger.js";
 import { advertisedProxyURL, PrimaryProxyDiscovery } from "./primary-proxy-url.js";
 import { StoreProxyView } from "./proxy-view.js";
 
+/** How long exchanges in progress may finish when the proxy closes (ms). */
+const CLOSE_GRACE_MS = 2_000;
 /** How often a write waiting for a primary looks again (ms). */
 const PRIMARY_POLL_MS = 5;
 
@@ -123,11 +125,16 @@ export class NodeProxy {
     return this.server.url;
   }
 
-  /** Stops serving, ends waiting reads and stops asking the primary; idempotent. */
+  /**
+   * Stops serving, ends waiting reads and stops asking the primary; idempotent. Exchanges in progress
+   * (a write held during a handoff on SIGTERM, forwarded to the next primary) get up to
+   * CLOSE_GRACE_MS to finish first.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.view.close();
-      await Promise.all([this.server.close(), this.discovery.stop()]);
+      await this.server.close({ graceMs: CLOSE_GRACE_MS });
+      await this.discovery.stop();
     })();
     return this.#closing;
   }

@@ -83,6 +83,8 @@ export class ProxyServer {
   readonly #forwardedWaitMs: number;
   readonly #server: http.Server;
   #address: AddressInfo | undefined;
+  /** Exchanges whose response has not closed yet (for `close({graceMs})`). */
+  #active = 0;
 
   constructor(opts: ProxyServerOptions) {
     const config = opts.config;
@@ -162,9 +164,19 @@ export class ProxyServer {
     return `http://${host}:${address.port}`;
   }
 
-  /** Stops listening and ends every open exchange, tunnel and upstream connection. */
-  async close(): Promise<void> {
+  /**
+   * Stops listening and ends every open exchange, tunnel and upstream connection. With `graceMs`,
+   * exchanges in progress — writes held for a handoff and forwarded to the next primary, say — get
+   * that long to finish first (idle keep-alive connections close at once).
+   */
+  async close(opts: { graceMs?: number } = {}): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const graceMs = opts.graceMs ?? 0;
+    if (graceMs > 0 && this.#active > 0) {
+      this.#server.closeIdleConnections();
+      const deadline = performance.now() + graceMs;
+      while (this.#active > 0 && performance.now() < deadline) await sleep(HANDOFF_POLL_MS * 5);
+    }
     this.#upgrades.closeAll();
     this.#server.closeAllConnections();
     this.#appAgent.destroy();
@@ -175,7 +187,9 @@ export class ProxyServer {
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const exchange = new ExchangeLifetime();
     const started = performance.now();
+    this.#active++;
     res.once("close", () => {
+      this.#active--;
       clearTimeout(writeTimer);
       if (!res.writableFinished) exchange.end(new ClientGoneError());
       if (this.#config.debug) {

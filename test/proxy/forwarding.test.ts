@@ -187,6 +187,29 @@ describe("proxy: forwarding", () => {
     assert.match(String(answer.headers["litefs-txid"]), /^[0-9a-f]{16}\/[0-9a-f]{16}$/);
   });
 
+  test("close with a grace period lets an exchange in progress finish; without one it is cut", async () => {
+    const local = await app("closing");
+    const graceful = new ProxyServer({ config: proxyConfig(hostPort(local.address)), view: primaryView() });
+    await graceful.listen();
+    const answer = httpRequest(graceful.url + "/slow", { method: "POST", body: "x" });
+    const slow = await local.nextSlow();
+    const closing = graceful.close({ graceMs: 5_000 });
+    setTimeout(() => slow.release("finished"), 100);
+    assert.equal((await answer).body, "finished");
+    await closing;
+
+    const abrupt = new ProxyServer({ config: proxyConfig(hostPort(local.address)), view: primaryView() });
+    await abrupt.listen();
+    const cut = httpRequest(abrupt.url + "/slow", { method: "POST", body: "x" }).then(
+      () => "answered",
+      () => "cut",
+    );
+    const slowToo = await local.nextSlow();
+    await abrupt.close();
+    assert.equal(await cut, "cut");
+    await slowToo.closed;
+  });
+
   test("no primary known: a write waits primary-redirect-timeout, then 503", async () => {
     const local = await app("lonely");
     const replica = await proxy(hostPort(local.address), replicaView(), { primaryRedirectTimeoutMs: 150 });
