@@ -75,6 +75,8 @@ export class LeaseRole {
   #lease: Lease | null = null;
   #holder: PrimaryInfo | null | undefined = undefined;
   #handingOff = false;
+  /** A handoff's first step: the node's proxy holds new writes (see `proxyHoldsWrites`). */
+  #holdingWrites = false;
   /** A handoff's drain: new write transactions are refused at their start (see `writesClosing`). */
   #closingWrites = false;
   /** The hostname of the node a handoff in progress goes to, when its request named it. */
@@ -157,6 +159,15 @@ export class LeaseRole {
    */
   writesClosing(): boolean {
     return this.#closingWrites || this.#handingOff;
+  }
+
+  /**
+   * True from the start of a handoff to its end: the node's proxy passes no new write to the app — it
+   * holds them and sends them to whichever node is primary afterwards (docs/proxy.md) — and the handoff
+   * first lets the writes already passed finish (bounded), before the mount refuses new transactions.
+   */
+  proxyHoldsWrites(): boolean {
+    return this.#holdingWrites || this.writesClosing();
   }
 
   /**
@@ -260,17 +271,28 @@ export class LeaseRole {
       );
     }
     const lease = this.#lease;
-    if (this.#role !== "primary" || lease === null || this.writesClosing()) {
+    if (this.#role !== "primary" || lease === null || this.proxyHoldsWrites()) {
       throw new RoleError("ENOTPRIMARY", "this node is not the primary (or is handing off already)");
     }
     const first = host.handoffTarget(toNodeId);
     if (first === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
     if (!first.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
-    this.#closingWrites = true;
-    this.#closingFor = named?.hostname ?? null;
+    this.#holdingWrites = true;
     const started = performance.now();
     try {
-      const drainedMs = await this.#drainWrites(lease);
+      await this.#settle(
+        () => this.#opts.host.proxyWritesInFlight() === 0,
+        lease,
+        "writes passed to the application are still in flight; handing off anyway",
+      );
+      this.#closingWrites = true;
+      this.#closingFor = named?.hostname ?? null;
+      await this.#settle(
+        () => !this.#opts.host.localWritersActive(),
+        lease,
+        "a write transaction is still in flight; its commit will be refused",
+      );
+      const drainedMs = performance.now() - started;
       this.#handingOff = true;
       const waitMs = this.#opts.handoffWaitMs ?? 5000;
       // Looked up at every step: a target that reconnects meanwhile has a new stream (the old one
@@ -316,28 +338,27 @@ export class LeaseRole {
     } finally {
       this.#handingOff = false;
       this.#closingWrites = false;
+      this.#holdingWrites = false;
       this.#closingFor = null;
     }
   }
 
   /**
-   * A handoff's first step: waits until no local write transaction is in flight (new ones are refused
-   * at their start meanwhile), for at most `handoffDrainMs`, or until the lease is no longer held.
-   * Returns the milliseconds it took. A transaction still in flight then meets the commit gate (refused).
+   * A step of a handoff's drain: waits until `done()`, for at most `handoffDrainMs`, or until the lease
+   * is no longer held; logs `giveUp` when the time ran out. First the writes the proxy passed to the
+   * application, then the write transactions in flight in the mount (new ones refused meanwhile); one
+   * still in flight after that meets the commit gate (refused).
    */
-  async #drainWrites(lease: Lease): Promise<number> {
+  async #settle(done: () => boolean, lease: Lease, giveUp: string): Promise<void> {
     const started = performance.now();
     const limitMs = this.#opts.handoffDrainMs ?? 1000;
-    while (this.#opts.host.localWritersActive() && lease.isHeld()) {
+    while (!done() && lease.isHeld()) {
       if (performance.now() - started >= limitMs) {
-        this.#opts.log.warn("a write transaction is still in flight; its commit will be refused", {
-          drainMs: limitMs,
-        });
-        break;
+        this.#opts.log.warn(giveUp, { drainMs: limitMs });
+        return;
       }
       await sleep(1);
     }
-    return performance.now() - started;
   }
 
   /** On shutdown: hands off to a caught-up candidate replica when there is one. True when it did. */

@@ -396,7 +396,7 @@ export class LitefsNode {
           log,
           metrics: observability.metrics.proxy,
           isPrimary: () => role() === "primary",
-          handingOff: () => node.#roleManager.writesClosing(),
+          handingOff: () => node.#roleManager.proxyHoldsWrites(),
           primaryApiUrl: () => (role() === "replica" ? (node.#following?.advertiseURL ?? null) : null),
           primaryHostname: () => (role() === "replica" ? node.#following?.hostname : undefined),
           advertiseUrl: config.lease.advertiseUrl,
@@ -652,6 +652,7 @@ export class LitefsNode {
           handOff: (fromEpoch) => entry.stream.handOff(fromEpoch),
         };
       },
+      proxyWritesInFlight: () => this.#proxy?.server.localWritesInFlight ?? 0,
       localWritersActive: () =>
         this.store.databases().some((db) => this.#fileSystem.localWriterActive(db.name)),
       shutdownTarget: () => {

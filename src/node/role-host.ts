@@ -33,6 +33,8 @@ export interface RoleHost {
   handoffTarget(nodeId: string): HandoffTarget | undefined;
   /** True while a local connection's write transaction on any database is in flight (a handoff's drain). */
   localWritersActive(): boolean;
+  /** Writes the node's proxy has passed to the local application and not yet answered (0: no proxy). */
+  proxyWritesInFlight(): number;
   /** A connected, caught-up candidate replica to hand off to on shutdown. */
   shutdownTarget(): string | undefined;
   /** Asks the primary at `url` to hand its lease to this node (`lease.promote`). */

@@ -85,6 +85,7 @@ export class ProxyServer {
   #address: AddressInfo | undefined;
   /** Exchanges whose response has not closed yet (for `close({graceMs})`). */
   #active = 0;
+  #localWrites = 0;
 
   constructor(opts: ProxyServerOptions) {
     const config = opts.config;
@@ -331,6 +332,14 @@ export class ProxyServer {
     }
   }
 
+  /**
+   * Writes passed to the local app and not answered yet (its headers not received): a handoff lets
+   * them finish before the mount refuses new transactions (lease-role.ts).
+   */
+  get localWritesInFlight(): number {
+    return this.#localWrites;
+  }
+
   /** To the local app; a write's answer gets the TXID after it (`stampTxid`). */
   async #toApp(
     req: http.IncomingMessage,
@@ -339,12 +348,18 @@ export class ProxyServer {
     lifetime: ExchangeLifetime,
     stampTxid: boolean,
   ): Promise<void> {
-    const response = await this.#sendPlain(req, target, lifetime, {
-      upstream: this.#app,
-      hopMarker: "strip",
-      agent: this.#appAgent,
-      description: this.#app.description,
-    });
+    if (stampTxid) this.#localWrites++;
+    let response: http.IncomingMessage;
+    try {
+      response = await this.#sendPlain(req, target, lifetime, {
+        upstream: this.#app,
+        hopMarker: "strip",
+        agent: this.#appAgent,
+        description: this.#app.description,
+      });
+    } finally {
+      if (stampTxid) this.#localWrites--;
+    }
     const headers = downstreamResponseHeaders(
       response.rawHeaders,
       stampTxid ? { drop: NO_TXID_FROM_APP } : {},

@@ -53,6 +53,9 @@ class RecordingHost implements RoleHost {
   localWritersActive(): boolean {
     return false;
   }
+  proxyWritesInFlight(): number {
+    return 0;
+  }
   shutdownTarget(): undefined {
     return undefined;
   }

@@ -193,9 +193,11 @@ describe("proxy: forwarding", () => {
     await graceful.listen();
     const answer = httpRequest(graceful.url + "/slow", { method: "POST", body: "x" });
     const slow = await local.nextSlow();
+    assert.equal(graceful.localWritesInFlight, 1, "a write at the app is counted (a handoff waits for it)");
     const closing = graceful.close({ graceMs: 5_000 });
     setTimeout(() => slow.release("finished"), 100);
     assert.equal((await answer).body, "finished");
+    assert.equal(graceful.localWritesInFlight, 0);
     await closing;
 
     const abrupt = new ProxyServer({ config: proxyConfig(hostPort(local.address)), view: primaryView() });
