@@ -9,7 +9,12 @@ import { describe, test } from "node:test";
 import { mountSupport } from "../support/small-disk.js";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.js";
 import { checkChaos, formatCheckReport, type ChaosCheckInput } from "./checker.js";
-import { writeAcksDatabase, writeFabricatedChain, writeFabricatedTx } from "./fabricated-history.js";
+import {
+  writeAcksDatabase,
+  writeFabricatedChain,
+  writeFabricatedSnapshot,
+  writeFabricatedTx,
+} from "./fabricated-history.js";
 import { chaosSeed, formatChaosRun, longestGap, runChaos } from "./harness.js";
 
 const DB = "chaos.db";
@@ -145,6 +150,81 @@ describe("chaos checker self-test (fabricated histories)", () => {
     const overlapping = await checkChaos({ ...input, allowFailoverReuse: true });
     assert.equal(overlapping.ok, false);
     assert.match(overlapping.violations.join("\n"), /split brain/);
+  });
+
+  test("a reference whose history is a snapshot: the winner and a branch's start come from a replica's verified chain", async (t) => {
+    const root = makeTempDir("chaos-check");
+    t.after(() => removeTempDir(root));
+    const dirs = ["n1", "n2", "n3"].map((n) => path.join(root, n));
+    // n1, the final primary, was sent a snapshot at TXID 5, then committed TXID 6.
+    const snapshot = writeFabricatedSnapshot(dirs[0], DB, {
+      maxTxid: 5n,
+      nodeId: 1n,
+      timestampMs: T0 + 4000,
+    });
+    const six = { txid: 6n, nodeId: 1n, timestampMs: T0 + 5000, preApply: snapshot, postApply: 66n };
+    writeFabricatedTx(dirs[0], DB, six);
+    // n2 and n3 hold node 1's transactions one by one, reaching the same state at TXID 5.
+    for (const dir of [dirs[1], dirs[2]]) {
+      const sums = writeFabricatedChain(dir, DB, { from: 1n, to: 4n, nodeId: 1n, startMs: T0 });
+      writeFabricatedTx(dir, DB, {
+        txid: 5n,
+        nodeId: 1n,
+        timestampMs: T0 + 4000,
+        preApply: sums.get(4n)!,
+        postApply: snapshot & ~(1n << 63n),
+      });
+      writeFabricatedTx(dir, DB, six);
+    }
+    // n3 had been primary and committed TXIDs 4..5 itself before node 1 did: quarantined, in a folder
+    // that also holds the shared prefix 1..3 (a whole history set aside).
+    const folder = "20261130T120000Z-1-5";
+    const shared = writeFabricatedChain(dirs[2], DB, {
+      from: 1n,
+      to: 3n,
+      nodeId: 1n,
+      startMs: T0,
+      quarantine: folder,
+    });
+    writeFabricatedChain(dirs[2], DB, {
+      from: 4n,
+      to: 5n,
+      nodeId: 3n,
+      startMs: T0 + 3000 - 2000,
+      preApply: shared.get(3n),
+      salt: 3n,
+      quarantine: folder,
+    });
+    for (const dir of dirs) await writeAcksDatabase(path.join(dir, "sql.db"), [1, 2, 3]);
+    const input: ChaosCheckInput = {
+      seed: 42,
+      db: DB,
+      nodes: dirs.map((dir, i) => ({ name: `n${i + 1}`, dataDir: dir, sqlPath: path.join(dir, "sql.db") })),
+      primary: "n1",
+      acked: [1, 2, 3].map((id) => ({ id, ackedAtMs: T0 + id * 1000, via: "n1" })),
+      asyncWindows: [],
+      windowSlackMs: 2_000,
+      allowFailoverReuse: true,
+      requireConverged: true,
+    };
+    const report = await checkChaos(input);
+    assert.ok(report.ok, formatCheckReport(report));
+    assert.equal(report.duplicates.filter((d) => d.excused).length, 2);
+    // The same losing branch committed after node 1's TXID 4 overlaps its tenure: split brain.
+    writeFabricatedChain(dirs[2], DB, {
+      from: 4n,
+      to: 5n,
+      nodeId: 3n,
+      startMs: T0 + 3000 + 500,
+      preApply: shared.get(3n),
+      salt: 3n,
+      quarantine: folder,
+    });
+    const overlapping = await checkChaos(input);
+    assert.match(
+      overlapping.violations.join("\n"),
+      /TXID 0000000000000005 committed by 2 nodes: .*split brain/,
+    );
   });
 
   test("failover reuse with identical contents: excused before the new tenure, split brain after", async (t) => {

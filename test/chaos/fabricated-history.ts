@@ -63,6 +63,40 @@ export function writeFabricatedTx(dataDir: string, db: string, tx: FabricatedTx)
 }
 
 /**
+ * Writes a snapshot file covering TXIDs 1..`maxTxid` (as a replica that was sent a snapshot holds);
+ * returns its post-apply checksum (computed from its one page).
+ */
+export function writeFabricatedSnapshot(
+  dataDir: string,
+  db: string,
+  snap: { maxTxid: bigint; nodeId: bigint; timestampMs: number },
+): bigint {
+  const dir = path.join(dataDir, "dbs", db, "ltx");
+  fs.mkdirSync(dir, { recursive: true });
+  const page = new Uint8Array(PAGE_SIZE);
+  page.set(Buffer.from(`fabricated snapshot at ${snap.maxTxid}`, "latin1"), 100);
+  const bytes = encodeLtx(
+    {
+      flags: 0,
+      pageSize: PAGE_SIZE,
+      commit: 1,
+      minTxid: 1n,
+      maxTxid: snap.maxTxid,
+      timestamp: snap.timestampMs,
+      preApplyChecksum: 0n,
+      walOffset: 0,
+      walSize: 0,
+      walSalt1: 0,
+      walSalt2: 0,
+      nodeId: snap.nodeId,
+    },
+    [{ pgno: 1, data: page }],
+  );
+  fs.writeFileSync(path.join(dir, formatFileName(1n, snap.maxTxid)), bytes);
+  return new DataView(bytes.buffer, bytes.byteOffset + bytes.byteLength - 16, 8).getBigUint64(0);
+}
+
+/**
  * Writes a chain of transactions `from..to` by `nodeId`, continuing from `preApply`, with timestamps
  * `startMs + 1000 * i`; returns every TXID's post-apply checksum. `salt` makes a different history.
  */

@@ -189,9 +189,41 @@ export function checkHistories(
     }
   }
 
+  extendReference(referenceAt, histories, reference);
   const duplicates = findDuplicateCommits(histories, referenceAt, options, violations);
   const quarantinedFiles = histories.reduce((n, h) => n + h.quarantined.length, 0);
   return { violations, duplicates, positions, referenceTxid, unverifiable, quarantinedFiles };
+}
+
+/**
+ * Where the reference holds no single-transaction file for a TXID (a snapshot replaced its history, or
+ * retention removed it), another node's live file may stand in for it: one on a continuous stretch of
+ * that node's live chain that ends at a TXID where it meets the reference (same post-apply checksum).
+ * Each transaction's pre-apply checksum is the previous one's post-apply, so such a stretch is the
+ * reference's own branch. Without it the winner of a TXID reused by a failover would be unknown, and a
+ * quarantine folder that also holds the shared prefix would be dated from that prefix.
+ */
+function extendReference(
+  referenceAt: Map<bigint, HistoryFile>,
+  histories: readonly NodeHistory[],
+  reference: NodeHistory,
+): void {
+  for (const history of histories) {
+    if (history === reference) continue;
+    const byMax = new Map<bigint, HistoryFile>();
+    for (const file of history.live) byMax.set(file.maxTxid, file);
+    const meets = history.live
+      .filter((f) => referenceAt.get(f.maxTxid)?.postApply === f.postApply)
+      .map((f) => f.maxTxid);
+    if (meets.length === 0) continue;
+    let at: HistoryFile | undefined = byMax.get(meets.reduce((a, b) => (a > b ? a : b)));
+    while (at !== undefined) {
+      if (!referenceAt.has(at.maxTxid)) referenceAt.set(at.maxTxid, at);
+      if (at.snapshot || at.minTxid <= 1n) break;
+      const before = byMax.get(at.minTxid - 1n);
+      at = before !== undefined && before.postApply === at.preApply ? before : undefined;
+    }
+  }
 }
 
 /**
