@@ -43,9 +43,12 @@ import {
   type OwnLink,
   type QuarantineRange,
 } from "./stream-ltx-admission.js";
+import type { EpochChange } from "../store/epoch-history.js";
 import {
   CLUSTER_ID_HEADER,
+  decodeEpochsHeader,
   encodeStreamRequest,
+  EPOCHS_HEADER,
   formatNodeId,
   NODE_ID_HEADER,
   RECENT_LINKS_SENT,
@@ -142,6 +145,8 @@ export class ReplicaClient {
   #epochSeen: bigint;
   /** The epoch of the stream open now (0 between streams). */
   #streamEpoch = 0n;
+  /** The primary's epoch history per database, from its answer (EPOCHS_HEADER); undefined: none sent. */
+  #streamEpochLines: Map<string, EpochChange[]> | undefined = undefined;
   #primaryNodeId = 0n;
   /** Aborts the current stream (or the wait before the next) without stopping the client. */
   #current = new AbortController();
@@ -193,6 +198,16 @@ export class ReplicaClient {
   /** The lease epoch of the stream open now; 0 while none is open. */
   get streamEpoch(): bigint {
     return this.#streamEpoch;
+  }
+
+  /**
+   * The epoch history of `db` the primary of the stream open now sent (from where this replica stood),
+   * undefined when none is open or its primary sent none. A database it has but sent no line for was
+   * created under the stream's epoch: [] then.
+   */
+  streamEpochLines(db: string): readonly EpochChange[] | undefined {
+    if (this.#streamEpoch === 0n || this.#streamEpochLines === undefined) return undefined;
+    return this.#streamEpochLines.get(db) ?? [];
   }
 
   /** LTX files the streams brought that this replica had already (its own HALT transactions). */
@@ -294,6 +309,7 @@ export class ReplicaClient {
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
     const res = await post(new URL("/stream", url), body, headers, signal);
     if (res.statusCode !== 200) throw await refusal(res, url);
+    this.#streamEpochLines = decodeEpochsHeader(headerValue(res, EPOCHS_HEADER));
     const theirs = headerValue(res, CLUSTER_ID_HEADER);
     if (theirs === undefined || theirs === "") {
       res.destroy();
@@ -340,6 +356,8 @@ export class ReplicaClient {
         admitEpoch(frame, this.#epochSeen);
         this.#opts.onEpoch?.(frame.epoch, frame.primaryNodeId);
         if (frame.epoch > this.#epochSeen) this.#epochSeen = frame.epoch;
+        // A raised epoch mid-stream: the history sent at the start does not know it.
+        if (this.#streamEpoch !== 0n && frame.epoch !== this.#streamEpoch) this.#streamEpochLines = undefined;
         this.#streamEpoch = frame.epoch;
         this.#primaryNodeId = frame.primaryNodeId;
         return;

@@ -12,6 +12,7 @@ import { StreamError, StreamViolation } from "./stream-error.js";
 import { crc32 } from "./stream-frame.js";
 import { PayloadReader, PayloadWriter, utf8 } from "./stream-payload-bytes.js";
 import { databaseNameProblem } from "../store/database-name.js";
+import type { EpochChange } from "../store/epoch-history.js";
 
 /** "LFSREQ", version 1, one reserved zero byte. */
 const REQUEST_MAGIC = Uint8Array.of(0x4c, 0x46, 0x53, 0x52, 0x45, 0x51);
@@ -20,6 +21,61 @@ const REQUEST_VERSION = 1;
 export const REQUEST_CONTENT_TYPE = "application/vnd.litefs.stream-request";
 export const NODE_ID_HEADER = "Litefs-Id";
 export const CLUSTER_ID_HEADER = "Litefs-Cluster-Id";
+/**
+ * Answer header of a stream: per database the primary's epoch history from the replica's position on
+ * (store/epoch-history.ts, epochHistoryFrom), so that the replica attributes the transactions a catch-up
+ * brings to the epochs they were written under. URI-encoded JSON {"<db>": ["<epoch>/<txid hex>", …]}.
+ * Absent (an older primary): the replica attributes them to the stream's epoch.
+ */
+export const EPOCHS_HEADER = "Litefs-Epochs";
+
+/** Lines per database at most in EPOCHS_HEADER (the latest ones are kept). */
+const EPOCH_LINES_SENT = 64;
+
+/**
+ * Longest EPOCHS_HEADER value sent (characters): far below the 16 KiB Node allows for all of an answer's
+ * headers. Databases that do not fit are left out — their replica attributes what the stream brings to
+ * the stream's epoch, as without the header.
+ */
+export const EPOCHS_HEADER_MAX_CHARS = 8192;
+
+export function encodeEpochsHeader(lines: ReadonlyMap<string, readonly EpochChange[]>): string {
+  const out: Record<string, string[]> = {};
+  let encoded = encodeURIComponent("{}");
+  for (const [db, history] of lines) {
+    out[db] = history
+      .slice(-EPOCH_LINES_SENT)
+      .map((l) => `${l.epoch.toString()}/${l.firstTxid.toString(16)}`);
+    const next = encodeURIComponent(JSON.stringify(out));
+    if (next.length > EPOCHS_HEADER_MAX_CHARS) delete out[db];
+    else encoded = next;
+  }
+  return encoded;
+}
+
+/** The lines in an EPOCHS_HEADER value; undefined when it is absent or not one. */
+export function decodeEpochsHeader(value: string | undefined): Map<string, EpochChange[]> | undefined {
+  if (value === undefined || value === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decodeURIComponent(value));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+  const out = new Map<string, EpochChange[]>();
+  for (const [db, list] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!Array.isArray(list)) return undefined;
+    const history: EpochChange[] = [];
+    for (const item of list) {
+      const match = typeof item === "string" ? /^([0-9]{1,20})\/([0-9a-f]{1,16})$/.exec(item) : null;
+      if (match === null) return undefined;
+      history.push({ epoch: BigInt(match[1]), firstTxid: BigInt(`0x${match[2]}`) });
+    }
+    out.set(db, history);
+  }
+  return out;
+}
 
 /** How many of its most recent LTX files a replica reports per database. */
 export const RECENT_LINKS_SENT = 256;

@@ -11,6 +11,7 @@ import type http from "node:http";
 
 import type { LtxWriteFormat } from "../ltx/format.js";
 import { formatPos } from "../ltx/pos.js";
+import type { EpochChange } from "../store/epoch-history.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { PrimaryStream } from "./primary-stream.js";
@@ -27,9 +28,12 @@ import {
   CLUSTER_ID_HEADER,
   decodeStreamRequest,
   DEFAULT_REQUEST_LIMITS,
+  encodeEpochsHeader,
+  EPOCHS_HEADER,
   formatNodeId,
   NODE_ID_HEADER,
   parseNodeId,
+  type StreamRequest,
 } from "./stream-request.js";
 import { StreamSink } from "./stream-sink.js";
 import { endAfterBody } from "./request-guard.js";
@@ -64,6 +68,11 @@ export interface StreamServerOptions {
   readonly now?: () => number;
   /** Sees every frame sent to any replica with its bytes on the wire (stream metrics). */
   readonly onFrame?: FrameObserver;
+  /**
+   * This node's epoch history of `db` from `fromTxid` on (epochHistoryFrom), sent in the answer's
+   * EPOCHS_HEADER; absent: no header.
+   */
+  readonly epochLines?: (db: string, fromTxid: bigint) => readonly EpochChange[];
 }
 
 /** A connected replica, for `/status`. */
@@ -87,6 +96,24 @@ export class StreamServer {
 
   constructor(opts: StreamServerOptions) {
     this.#opts = opts;
+  }
+
+  /** EPOCHS_HEADER for the databases this node has, from where the replica stands on each. */
+  #epochsHeader(request: StreamRequest): Record<string, string> {
+    const epochLines = this.#opts.epochLines;
+    if (epochLines === undefined) return {};
+    const theirs = new Map(request.databases.map((d) => [d.db, d.pos.txid]));
+    const lines = new Map<string, readonly EpochChange[]>();
+    try {
+      for (const db of this.#opts.store.databases()) {
+        const history = epochLines(db.name, (theirs.get(db.name) ?? 0n) + 1n);
+        if (history.length > 0) lines.set(db.name, history);
+      }
+    } catch (err) {
+      this.#opts.log.warn("cannot read the epoch history for a stream", { error: (err as Error).message });
+      return {};
+    }
+    return { [EPOCHS_HEADER]: encodeEpochsHeader(lines) };
   }
 
   /** Handles `POST /stream`; resolves when the stream has ended. */
@@ -121,6 +148,7 @@ export class StreamServer {
         "Cache-Control": "no-store",
         [NODE_ID_HEADER]: formatNodeId(identity.nodeId),
         [CLUSTER_ID_HEADER]: identity.clusterId,
+        ...this.#epochsHeader(request),
       });
       req.socket.setNoDelay(true);
       const now = this.#opts.now ?? Date.now;

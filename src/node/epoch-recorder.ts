@@ -6,7 +6,13 @@
 //     stream (replica), so every transaction's epoch can be recovered from the data directory.
 // Fed by the store's commit subscription; a failure to write is logged (the commit already happened).
 
-import { EpochHistoryFile, readHighestEpoch, writeHighestEpoch } from "../store/epoch-history.js";
+import {
+  type EpochChange,
+  EpochHistoryFile,
+  epochRuns,
+  readHighestEpoch,
+  writeHighestEpoch,
+} from "../store/epoch-history.js";
 import type { CommitEvent } from "../store/commit-event.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
@@ -18,6 +24,12 @@ export interface EpochRecorderOptions {
   readonly primaryEpoch: () => bigint;
   /** The epoch of the stream transactions are applied from now, 0 when none. */
   readonly streamEpoch: () => bigint;
+  /**
+   * The stream's primary's epoch history of `db` from where this replica stood when it connected
+   * (epochHistoryFrom), undefined when the primary sent none: then every transaction the stream brings
+   * is attributed to the stream's epoch, also those an earlier primary wrote (the catch-up).
+   */
+  readonly streamEpochLines?: (db: string) => readonly EpochChange[] | undefined;
   readonly noSync?: boolean;
 }
 
@@ -71,7 +83,15 @@ export class EpochRecorder {
     const epoch = event.source === "replication" ? this.#opts.streamEpoch() : this.#opts.primaryEpoch();
     if (epoch === 0n) return;
     const first = event.prevPos.txid + 1n <= event.pos.txid ? event.prevPos.txid + 1n : event.pos.txid;
-    this.#record(event.db, epoch, first);
+    const lines = event.source === "replication" ? this.#opts.streamEpochLines?.(event.db) : undefined;
+    if (lines === undefined) {
+      this.#record(event.db, epoch, first);
+      return;
+    }
+    // A catch-up brings transactions older primaries wrote: each goes to the epoch the primary's history
+    // gives it, not to the stream's (which would rank this node above one holding more of that history).
+    for (const run of epochRuns(lines, first, event.pos.txid, epoch))
+      this.#record(event.db, run.epoch, run.firstTxid);
   }
 
   #record(db: string, epoch: bigint, firstTxid: bigint): void {

@@ -51,6 +51,7 @@ import {
 import { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { EpochRecorder } from "./epoch-recorder.js";
+import { epochHistoryFrom } from "../store/epoch-history.js";
 import { NodeHalt } from "./halt-node.js";
 import { LeaseRole } from "./lease-role.js";
 import { RoleError, type DemotionReason, type HandoffTarget, type RoleHost } from "./role-host.js";
@@ -207,6 +208,7 @@ export class LitefsNode {
         primaryEpoch: () =>
           ofNode((n) => (n.role === "primary" ? (n.#roleManager.lease?.epoch ?? 0n) : 0n), 0n),
         streamEpoch: () => ofNode((n) => n.#replica?.streamEpoch ?? 0n, 0n),
+        streamEpochLines: (db) => ofNode((n) => n.#replica?.streamEpochLines(db), undefined),
       });
       const halt = new NodeHalt({
         store,
@@ -325,6 +327,8 @@ export class LitefsNode {
         authToken,
         snapshotFormat: config.data.compress ? "v3" : "v1",
         onFrame: (frame, bytes) => observability.streamFrameSent(frame, bytes),
+        epochLines: (db, fromTxid) =>
+          ofNode((n) => epochHistoryFrom(n.#epochs.historyOf(db).history, fromTxid), []),
       });
       const extraRoutes = new Map(observability.routes());
       for (const [route, handler] of leaseRoutes({

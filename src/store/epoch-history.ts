@@ -73,9 +73,8 @@ export function parseEpochHistory(text: string, where: string): EpochChange[] {
   return out;
 }
 
-/** The epoch `txid` was written under according to `history`, or null when no line covers it. */
-export function epochOfTxid(history: readonly EpochChange[], txid: bigint): bigint | null {
-  // Replay: each line cuts what earlier lines said from its firstTXID on.
+/** The lines of `history` still in force: each line cuts what earlier lines said from its firstTXID on. */
+export function effectiveEpochHistory(history: readonly EpochChange[]): EpochChange[] {
   const effective: EpochChange[] = [];
   for (const change of history) {
     while (effective.length > 0 && effective[effective.length - 1].firstTxid >= change.firstTxid) {
@@ -83,6 +82,49 @@ export function epochOfTxid(history: readonly EpochChange[], txid: bigint): bigi
     }
     effective.push(change);
   }
+  return effective;
+}
+
+/**
+ * The lines of `history` in force from `fromTxid` on: the one covering `fromTxid` (when any), then every
+ * later one, ascending. What a primary tells a replica at `fromTxid - 1` (the stream's answer header),
+ * so that the replica attributes each transaction it receives to the epoch it was written under.
+ */
+export function epochHistoryFrom(history: readonly EpochChange[], fromTxid: bigint): EpochChange[] {
+  const effective = effectiveEpochHistory(history);
+  let start = 0;
+  for (let i = 0; i < effective.length; i++) if (effective[i].firstTxid <= fromTxid) start = i;
+  return effective.slice(start);
+}
+
+/**
+ * Attributes the transactions `first`…`last` to epochs: [firstTxid, epoch] runs, ascending, per
+ * `primaryLines` (the primary's history, epochHistoryFrom) — a TXID no line covers, or covered by a line
+ * above `streamEpoch`, goes to `streamEpoch`.
+ */
+export function epochRuns(
+  primaryLines: readonly EpochChange[],
+  first: bigint,
+  last: bigint,
+  streamEpoch: bigint,
+): EpochChange[] {
+  const effective = effectiveEpochHistory(primaryLines);
+  const at = (txid: bigint): bigint => {
+    const epoch = epochOfTxid(effective, txid);
+    return epoch === null || epoch > streamEpoch ? streamEpoch : epoch;
+  };
+  const runs: EpochChange[] = [{ epoch: at(first), firstTxid: first }];
+  for (const line of effective) {
+    if (line.firstTxid <= first || line.firstTxid > last) continue;
+    const epoch = at(line.firstTxid);
+    if (epoch !== runs[runs.length - 1].epoch) runs.push({ epoch, firstTxid: line.firstTxid });
+  }
+  return runs;
+}
+
+/** The epoch `txid` was written under according to `history`, or null when no line covers it. */
+export function epochOfTxid(history: readonly EpochChange[], txid: bigint): bigint | null {
+  const effective = effectiveEpochHistory(history);
   let found: bigint | null = null;
   for (const change of effective) {
     if (change.firstTxid <= txid) found = change.epoch;
