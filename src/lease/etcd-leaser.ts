@@ -140,7 +140,7 @@ export class EtcdLeaser implements Leaser {
     }
     this.#acquiring = true;
     try {
-      return await this.#acquire(options.likelyFree === true);
+      return await this.#acquire(options.likelyFree === true, options.vacancyCheck);
     } finally {
       this.#acquiring = false;
     }
@@ -169,7 +169,7 @@ export class EtcdLeaser implements Leaser {
     return undefined;
   }
 
-  async #acquire(likelyFree: boolean): Promise<Lease> {
+  async #acquire(likelyFree: boolean, vacancyCheck?: () => Promise<boolean>): Promise<Lease> {
     if (this.#held !== undefined) {
       throw new LeaseError("ELEASESTATE", `this node already holds the lease (epoch ${this.#held.epoch})`, {
         where: this.keys.primary,
@@ -195,6 +195,16 @@ export class EtcdLeaser implements Leaser {
         if (marker !== undefined && !targeted) {
           throw new LeaseHandoffPendingError(marker.toNodeId, { where: this.keys.handoff });
         }
+        if (!targeted && vacancyCheck !== undefined && !(await vacancyCheck())) {
+          throw new LeaseError(
+            "ELEASERANKED",
+            "the lease is free, but a more up-to-date candidate may take it first",
+            {
+              where: this.keys.primary,
+            },
+          );
+        }
+        vacancyCheck = undefined; // asked once per acquire
         const last = keys.get(this.keys.last);
         const lastState = last === undefined ? undefined : decodeLastHolder(last.value, this.keys.last).state;
         if (

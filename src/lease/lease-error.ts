@@ -8,6 +8,7 @@ export type LeaseErrorCode =
   | "ELEASEEXISTS" // another node holds the lease; `primary` says who
   | "ELEASEHANDOFF" // the lease is reserved for another node by a handoff in progress
   | "ELEASEDELAY" // the previous holder lost the lease; the coordinator's lock delay is still running
+  | "ELEASERANKED" // the lease is free, but the acquire's vacancyCheck left it to a more up-to-date candidate
   | "ELEASELOST" // this node no longer holds the lease (renewal failed until the deadline, or revoked)
   | "ELEASEUNAVAILABLE" // no coordinator endpoint answered in time
   | "ELEASEPROTOCOL" // a coordinator answered something this client does not understand or expect

@@ -75,14 +75,22 @@ export interface Lease {
   onLost(callback: (error: Error) => void): () => void;
 }
 
-/** Hints for one `acquire()`; they change its speed, never its outcome. */
+/** Options of one `acquire()`. */
 export interface AcquireOptions {
   /**
    * The caller has just seen the lease free or handed to it (a watch showing no holder, a HANDOFF
    * frame): the etcd leaser then asks for its etcd lease alongside the first read instead of after it,
-   * one coordinator round trip less (a grant that goes unused is revoked). Ignored by the others.
+   * one coordinator round trip less (a grant that goes unused is revoked). A hint: it changes the
+   * speed, never the outcome. Ignored by the others.
    */
   readonly likelyFree?: boolean;
+  /**
+   * Asked when the coordinator shows the lease free although the caller believed it held (an attempt
+   * made in case its view was stale): false refuses the acquire with ELEASERANKED before anything is
+   * written — candidate ranking (a more up-to-date candidate may take it first). Not asked for a lease
+   * handed to this node. etcd only (the only lease with ranking); ignored by the others.
+   */
+  readonly vacancyCheck?: () => Promise<boolean>;
 }
 
 export interface Leaser {

@@ -391,7 +391,7 @@ export class LeaseRole {
     await this.#transition;
   }
 
-  async #tryAcquire(): Promise<boolean> {
+  async #tryAcquire(vacancyCheck?: () => Promise<boolean>): Promise<boolean> {
     const { leaser, host, log } = this.#opts;
     this.#lastAttemptMs = performance.now();
     const attemptStarted = performance.now();
@@ -400,10 +400,14 @@ export class LeaseRole {
     if (likelyFree) log.debug("acquiring the lease", { handoff: this.#handoffToMe });
     let lease: Lease;
     try {
-      lease = await leaser.acquire({ likelyFree });
+      lease = await leaser.acquire({ likelyFree, vacancyCheck });
     } catch (err) {
       if (err instanceof LeaseExistsError) this.#seeHolder(err.primary);
-      else if (!isLeaseError(err, "ELEASEHANDOFF") && !this.#stop.signal.aborted) {
+      else if (
+        !isLeaseError(err, "ELEASEHANDOFF") &&
+        !isLeaseError(err, "ELEASERANKED") &&
+        !this.#stop.signal.aborted
+      ) {
         log.debug("lease not acquired", {
           code: (err as { code?: string }).code,
           error: (err as Error).message,
@@ -699,7 +703,11 @@ export class LeaseRole {
         const vacant = this.#holder === null || this.#holder === undefined;
         if (!this.#handoffComing() && vacant && !(await this.#electionAllowsAcquire())) continue;
         const handoff = this.#handoffToMe;
-        const became = await this.#tryAcquire();
+        // The periodic attempt (a holder believed) that finds the lease free after all — the watch was
+        // stale, e.g. right after a partition healed — asks the ranking then, inside the acquire.
+        const became = await this.#tryAcquire(
+          !vacant && !this.#handoffComing() ? () => this.#electionAllowsAcquire() : undefined,
+        );
         if (handoff && !became) {
           // The coordinator may not show the handoff yet: retry briefly, then give it up.
           this.#handoffAttempts++;

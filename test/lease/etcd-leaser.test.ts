@@ -181,6 +181,33 @@ test("handoff: the target acquires at once, others are refused meanwhile, epochs
   await rejectsWithCode(first.handoff(c.identity.nodeId), "ELEASESTATE");
 });
 
+test("vacancyCheck: asked only when the lease is free and not handed over; false refuses, writing nothing", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("vacancy-check");
+  const options = { endpoints: etcd.endpoints, key, ttlMs: TTL_MS };
+  const a = set.etcd("a", options);
+  const b = set.etcd("b", options);
+  let asked = 0;
+  const refuse = async (): Promise<boolean> => {
+    asked++;
+    return false;
+  };
+  await rejectsWithCode(a.acquire({ vacancyCheck: refuse }), "ELEASERANKED");
+  assert.equal(asked, 1);
+  assert.equal(await b.primaryInfo(), null, "a refused acquire wrote the primary key");
+  const held = await b.acquire();
+  await rejectsWithCode(a.acquire({ vacancyCheck: refuse }), "ELEASEEXISTS");
+  assert.equal(asked, 1, "asked while another node held the lease");
+  // A lease handed to this node is taken whatever the ranking says.
+  await held.handoff(a.identity.nodeId);
+  const handed = await a.acquire({ vacancyCheck: refuse });
+  assert.equal(asked, 1, "asked for a lease handed to this node");
+  assert.ok(handed.isHeld());
+  await handed.release();
+  const taken = await b.acquire({ vacancyCheck: async () => true });
+  assert.ok(taken.isHeld());
+});
+
 /** The ids of every etcd lease alive now. */
 async function etcdLeaseIds(): Promise<Set<string>> {
   const res = await fetch(`${etcd.endpoints[0]}/v3/lease/leases`, { method: "POST", body: "{}" });
