@@ -241,7 +241,7 @@ export class ProxyServer {
       await this.#until(() => this.#view.handingOff?.() !== true, HANDOFF_HOLD_MAX_MS, lifetime);
       held = true;
       route = routeNow(true);
-      this.#log.info("proxy: write held during a handoff", {
+      this.#log.debug("proxy: write held during a handoff", {
         path: target.path,
         ms: Math.round(performance.now() - started),
         then: route.kind,
