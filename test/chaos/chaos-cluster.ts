@@ -218,8 +218,23 @@ export class ChaosCluster {
     };
   }
 
-  /** Stops everything this cluster started, in reverse order; never throws. */
+  /**
+   * Stops everything this cluster started, in reverse order; never throws. With CHAOS_LOG_DIR set,
+   * every node's whole log (all of its runs) is written there first as `<name>.log`.
+   */
   async cleanup(): Promise<void> {
+    const logDir = process.env.CHAOS_LOG_DIR;
+    if (logDir !== undefined && logDir !== "") {
+      try {
+        fs.mkdirSync(logDir, { recursive: true });
+        for (const chaos of this.nodes) {
+          if (chaos.node !== undefined)
+            fs.writeFileSync(path.join(logDir, `${chaos.name}.log`), chaos.node.logs());
+        }
+      } catch {
+        // Logs are a diagnostic: never fail the cleanup over them.
+      }
+    }
     for (const chaos of [...this.nodes].reverse()) {
       if (chaos.frozen) continuePid(chaos);
       await chaos.app?.stop(3_000).catch(() => undefined);
