@@ -10,6 +10,7 @@
 //   defaults: 300 s of faults, a random seed (printed; CHAOS_SEED works too), 3 nodes, etcd lease
 //   (all nodes candidates, TTL 2 s), DELETE journal mode.
 //   Exit code 1 when the checker finds a violation (the seed replays the fault schedule).
+//   CHAOS_LOG_DIR=<dir> keeps every node's whole JSON log there (`<name>.log`, all of its runs).
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 
