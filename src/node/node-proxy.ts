@@ -104,6 +104,7 @@ export class NodeProxy {
       });
     }
     if (!opts.isPrimary()) discover();
+    server.advertiseAs(advertisedProxyURL(address, opts.advertiseUrl));
     const proxy = new NodeProxy({
       server,
       view,

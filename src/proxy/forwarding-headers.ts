@@ -14,6 +14,12 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 
 export const HOP_MARKER_HEADER = "litefs-proxy-hop";
+/**
+ * Added beside the hop marker: the advertised URL of the proxy that forwarded the request, so that the
+ * next one does not send it back there (proxy-server.ts, a stale view of the primary). Stripped before
+ * the app, and replaced (or dropped) on every forward.
+ */
+export const FROM_HEADER = "litefs-proxy-from";
 
 const HOP_BY_HOP = new Set([
   "connection",
@@ -54,6 +60,8 @@ export interface UpstreamHeaderOptions {
    * handoff), "strip" when sending to the app.
    */
   readonly hopMarker: "add" | "again" | "strip";
+  /** With a hop marker: this proxy's advertised URL, for FROM_HEADER (absent: none is sent). */
+  readonly from?: string;
   /** Keep `Connection: upgrade` and `Upgrade` (a WebSocket handshake). */
   readonly upgrade: boolean;
 }
@@ -83,8 +91,12 @@ export function upstreamRequestHeaders(
   if (incoming["x-forwarded-host"] === undefined && incoming.host !== undefined) {
     out["x-forwarded-host"] = incoming.host;
   }
+  delete out[FROM_HEADER];
   if (opts.hopMarker === "strip") delete out[HOP_MARKER_HEADER];
-  else out[HOP_MARKER_HEADER] = opts.hopMarker === "add" ? "1" : "2";
+  else {
+    out[HOP_MARKER_HEADER] = opts.hopMarker === "add" ? "1" : "2";
+    if (opts.from !== undefined) out[FROM_HEADER] = opts.from;
+  }
   return out;
 }
 

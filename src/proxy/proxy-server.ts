@@ -19,6 +19,7 @@ import type { AddressInfo } from "node:net";
 import type { ProxyConfig } from "../config/config.js";
 import { parseHostPort } from "../config/host-port.js";
 import {
+  FROM_HEADER,
   HOP_MARKER_HEADER,
   downstreamResponseHeaders,
   upstreamRequestHeaders,
@@ -86,6 +87,8 @@ export class ProxyServer {
   /** Exchanges whose response has not closed yet (for `close({graceMs})`). */
   #active = 0;
   #localWrites = 0;
+  /** The URL other nodes reach this proxy at (`advertiseAs`), sent as FROM_HEADER when forwarding. */
+  #advertised: string | undefined;
 
   constructor(opts: ProxyServerOptions) {
     const config = opts.config;
@@ -150,6 +153,11 @@ export class ProxyServer {
     });
     this.#address = this.#server.address() as AddressInfo;
     return this.#address;
+  }
+
+  /** Tells the proxy the URL other nodes reach it at (a node's `proxyURL`), named when it forwards. */
+  advertiseAs(url: string): void {
+    this.#advertised = url;
   }
 
   /** The proxy's base URL once listening, e.g. "http://127.0.0.1:8080" (what other nodes forward to). */
@@ -296,6 +304,21 @@ export class ProxyServer {
         this.metrics.countRequest("write");
         return this.#toApp(req, res, target, lifetime, true);
       case "loop": {
+        // One hop so far, from a proxy other than the primary this node knows: the sender's view of the
+        // primary was stale (this node was primary, or never was) — on to the primary this node knows,
+        // as a second and last hop. From the primary this node knows (a handoff's target, moments
+        // before it holds the lease), or without a name: never back; wait to become primary instead.
+        const known = this.#config.mode === "fly-replay" ? undefined : this.#view.primaryProxyURL();
+        const from = req.headers[FROM_HEADER];
+        if (
+          hopCount(req.headers[HOP_MARKER_HEADER]) === 1 &&
+          known !== undefined &&
+          typeof from === "string" &&
+          from !== known
+        ) {
+          this.metrics.countRequest("forwarded");
+          return this.#toPrimary(req, res, target, lifetime, known, true);
+        }
         // The sender took this node for the primary: it may be about to be (a handoff's target).
         if (!(await this.#until(() => this.#view.isPrimary(), this.#forwardedWaitMs, lifetime))) {
           throw forwardLoopError();
@@ -406,6 +429,7 @@ export class ProxyServer {
       headers: upstreamRequestHeaders(req.headers, {
         clientAddress: req.socket.remoteAddress,
         hopMarker: via.hopMarker,
+        from: this.#advertised,
         upgrade: false,
       }),
       body: hasBody(req) ? req : undefined,

@@ -139,6 +139,31 @@ describe("proxy: forwarding", () => {
     assert.deepEqual(replicaApp.seen, []);
   });
 
+  test("a write a stale replica forwards to a deposed primary goes on to the primary it knows; never back to the sender", async () => {
+    const newApp = await app("new");
+    const current = await proxy(hostPort(newApp.address), primaryView());
+    const oldApp = await app("deposed");
+    const oldView = replicaView(current.url);
+    const deposed = await proxy(hostPort(oldApp.address), oldView);
+    const staleApp = await app("stale");
+    const stale = await proxy(hostPort(staleApp.address), replicaView(deposed.url));
+    for (const p of [current, deposed, stale]) p.advertiseAs(p.url);
+    const answer = await httpRequest(stale.url + "/stale", { method: "POST", body: "x" });
+    assert.equal(answer.body, "app new: POST /stale");
+    assert.deepEqual([...oldApp.seen, ...staleApp.seen], []);
+
+    // A handoff's target that still takes the sender for the primary waits to become primary itself.
+    const targetApp = await app("target");
+    const targetView = replicaView(deposed.url);
+    const target = await proxy(hostPort(targetApp.address), targetView, {}, { forwardedWaitMs: 5000 });
+    target.advertiseAs(target.url);
+    oldView.primaryUrl = target.url;
+    const pending = httpRequest(deposed.url + "/handed", { method: "POST", body: "x" });
+    setTimeout(() => (targetView.primary = true), 100);
+    assert.equal((await pending).body, "app target: POST /handed");
+    assert.deepEqual(oldApp.seen, []);
+  });
+
   test("a write reaching a primary that hands off waits, then goes to the next primary", async () => {
     const nextApp = await app("next");
     const next = await proxy(hostPort(nextApp.address), primaryView());
