@@ -179,7 +179,7 @@ async function proxyHandoffs(
       process.stdout.write(
         `  proxy handoff ${run}: ${primary.name} → ${target.name}, writes through ${third.name}'s proxy: ` +
           `longest wait ${gap.toFixed(1)} ms (${failed.length} failed requests` +
-          `${failed.length === 0 ? "" : `: ${[...new Set(failed.map((f) => f.status))].join(", ")}`})\n`,
+          `${failed.length === 0 ? "" : `: ${[...new Set(failed.map((f) => `${f.status} ${f.detail ?? ""}`.trim()))].join("; ")}`})\n`,
       );
       await waitForRole(cluster, primary, "replica");
     }

@@ -14,6 +14,8 @@ export interface ProxyAttempt {
   readonly ok: boolean;
   /** HTTP status, or 0 when the request failed outright. */
   readonly status: number;
+  /** A failure's error code (the proxy's `Litefs-Proxy-Error`, or "app") and the start of its body. */
+  readonly detail?: string;
 }
 
 export class ProxyWriteProbe {
@@ -67,18 +69,23 @@ export class ProxyWriteProbe {
   async #run(): Promise<void> {
     while (!this.#stopped) {
       let status = 0;
+      let detail: string | undefined;
       try {
         const res = await fetch(`${this.#target()}/write?id=${++this.#n}`, {
           method: "POST",
           signal: AbortSignal.timeout(30_000),
         });
-        await res.arrayBuffer();
+        const body = await res.text();
         status = res.status;
-      } catch {
+        if (status !== 200) {
+          detail = `${res.headers.get("litefs-proxy-error") ?? "app"}: ${body.slice(0, 120)}`;
+        }
+      } catch (err) {
         status = 0;
+        detail = (err as Error).message;
       }
       const ok = status === 200;
-      this.attempts.push({ at: performance.now(), ok, status });
+      this.attempts.push({ at: performance.now(), ok, status, ...(detail === undefined ? {} : { detail }) });
       if (!ok) await sleep(this.#retryMs);
     }
   }

@@ -304,24 +304,27 @@ export class ProxyServer {
         this.metrics.countRequest("write");
         return this.#toApp(req, res, target, lifetime, true);
       case "loop": {
-        // One hop so far, from a proxy other than the primary this node knows: the sender's view of the
-        // primary was stale (this node was primary, or never was) — on to the primary this node knows,
-        // as a second and last hop. From the primary this node knows (a handoff's target, moments
-        // before it holds the lease), or without a name: never back; wait to become primary instead.
-        const known = this.#config.mode === "fly-replay" ? undefined : this.#view.primaryProxyURL();
+        // The sender took this node for the primary. Wait (bounded) until either this node is the
+        // primary — a handoff's target, moments before it holds the lease — or, for a request forwarded
+        // once by a proxy other than the primary this node knows, until this node knows one: the
+        // sender's view was stale (this node was primary, or never was), so the request goes on to it as
+        // a second and last hop. Never back to the sender (FROM_HEADER); no name: only the wait.
         const from = req.headers[FROM_HEADER];
-        if (
-          hopCount(req.headers[HOP_MARKER_HEADER]) === 1 &&
-          known !== undefined &&
-          typeof from === "string" &&
-          from !== known
-        ) {
+        const onward = (): string | undefined => {
+          if (this.#config.mode === "fly-replay" || hopCount(req.headers[HOP_MARKER_HEADER]) !== 1) return;
+          const known = this.#view.primaryProxyURL();
+          return typeof from === "string" && known !== undefined && known !== from ? known : undefined;
+        };
+        const settled = await this.#until(
+          () => this.#view.isPrimary() || onward() !== undefined,
+          this.#forwardedWaitMs,
+          lifetime,
+        );
+        if (!settled) throw forwardLoopError();
+        const next = this.#view.isPrimary() ? undefined : onward();
+        if (next !== undefined) {
           this.metrics.countRequest("forwarded");
-          return this.#toPrimary(req, res, target, lifetime, known, true);
-        }
-        // The sender took this node for the primary: it may be about to be (a handoff's target).
-        if (!(await this.#until(() => this.#view.isPrimary(), this.#forwardedWaitMs, lifetime))) {
-          throw forwardLoopError();
+          return this.#toPrimary(req, res, target, lifetime, next, true);
         }
         const local = this.#router.route({
           method: req.method ?? "GET",

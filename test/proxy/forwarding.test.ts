@@ -151,6 +151,11 @@ describe("proxy: forwarding", () => {
     const answer = await httpRequest(stale.url + "/stale", { method: "POST", body: "x" });
     assert.equal(answer.body, "app new: POST /stale");
     assert.deepEqual([...oldApp.seen, ...staleApp.seen], []);
+    // The deposed primary does not know the new one's proxy yet (it is asking): the write waits for it.
+    oldView.primaryUrl = undefined;
+    const later = httpRequest(stale.url + "/later", { method: "POST", body: "x" });
+    setTimeout(() => (oldView.primaryUrl = current.url), 100);
+    assert.equal((await later).body, "app new: POST /later");
 
     // A handoff's target that still takes the sender for the primary waits to become primary itself.
     const targetApp = await app("target");
