@@ -26,6 +26,28 @@ const DB = "chaos.db";
 const SUITE_SEED = 226;
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
 
+/**
+ * The checker's input for fabricated nodes n1.. in `dirs` (n1 the primary), each with a SQL database
+ * holding acks 1..3, acknowledged through n1.
+ */
+async function checkInput(
+  dirs: readonly string[],
+  options: { allowFailoverReuse?: boolean; requireConverged?: boolean } = {},
+): Promise<ChaosCheckInput> {
+  for (const dir of dirs) await writeAcksDatabase(path.join(dir, "sql.db"), [1, 2, 3]);
+  return {
+    seed: 42,
+    db: DB,
+    nodes: dirs.map((dir, i) => ({ name: `n${i + 1}`, dataDir: dir, sqlPath: path.join(dir, "sql.db") })),
+    primary: "n1",
+    acked: [1, 2, 3].map((id) => ({ id, ackedAtMs: T0 + id * 1000, via: "n1" })),
+    asyncWindows: [],
+    windowSlackMs: 2_000,
+    allowFailoverReuse: options.allowFailoverReuse ?? false,
+    requireConverged: options.requireConverged ?? false,
+  };
+}
+
 describe("chaos checker self-test (fabricated histories)", () => {
   /** Three nodes: n1 primary (TXIDs 1..6 by node 1), n2 a full copy, n3 a prefix (1..4). */
   async function goodCluster(root: string): Promise<{ input: ChaosCheckInput; sums: Map<bigint, bigint> }> {
@@ -33,19 +55,7 @@ describe("chaos checker self-test (fabricated histories)", () => {
     const sums = writeFabricatedChain(dirs[0], DB, { from: 1n, to: 6n, nodeId: 1n, startMs: T0 });
     writeFabricatedChain(dirs[1], DB, { from: 1n, to: 6n, nodeId: 1n, startMs: T0 });
     writeFabricatedChain(dirs[2], DB, { from: 1n, to: 4n, nodeId: 1n, startMs: T0 });
-    for (const dir of dirs) await writeAcksDatabase(path.join(dir, "sql.db"), [1, 2, 3]);
-    const input: ChaosCheckInput = {
-      seed: 42,
-      db: DB,
-      nodes: dirs.map((dir, i) => ({ name: `n${i + 1}`, dataDir: dir, sqlPath: path.join(dir, "sql.db") })),
-      primary: "n1",
-      acked: [1, 2, 3].map((id) => ({ id, ackedAtMs: T0 + id * 1000, via: "n1" })),
-      asyncWindows: [],
-      windowSlackMs: 2_000,
-      allowFailoverReuse: false,
-      requireConverged: false,
-    };
-    return { input, sums };
+    return { input: await checkInput(dirs), sums };
   }
 
   test("a consistent history passes (so the failures below are the checker's doing)", async (t) => {
@@ -195,18 +205,7 @@ describe("chaos checker self-test (fabricated histories)", () => {
       salt: 3n,
       quarantine: folder,
     });
-    for (const dir of dirs) await writeAcksDatabase(path.join(dir, "sql.db"), [1, 2, 3]);
-    const input: ChaosCheckInput = {
-      seed: 42,
-      db: DB,
-      nodes: dirs.map((dir, i) => ({ name: `n${i + 1}`, dataDir: dir, sqlPath: path.join(dir, "sql.db") })),
-      primary: "n1",
-      acked: [1, 2, 3].map((id) => ({ id, ackedAtMs: T0 + id * 1000, via: "n1" })),
-      asyncWindows: [],
-      windowSlackMs: 2_000,
-      allowFailoverReuse: true,
-      requireConverged: true,
-    };
+    const input = await checkInput(dirs, { allowFailoverReuse: true, requireConverged: true });
     const report = await checkChaos(input);
     assert.ok(report.ok, formatCheckReport(report));
     assert.equal(report.duplicates.filter((d) => d.excused).length, 2);

@@ -51,6 +51,30 @@ async function setUp(
 }
 
 /** POST /handoff on `old`, naming the target the way `litefs promote` does (its hostname and URL). */
+/**
+ * A two-node cluster (cleaned up after `t`) whose primary has a write transaction open on DB: row 2
+ * inserted, not committed (`inFlight`, closed after `t`).
+ */
+async function withOpenTransaction(
+  t: { after: (fn: () => unknown) => void },
+  row: string,
+): Promise<{
+  cluster: LeasedCluster;
+  old: LeasedNode;
+  target: LeasedNode;
+  targetId: string;
+  inFlight: Database.Database;
+}> {
+  const cluster = await LeasedCluster.start({ nodes: 2, ttl: "2s" });
+  t.after(() => cluster.cleanup());
+  const { old, target, targetId } = await setUp(cluster);
+  const inFlight = new Database(old.node.dbPath(DB));
+  t.after(() => inFlight.close());
+  inFlight.exec("BEGIN IMMEDIATE");
+  inFlight.prepare("INSERT INTO t VALUES (2, ?)").run(row);
+  return { cluster, old, target, targetId, inFlight };
+}
+
 function askHandoff(
   old: LeasedNode,
   target: LeasedNode,
@@ -67,14 +91,10 @@ test(
   "a handoff lets the write transaction in flight commit and refuses new ones at their start",
   { timeout: 120_000 },
   async (t) => {
-    const cluster = await LeasedCluster.start({ nodes: 2, ttl: "2s" });
-    t.after(() => cluster.cleanup());
-    const { old, target, targetId } = await setUp(cluster);
-
-    const inFlight = new Database(old.node.dbPath(DB));
-    t.after(() => inFlight.close());
-    inFlight.exec("BEGIN IMMEDIATE");
-    inFlight.prepare("INSERT INTO t VALUES (2, 'in flight when the handoff was asked')").run();
+    const { cluster, old, target, targetId, inFlight } = await withOpenTransaction(
+      t,
+      "in flight when the handoff was asked",
+    );
 
     const handoff = askHandoff(old, target, targetId);
     // The drain holds the handoff while the transaction is open (up to 1 s): meanwhile a transaction
@@ -114,15 +134,8 @@ test(
   "a handoff that fails after the drain leaves the old primary writable and .primary gone",
   { timeout: 120_000 },
   async (t) => {
-    const cluster = await LeasedCluster.start({ nodes: 2, ttl: "2s" });
-    t.after(() => cluster.cleanup());
-    const { old, target, targetId } = await setUp(cluster);
-
-    // The target stops: its stream ends, so the handoff cannot reach it after the drain.
-    const inFlight = new Database(old.node.dbPath(DB));
-    t.after(() => inFlight.close());
-    inFlight.exec("BEGIN IMMEDIATE");
-    inFlight.prepare("INSERT INTO t VALUES (2, 'in flight')").run();
+    const { old, target, targetId, inFlight } = await withOpenTransaction(t, "in flight");
+    // The target stops (below): its stream ends, so the handoff cannot reach it after the drain.
     const handoff = askHandoff(old, target, targetId);
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(fs.readFileSync(old.node.dbPath(".primary"), "utf8"), `${target.name}\n`);
@@ -144,14 +157,7 @@ test(
   "a write transaction still in flight when the drain ends is refused at its commit",
   { timeout: 120_000 },
   async (t) => {
-    const cluster = await LeasedCluster.start({ nodes: 2, ttl: "2s" });
-    t.after(() => cluster.cleanup());
-    const { old, target, targetId } = await setUp(cluster);
-
-    const inFlight = new Database(old.node.dbPath(DB));
-    t.after(() => inFlight.close());
-    inFlight.exec("BEGIN IMMEDIATE");
-    inFlight.prepare("INSERT INTO t VALUES (2, 'open past the drain')").run();
+    const { cluster, old, target, targetId, inFlight } = await withOpenTransaction(t, "open past the drain");
 
     const answer = await askHandoff(old, target, targetId); // the drain gives up after 1 s
     assert.equal(answer.status, 200, `POST /handoff: ${answer.text}\n${cluster.logs()}`);
