@@ -226,6 +226,70 @@ describe("chaos checker self-test (fabricated histories)", () => {
     );
   });
 
+  test("a TXID whose every version is quarantined: judged by the versions' own tenures", async (t) => {
+    const root = makeTempDir("chaos-check");
+    t.after(() => removeTempDir(root));
+    const dirs = ["n1", "n2", "n3"].map((n) => path.join(root, n));
+    // Everyone's live history is a snapshot at TXID 5, then TXID 6: no live file names a winner below.
+    const snapshot = writeFabricatedSnapshot(dirs[0], DB, {
+      maxTxid: 5n,
+      nodeId: 3n,
+      timestampMs: T0 + 5000,
+    });
+    for (const dir of dirs.slice(1)) {
+      writeFabricatedSnapshot(dir, DB, { maxTxid: 5n, nodeId: 3n, timestampMs: T0 + 5000 });
+    }
+    for (const dir of dirs) {
+      writeFabricatedTx(dir, DB, {
+        txid: 6n,
+        nodeId: 3n,
+        timestampMs: T0 + 6000,
+        preApply: snapshot,
+        postApply: 66n,
+      });
+    }
+    // Set aside, whole histories: n2 had node 1's TXIDs 1..3 and wrote TXID 4 itself; n3 had node 1's
+    // 1..2 and, as the next primary, wrote 3 (at T0 + 3000) and 4 (at T0 + 3200).
+    const shared = writeFabricatedChain(dirs[1], DB, {
+      from: 1n,
+      to: 3n,
+      nodeId: 1n,
+      startMs: T0,
+      quarantine: "a",
+    });
+    writeFabricatedChain(dirs[2], DB, { from: 1n, to: 2n, nodeId: 1n, startMs: T0, quarantine: "b" });
+    writeFabricatedChain(dirs[2], DB, {
+      from: 3n,
+      to: 4n,
+      nodeId: 3n,
+      startMs: T0 + 3000,
+      preApply: shared.get(2n),
+      salt: 3n,
+      quarantine: "b",
+    });
+    const n2Wrote = (timestampMs: number): void => {
+      writeFabricatedTx(dirs[1], DB, {
+        txid: 4n,
+        nodeId: 2n,
+        timestampMs,
+        preApply: shared.get(3n)!,
+        postApply: 44n,
+        quarantine: "a",
+      });
+    };
+    n2Wrote(T0 + 2900); // before n3's tenure began
+    const input = await checkInput(dirs, { allowFailoverReuse: true, requireConverged: true });
+    const excused = await checkChaos(input);
+    assert.ok(excused.ok, formatCheckReport(excused));
+    assert.equal(excused.duplicates.filter((d) => d.excused).length, 2); // TXIDs 3 and 4
+    n2Wrote(T0 + 3100); // while n3 was primary: overlapping tenures
+    const overlapping = await checkChaos(input);
+    assert.match(
+      overlapping.violations.join("\n"),
+      /TXID 0000000000000004 committed by 2 nodes: .*no live version.*split brain/,
+    );
+  });
+
   test("failover reuse with identical contents: excused before the new tenure, split brain after", async (t) => {
     const root = makeTempDir("chaos-check");
     t.after(() => removeTempDir(root));

@@ -260,14 +260,36 @@ function findDuplicateCommits(
       if (start === undefined || file.minTxid < start) branchStart.set(key, file.minTxid);
     }
   }
+  // Every file by where it is (a node's live chain or one quarantine folder), for a presumed winner.
+  const container = (f: HistoryFile): string => `${f.node}/${f.quarantine ?? ""}`;
+  const containers = new Map<string, HistoryFile[]>();
+  for (const history of histories) {
+    for (const file of [...history.live, ...history.quarantined]) {
+      const list = containers.get(container(file)) ?? [];
+      list.push(file);
+      containers.set(container(file), list);
+    }
+  }
   const duplicates: DuplicateCommit[] = [];
   for (const [txid, files] of [...byTxid].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const nodeIds = new Set(files.map((f) => f.nodeId));
     if (nodeIds.size < 2) continue;
-    const winner = referenceAt.get(txid);
+    // No live file of the reference's branch at this TXID, and every version set aside: the history
+    // that names the winner is gone (a snapshot replaced it; the winner's own copy was quarantined as
+    // unverifiable). The latest version is then taken as the winner, and its own chain dates its tenure.
+    const presumed =
+      referenceAt.get(txid) === undefined && files.every((f) => f.quarantine !== null)
+        ? files.reduce((a, b) => (b.timestampMs > a.timestampMs ? b : a))
+        : undefined;
+    const winner = referenceAt.get(txid) ?? presumed;
+    const tenureFrom = (start: bigint): number | undefined =>
+      presumed === undefined
+        ? firstReferenceTimestamp(referenceAt, start)
+        : firstTimestampIn(containers.get(container(presumed)) ?? [], presumed.nodeId, start);
     const losers = files.filter((f) => winner === undefined || f.nodeId !== winner.nodeId);
     let excused = options.allowFailoverReuse && winner !== undefined;
-    const reasons: string[] = [];
+    const reasons: string[] =
+      presumed === undefined ? [] : [`no live version: ${where(presumed)}, the latest, taken as the winner`];
     for (const loser of losers) {
       if (!excused) break;
       // A live losing version is acceptable only when its contents equal the winner's (the same write,
@@ -280,7 +302,7 @@ function findDuplicateCommits(
       }
       const start =
         loser.quarantine === null ? txid : (branchStart.get(`${loser.node}/${loser.quarantine}`) ?? txid);
-      const tenureStart = firstReferenceTimestamp(referenceAt, start);
+      const tenureStart = tenureFrom(start);
       if (tenureStart !== undefined && loser.timestampMs >= tenureStart) {
         excused = false;
         reasons.push(
@@ -301,6 +323,16 @@ function findDuplicateCommits(
     }
   }
   return duplicates;
+}
+
+/** Timestamp of the earliest single-transaction file by `nodeId` among `files` at or after `txid`. */
+function firstTimestampIn(files: readonly HistoryFile[], nodeId: bigint, txid: bigint): number | undefined {
+  let best: number | undefined;
+  for (const file of files) {
+    if (file.nodeId !== nodeId || file.minTxid !== file.maxTxid || file.minTxid < txid) continue;
+    if (best === undefined || file.timestampMs < best) best = file.timestampMs;
+  }
+  return best;
 }
 
 /** Timestamp of the reference's earliest single-transaction file at or after `txid`. */
