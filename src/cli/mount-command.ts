@@ -15,6 +15,7 @@ import { loadConfig } from "../config/load-config.js";
 import { LitefsNode } from "../node/litefs-node.js";
 import { LogWriter } from "../node/log-writer.js";
 import { parseFlagsOrExit, type CommandSpec } from "./flags.js";
+import { warmSourceMaps } from "./source-map-warmup.js";
 import type { Subcommand } from "./main.js";
 
 const SPEC = {
@@ -89,6 +90,8 @@ async function runMount(argv: string[]): Promise<number> {
     role: node.role,
     ...(node.proxy === null ? {} : { proxy: node.proxy.url }),
   });
+  // Off the critical paths later (a handoff's first formatted stack parsed maps for 13.6 ms).
+  void warmSourceMaps().then((parsed) => log.debug("source maps parsed", { modules: parsed }));
 
   const commands: ExecCommand[] =
     parsed.rest.length > 0
