@@ -305,6 +305,19 @@ describe("chaos checker self-test (fabricated histories)", () => {
     writeFabricatedTx(n3, DB, { ...same, timestampMs: T0 + 4000 + 500 });
     const after = await checkChaos({ ...input, allowFailoverReuse: true });
     assert.match(after.violations.join("\n"), /TXID 0000000000000005 committed by 2 nodes: .*split brain/);
+    // But when the history goes on from n3's tenure (TXID 6 is n3's), n1 had written TXID 5 first and
+    // stopped there (killed right after; its client retried on n3, the next primary): excused.
+    for (const node of ["n1", "n2"]) {
+      writeFabricatedTx(path.join(root, node), DB, {
+        txid: 6n,
+        nodeId: 3n,
+        timestampMs: T0 + 5000,
+        preApply: sums.get(5n)!,
+        postApply: sums.get(6n)! & ~(1n << 63n),
+      });
+    }
+    const followed = await checkChaos({ ...input, allowFailoverReuse: true });
+    assert.ok(followed.ok, formatCheckReport(followed));
   });
 
   test("lost acknowledged writes: excused only inside a window and quarantined; otherwise dropped", async (t) => {

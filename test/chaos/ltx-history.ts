@@ -303,7 +303,16 @@ function findDuplicateCommits(
       const start =
         loser.quarantine === null ? txid : (branchStart.get(`${loser.node}/${loser.quarantine}`) ?? txid);
       const tenureStart = tenureFrom(start);
-      if (tenureStart !== undefined && loser.timestampMs >= tenureStart) {
+      // The same contents written again later, by the node whose tenure the reference's history then
+      // continues (its next TXID is that node's): the winner's node had written them first and stopped
+      // (e.g. killed right after its commit, whose client retried on the next primary; the winner's node
+      // rejoined at the same state and kept its own copy). Not two writers at once.
+      const followed =
+        loser.quarantine === null &&
+        loser.postApply === winner!.postApply &&
+        winner!.timestampMs < loser.timestampMs &&
+        referenceAt.get(txid + 1n)?.nodeId === loser.nodeId;
+      if (tenureStart !== undefined && loser.timestampMs >= tenureStart && !followed) {
         excused = false;
         reasons.push(
           `${where(loser)} committed at ${new Date(loser.timestampMs).toISOString()}, after the winner's ` +

@@ -71,11 +71,7 @@ test(
     await write(primary.node.dbPath(DB), ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
     await cluster.waitConverged([DB]);
 
-    process.kill(lagging.node.pid, "SIGSTOP");
-    let frozen = true;
-    t.after(() => {
-      if (frozen && lagging.node.running) process.kill(lagging.node.pid, "SIGCONT");
-    });
+    const thaw = cluster.freeze(lagging, t);
     // More than the socket buffers hold: the frozen node cannot read them from the dead primary later.
     await write(
       primary.node.dbPath(DB),
@@ -94,8 +90,7 @@ test(
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
     await cluster.kill9(primary);
-    process.kill(lagging.node.pid, "SIGCONT");
-    frozen = false;
+    thaw();
     const next = await cluster.waitForPrimary({ not: primary, timeoutMs: 20_000 });
     if (next !== fresh) {
       t.skip(`${lagging.name} caught up from the dead primary's socket first and won: nothing to check`);

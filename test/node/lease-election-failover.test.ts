@@ -33,11 +33,7 @@ test(
     await write(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
     await cluster.waitConverged([DB]);
 
-    process.kill(lagging.node.pid, "SIGSTOP");
-    let frozen = true;
-    t.after(() => {
-      if (frozen && lagging.node.running) process.kill(lagging.node.pid, "SIGCONT");
-    });
+    const thaw = cluster.freeze(lagging, t);
     // ~24 MB: more than the kernel's socket buffers hold between the primary and the frozen node, so
     // it cannot catch up from them after SIGCONT once the primary is dead.
     await write(
@@ -55,8 +51,7 @@ test(
     // Let the up-to-date node publish its position before the vacancy.
     await new Promise((resolve) => setTimeout(resolve, 500));
     await cluster.kill9(primary);
-    process.kill(lagging.node.pid, "SIGCONT");
-    frozen = false;
+    thaw();
     const killedAt = Date.now();
     const next = await cluster.waitForPrimary({ not: primary, timeoutMs: 20_000 });
     t.diagnostic(`new primary ${next.name} after ${Date.now() - killedAt} ms (up to date: ${fresh.name})`);

@@ -317,6 +317,23 @@ export class LeasedCluster {
     await node.node.crash();
   }
 
+  /**
+   * Freezes the node's process (SIGSTOP) now; the returned `thaw` continues it (SIGCONT), and runs
+   * after `t` if the test did not (a frozen node must not outlive its test).
+   */
+  freeze(node: LeasedNode, t: { after: (fn: () => unknown) => void }): () => void {
+    const pid = node.node.pid;
+    process.kill(pid, "SIGSTOP");
+    let frozen = true;
+    const thaw = (): void => {
+      if (!frozen) return;
+      frozen = false;
+      if (node.node.running) process.kill(pid, "SIGCONT");
+    };
+    t.after(thaw);
+    return thaw;
+  }
+
   /** Starts a stopped or crashed node again on the same config and data. */
   async restart(node: LeasedNode): Promise<void> {
     await node.node.restart();
