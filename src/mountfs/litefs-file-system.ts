@@ -290,7 +290,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     }
     if (changes.size !== undefined) {
       if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EPERM", `${this.#name(node)} cannot be resized`);
-      this.#refuseOnReplica("truncate", node);
+      this.#refuseChange("truncate", node);
       const db = this.#mustDb(node);
       const refused = this.#gate.run(db.name, node.kind, "truncate", () =>
         this.#call(() => db.truncate(node.kind as "database", changes.size!)),
@@ -308,7 +308,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     if ((mask & fs.constants.W_OK) === 0) return;
     if (node.kind === "pos") throw new FuseError("EACCES");
     if (this.#isLockHelper(ctx.pid)) return;
-    this.#refuseOnReplica("open-for-write", node);
+    this.#refuseChange("open-for-write", node);
   }
 
   readdir(_ctx: RequestContext, nodeId: number, _fh: number, offset: number, out: DirectoryListing): void {
@@ -356,8 +356,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     const parsed = parseMountName(name);
     if (parsed.type !== "file")
       throw new FuseError("EPERM", `${JSON.stringify(name)} cannot be created here`);
-    this.#refuseOnReplica("create", { kind: parsed.kind, db: parsed.db });
-    this.#refuseNewTransaction("create", { kind: parsed.kind, db: parsed.db });
+    this.#refuseChange("create", { kind: parsed.kind, db: parsed.db });
     let db: Database;
     if (parsed.kind === "database") {
       db = this.#call(() => this.#store.createDatabase(parsed.db));
@@ -398,7 +397,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     const db = this.#store.db(parsed.db);
     if (db === undefined || !this.#exists(db, parsed.kind)) throw new FuseError("ENOENT");
     if (!BACKED_KINDS.has(parsed.kind)) throw new FuseError("EPERM", `${name} cannot be removed`);
-    this.#refuseOnReplica("unlink", { kind: parsed.kind, db: parsed.db });
+    this.#refuseChange("unlink", { kind: parsed.kind, db: parsed.db });
     const dbNodeId = this.#nodes.current(db.name, "database")?.nodeId;
     if (
       parsed.kind === "journal" &&
@@ -513,9 +512,9 @@ export class LitefsFileSystem implements FuseFileSystem {
       throw new FuseError("EACCES", `${this.#name(node)} is read-only`);
     }
     if ((flags & fs.constants.O_TRUNC) !== 0) {
-      this.#refuseOnReplica("open-for-write", node);
+      this.#refuseChange("open-for-write", node);
     } else if ((flags & 3) !== fs.constants.O_RDONLY && !this.#isLockHelper(ctx.pid)) {
-      this.#refuseOnReplica("open-for-write", node);
+      this.#refuseChange("open-for-write", node);
     }
     const db = this.#mustDb(node);
     if (!this.#exists(db, node.kind)) throw new FuseError("ENOENT");
@@ -555,8 +554,7 @@ export class LitefsFileSystem implements FuseFileSystem {
   ): number | Promise<number> {
     const node = this.#node(nodeId);
     if (!BACKED_KINDS.has(node.kind)) throw new FuseError("EACCES", `${this.#name(node)} is not writable`);
-    this.#refuseOnReplica("write", node);
-    this.#refuseNewTransaction("write", node);
+    this.#refuseChange("write", node);
     const orphan = this.#orphans.get(nodeId);
     if (orphan !== undefined) {
       writeAll(orphan, data, offset);
@@ -800,36 +798,33 @@ export class LitefsFileSystem implements FuseFileSystem {
     return host === null ? null : host + "\n";
   }
 
-  /** Throws the errno replica-access.ts gives `change` on a replica; nothing on a primary. */
-  #refuseOnReplica(change: FileChange, node: { kind: MountFileKind; db: string }): void {
-    if (this.#role() !== "replica" || this.#halt?.mayWriteOnReplica(node.db) === true) return;
-    // A write transaction that began while the node was primary finishes its page writes; its commit
-    // point then meets the commit gate (commit-gate.ts), and a ROLLBACK can still put pages back.
-    if (change !== "open-for-write" && change !== "create" && this.#gate.localWriterActive(node.db)) return;
-    const errno = replicaRefusal(change, node.kind);
-    if (errno !== null) {
-      throw new FuseError(errno, `${node.db + SUFFIX_OF_KIND[node.kind]}: this node is a read-only replica`);
-    }
-  }
-
   /**
-   * While writes close for a handoff (`writesClosing`): throws the replica's errno for a change that
-   * would start a write transaction; one already in flight (commit-gate.ts `localWriterActive`) goes on.
-   * Database writes pass: they belong to a transaction in flight or to a checkpoint.
+   * Throws the errno replica-access.ts gives `change` when this node may not make it: on a replica
+   * (without its HALT lock), and on a primary whose writes close for a handoff (`writesClosing`) when the
+   * change would start a write transaction — creating a database or a journal, the first write to a
+   * journal or to the WAL after a commit. A transaction already writing (commit-gate.ts
+   * `localWriterActive`) goes on to its commit point either way; database writes of a primary pass
+   * (a transaction in flight, or a checkpoint).
    */
-  #refuseNewTransaction(change: "create" | "write", node: { kind: MountFileKind; db: string }): void {
-    if (this.#role() !== "primary" || !this.#writesClosing()) return;
-    const starts =
-      change === "create"
-        ? node.kind === "database" || node.kind === "journal"
-        : (node.kind === "journal" || node.kind === "wal") && !this.#gate.localWriterActive(node.db);
-    const errno = starts ? replicaRefusal(change, node.kind) : null;
-    if (errno !== null) {
-      throw new FuseError(
-        errno,
-        `${node.db + SUFFIX_OF_KIND[node.kind]}: this node is handing its lease off; write on the next primary`,
-      );
+  #refuseChange(change: FileChange, node: { kind: MountFileKind; db: string }): void {
+    let why: string;
+    if (this.#role() === "replica") {
+      if (this.#halt?.mayWriteOnReplica(node.db) === true) return;
+      if (change !== "open-for-write" && change !== "create" && this.#gate.localWriterActive(node.db)) return;
+      why = "this node is a read-only replica";
+    } else {
+      if (!this.#writesClosing()) return;
+      const starts =
+        change === "create"
+          ? node.kind === "database" || node.kind === "journal"
+          : change === "write" &&
+            (node.kind === "journal" || node.kind === "wal") &&
+            !this.#gate.localWriterActive(node.db);
+      if (!starts) return;
+      why = "this node is handing its lease off; write on the next primary";
     }
+    const errno = replicaRefusal(change, node.kind);
+    if (errno !== null) throw new FuseError(errno, `${node.db + SUFFIX_OF_KIND[node.kind]}: ${why}`);
   }
 
   /** Runs a store call, answering its errors with the errno of errno-map.ts. */

@@ -64,6 +64,12 @@ export interface LeaseRoleOptions {
   readonly election?: ElectionGate;
 }
 
+/** A handoff in progress on this primary (see `LeaseRole#handoff`). */
+interface HandoffInProgress {
+  step: "proxy" | "mount" | "commits";
+  readonly target: string | null;
+}
+
 /** How long after `expectHandoff()` a vacancy is taken for the handoff asked for (ms). */
 const HANDOFF_EXPECTED_MS = 5000;
 
@@ -74,13 +80,13 @@ export class LeaseRole {
   #role: NodeRoleName = "replica";
   #lease: Lease | null = null;
   #holder: PrimaryInfo | null | undefined = undefined;
-  #handingOff = false;
-  /** A handoff's first step: the node's proxy holds new writes (see `proxyHoldsWrites`). */
-  #holdingWrites = false;
-  /** A handoff's drain: new write transactions are refused at their start (see `writesClosing`). */
-  #closingWrites = false;
-  /** The hostname of the node a handoff in progress goes to, when its request named it. */
-  #closingFor: string | null = null;
+  /**
+   * The handoff in progress, by step: "proxy" — the node's proxy holds new writes while those it passed
+   * to the app finish; "mount" — new write transactions are refused at their start while those in flight
+   * commit; "commits" — every commit is refused until the node is a replica. `target`: the hostname its
+   * request named (null: none).
+   */
+  #handoff: HandoffInProgress | null = null;
   #handoffToMe = false;
   #quietUntilMs = 0;
   #lastAttemptMs = -Infinity;
@@ -144,7 +150,7 @@ export class LeaseRole {
    * node (the callback may come later than the deadline on a busy event loop).
    */
   mayCommit(): boolean {
-    if (this.#role !== "primary" || this.#handingOff) return false;
+    if (this.#role !== "primary" || this.#handoff?.step === "commits") return false;
     const lease = this.#lease;
     if (lease !== null && lease.isHeld()) return true;
     if (lease !== null) this.#lost(lease, "the lease was not held at a commit");
@@ -158,7 +164,7 @@ export class LeaseRole {
    * before they wrote anything, to go to the next primary.
    */
   writesClosing(): boolean {
-    return this.#closingWrites || this.#handingOff;
+    return this.#handoff !== null && this.#handoff.step !== "proxy";
   }
 
   /**
@@ -167,7 +173,7 @@ export class LeaseRole {
    * first lets the writes already passed finish (bounded), before the mount refuses new transactions.
    */
   proxyHoldsWrites(): boolean {
-    return this.#holdingWrites || this.writesClosing();
+    return this.#handoff !== null;
   }
 
   /**
@@ -175,7 +181,7 @@ export class LeaseRole {
    * hostname — where writes go next, for `.primary` — else null.
    */
   handoffTargetHostname(): string | null {
-    return this.writesClosing() ? this.#closingFor : null;
+    return this.writesClosing() ? this.#handoff!.target : null;
   }
 
   /**
@@ -277,7 +283,8 @@ export class LeaseRole {
     const first = host.handoffTarget(toNodeId);
     if (first === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
     if (!first.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
-    this.#holdingWrites = true;
+    const handoff: HandoffInProgress = { step: "proxy", target: named?.hostname ?? null };
+    this.#handoff = handoff;
     const started = performance.now();
     try {
       await this.#settle(
@@ -285,15 +292,14 @@ export class LeaseRole {
         lease,
         "writes passed to the application are still in flight; handing off anyway",
       );
-      this.#closingWrites = true;
-      this.#closingFor = named?.hostname ?? null;
+      handoff.step = "mount";
       await this.#settle(
         () => !this.#opts.host.localWritersActive(),
         lease,
         "a write transaction is still in flight; its commit will be refused",
       );
       const drainedMs = performance.now() - started;
-      this.#handingOff = true;
+      handoff.step = "commits";
       const waitMs = this.#opts.handoffWaitMs ?? 5000;
       // Looked up at every step: a target that reconnects meanwhile has a new stream (the old one
       // ended "replaced" and would never catch up nor carry the HANDOFF frame).
@@ -336,10 +342,7 @@ export class LeaseRole {
       log.info("lease handed off", { to: toNodeId, ms: Math.round(performance.now() - started) });
       return lease.epoch;
     } finally {
-      this.#handingOff = false;
-      this.#closingWrites = false;
-      this.#holdingWrites = false;
-      this.#closingFor = null;
+      this.#handoff = null;
     }
   }
 
