@@ -8,8 +8,9 @@
 // never forwards a request that carries it (loop protection when two nodes each think the other is the
 // primary, e.g. in the middle of a failover), and strips it before the app sees the request. It grants
 // nothing: a client that sends it only stops its own request from being forwarded. One exception: a
-// write that a primary held while it handed its lease off goes on to the next primary once more
-// (value "2"); a request marked "2" is never forwarded again (proxy-server.ts).
+// request forwarded once to a node that is no longer (or not yet) the primary goes on once more, to the
+// primary that node knows, unless it came from there (FROM_HEADER) — value "2", never forwarded again
+// (proxy-server.ts: a primary that held writes while it handed its lease off, a stale view).
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 

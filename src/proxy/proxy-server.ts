@@ -87,7 +87,10 @@ export class ProxyServer {
   /** Exchanges whose response has not closed yet (for `close({graceMs})`). */
   #active = 0;
   #localWrites = 0;
-  /** The URL other nodes reach this proxy at (`advertiseAs`), sent as FROM_HEADER when forwarding. */
+  /**
+   * The URL other nodes reach this proxy at (`advertiseAs`; else its own `url`), sent as FROM_HEADER
+   * when forwarding.
+   */
   #advertised: string | undefined;
 
   constructor(opts: ProxyServerOptions) {
@@ -231,31 +234,28 @@ export class ProxyServer {
     lifetime: ExchangeLifetime,
   ): Promise<void> {
     const target = requestTarget(req.url);
-    const hops = hopCount(req.headers[HOP_MARKER_HEADER]);
-    const routeNow = (held: boolean): ProxyRoute =>
+    const route = (): ProxyRoute =>
       this.#router.route({
         method: req.method ?? "GET",
         path: target.path,
         isPrimary: this.#view.isPrimary(),
-        // A write held for a handoff may be forwarded once more (hop marker "2").
-        forwarded: hops >= (held ? 2 : 1),
+        forwarded: req.headers[HOP_MARKER_HEADER] !== undefined,
       });
-    let route = routeNow(false);
-    let held = false;
-    if (route.kind === "write" && this.#view.handingOff?.() === true) {
-      // This primary hands its lease off and refuses new transactions: the write waits for the outcome
-      // and goes to the next primary (or here again, if the handoff failed) instead of failing.
+    let now = route();
+    if (now.kind === "write" && this.#view.handingOff?.() === true) {
+      // This primary hands its lease off and refuses new transactions: the write waits for the outcome,
+      // then goes where writes go then — the next primary (one a replica's proxy forwarded here goes on
+      // as a second hop, "loop" below), or this app again if the handoff failed — instead of failing.
       const started = performance.now();
       await this.#until(() => this.#view.handingOff?.() !== true, HANDOFF_HOLD_MAX_MS, lifetime);
-      held = true;
-      route = routeNow(true);
+      now = route();
       this.#log.debug("proxy: write held during a handoff", {
         path: target.path,
         ms: Math.round(performance.now() - started),
-        then: route.kind,
+        then: now.kind,
       });
     }
-    await this.#carryOut(route, req, res, target, lifetime, held && hops > 0);
+    await this.#carryOut(now, req, res, target, lifetime);
   }
 
   /** Polls `done` every HANDOFF_POLL_MS for at most `limitMs`; false when it never became true. */
@@ -268,14 +268,12 @@ export class ProxyServer {
     return true;
   }
 
-  /** `again`: a forwarded write held here for a handoff; forwarding it marks a second hop. */
   async #carryOut(
     route: ProxyRoute,
     req: http.IncomingMessage,
     res: http.ServerResponse,
     target: RequestTarget,
     lifetime: ExchangeLifetime,
-    again = false,
   ): Promise<void> {
     switch (route.kind) {
       case "health":
@@ -353,7 +351,7 @@ export class ProxyServer {
           return this.#answer(res, replayAnswer(location.hostname));
         }
         this.metrics.countRequest("forwarded");
-        return this.#toPrimary(req, res, target, lifetime, location.url, again);
+        return this.#toPrimary(req, res, target, lifetime, location.url, false);
       }
     }
   }
@@ -395,18 +393,21 @@ export class ProxyServer {
     await this.#relay(response, res, headers);
   }
 
-  /** To the primary's proxy, marked as forwarded; its answer (TXID cookie and header included) relayed. */
+  /**
+   * To the primary's proxy, marked as forwarded (`secondHop`: a request that came forwarded, going on
+   * once more); its answer (TXID cookie and header included) relayed.
+   */
   async #toPrimary(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     target: RequestTarget,
     lifetime: ExchangeLifetime,
     url: string,
-    again: boolean,
+    secondHop: boolean,
   ): Promise<void> {
     const response = await this.#sendPlain(req, target, lifetime, {
       upstream: primaryTarget(url),
-      hopMarker: again ? "again" : "add",
+      hopMarker: secondHop ? "again" : "add",
       agent: this.#primaryAgent,
       description: `the primary's proxy at ${url}`,
     });
@@ -432,7 +433,7 @@ export class ProxyServer {
       headers: upstreamRequestHeaders(req.headers, {
         clientAddress: req.socket.remoteAddress,
         hopMarker: via.hopMarker,
-        from: this.#advertised,
+        from: this.#advertised ?? this.url,
         upgrade: false,
       }),
       body: hasBody(req) ? req : undefined,
