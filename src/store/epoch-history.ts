@@ -108,18 +108,22 @@ export function epochRuns(
   last: bigint,
   streamEpoch: bigint,
 ): EpochChange[] {
-  const effective = effectiveEpochHistory(primaryLines);
-  const at = (txid: bigint): bigint => {
-    const epoch = epochOfTxid(effective, txid);
-    return epoch === null || epoch > streamEpoch ? streamEpoch : epoch;
-  };
-  const runs: EpochChange[] = [{ epoch: at(first), firstTxid: first }];
-  for (const line of effective) {
-    if (line.firstTxid <= first || line.firstTxid > last) continue;
-    const epoch = at(line.firstTxid);
+  const clamp = (epoch: bigint | null): bigint =>
+    epoch === null || epoch > streamEpoch ? streamEpoch : epoch;
+  // One pass over the lines in force (ascending): called for every replicated commit.
+  let covering: bigint | null = null;
+  const runs: EpochChange[] = [];
+  for (const line of effectiveEpochHistory(primaryLines)) {
+    if (line.firstTxid <= first) {
+      covering = line.epoch;
+      continue;
+    }
+    if (line.firstTxid > last) break;
+    if (runs.length === 0) runs.push({ epoch: clamp(covering), firstTxid: first });
+    const epoch = clamp(line.epoch);
     if (epoch !== runs[runs.length - 1].epoch) runs.push({ epoch, firstTxid: line.firstTxid });
   }
-  return runs;
+  return runs.length > 0 ? runs : [{ epoch: clamp(covering), firstTxid: first }];
 }
 
 /** The epoch `txid` was written under according to `history`, or null when no line covers it. */
