@@ -21,8 +21,8 @@ import {
   parseEpochHistory,
   type EpochChange,
 } from "../../src/store/epoch-history.js";
-import { LeasedCluster, readPosOrNull } from "../support/leased-cluster.js";
-import { runSqlJob } from "../support/sql-clients.js";
+import { LeasedCluster } from "../support/leased-cluster.js";
+import { failOverWithLaggingReplica, writeOn } from "./lagging-failover.js";
 
 const DB = "attribution.db";
 
@@ -64,57 +64,24 @@ test(
   async (t) => {
     const cluster = await LeasedCluster.start({ nodes: 3, ttl: "2s" });
     t.after(() => cluster.cleanup());
-    const primary = await cluster.primary();
-    const [fresh, lagging] = cluster.others(primary);
-    const write = (dbPath: string, scripts: string[]): Promise<unknown> =>
-      runSqlJob("better-sqlite3", { dbPath, pragmas: ["PRAGMA journal_mode=delete"], scripts });
-    await write(primary.node.dbPath(DB), ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
-    await cluster.waitConverged([DB]);
-
-    const thaw = cluster.freeze(lagging, t);
-    // More than the socket buffers hold: the frozen node cannot read them from the dead primary later.
-    await write(
-      primary.node.dbPath(DB),
-      Array.from(
-        { length: 20 },
-        (_, i) => `INSERT INTO t (v) VALUES ('row ${i}' || hex(randomblob(600000)))`,
-      ),
-    );
-    const target = readPosOrNull(primary.node, DB);
-    assert.ok(target !== null);
-    const lastOld = BigInt(`0x${target.slice(0, 16)}`);
-    const deadline = Date.now() + 15_000;
-    while (readPosOrNull(fresh.node, DB) !== target) {
-      assert.ok(Date.now() < deadline, `${fresh.name} did not catch up\n${cluster.logs()}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    await cluster.kill9(primary);
-    thaw();
-    const next = await cluster.waitForPrimary({ not: primary, timeoutMs: 20_000 });
+    const { fresh, lagging, next, lastOldTxid: lastOld } = await failOverWithLaggingReplica(cluster, t, DB);
     if (next !== fresh) {
       t.skip(`${lagging.name} caught up from the dead primary's socket first and won: nothing to check`);
       return;
     }
-    await write(next.node.dbPath(DB), ["INSERT INTO t (v) VALUES ('under the new epoch')"]);
-    const live = Number(lastOld) + 1;
-    const deadline2 = Date.now() + 20_000;
-    for (;;) {
-      const pos = readPosOrNull(lagging.node, DB);
-      if (pos !== null && BigInt(`0x${pos.slice(0, 16)}`) >= BigInt(live)) break;
-      assert.ok(Date.now() < deadline2, `${lagging.name} did not catch up\n${cluster.logs()}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await writeOn(next, DB, ["INSERT INTO t (v) VALUES ('under the new epoch')"]);
+    const live = lastOld + 1n;
+    await cluster.waitConverged([DB]);
     const history = (node: typeof fresh): EpochChange[] => {
       const file = path.join(node.node.storeDir(DB), "epochs");
       return parseEpochHistory(fs.readFileSync(file, "utf8"), file);
     };
     const oldEpoch = epochOfTxid(history(fresh), lastOld);
-    const newEpoch = epochOfTxid(history(fresh), BigInt(live));
+    const newEpoch = epochOfTxid(history(fresh), live);
     assert.ok(oldEpoch !== null && newEpoch !== null && newEpoch > oldEpoch);
     const mine = history(lagging);
     const detail = `${lagging.name} epochs ${JSON.stringify(mine, (_, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v))}`;
     assert.equal(epochOfTxid(mine, lastOld), oldEpoch, `the catch-up kept the old epoch: ${detail}`);
-    assert.equal(epochOfTxid(mine, BigInt(live)), newEpoch, `the new primary's transaction: ${detail}`);
+    assert.equal(epochOfTxid(mine, live), newEpoch, `the new primary's transaction: ${detail}`);
   },
 );
