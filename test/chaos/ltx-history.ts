@@ -260,16 +260,6 @@ function findDuplicateCommits(
       if (start === undefined || file.minTxid < start) branchStart.set(key, file.minTxid);
     }
   }
-  // Every file by where it is (a node's live chain or one quarantine folder), for a presumed winner.
-  const container = (f: HistoryFile): string => `${f.node}/${f.quarantine ?? ""}`;
-  const containers = new Map<string, HistoryFile[]>();
-  for (const history of histories) {
-    for (const file of [...history.live, ...history.quarantined]) {
-      const list = containers.get(container(file)) ?? [];
-      list.push(file);
-      containers.set(container(file), list);
-    }
-  }
   const duplicates: DuplicateCommit[] = [];
   for (const [txid, files] of [...byTxid].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const nodeIds = new Set(files.map((f) => f.nodeId));
@@ -282,10 +272,19 @@ function findDuplicateCommits(
         ? files.reduce((a, b) => (b.timestampMs > a.timestampMs ? b : a))
         : undefined;
     const winner = referenceAt.get(txid) ?? presumed;
-    const tenureFrom = (start: bigint): number | undefined =>
+    // The winner's tenure: the reference's history, or the presumed winner's own folder (its node's files).
+    const tenureFiles: readonly HistoryFile[] =
       presumed === undefined
-        ? firstReferenceTimestamp(referenceAt, start)
-        : firstTimestampIn(containers.get(container(presumed)) ?? [], presumed.nodeId, start);
+        ? [...referenceAt.values()]
+        : histories
+            .flatMap((h) => h.quarantined)
+            .filter(
+              (f) =>
+                f.node === presumed.node &&
+                f.quarantine === presumed.quarantine &&
+                f.nodeId === presumed.nodeId,
+            );
+    const tenureFrom = (start: bigint): number | undefined => firstTimestampFrom(tenureFiles, start);
     const losers = files.filter((f) => winner === undefined || f.nodeId !== winner.nodeId);
     let excused = options.allowFailoverReuse && winner !== undefined;
     const reasons: string[] =
@@ -334,23 +333,10 @@ function findDuplicateCommits(
   return duplicates;
 }
 
-/** Timestamp of the earliest single-transaction file by `nodeId` among `files` at or after `txid`. */
-function firstTimestampIn(files: readonly HistoryFile[], nodeId: bigint, txid: bigint): number | undefined {
-  let best: number | undefined;
-  for (const file of files) {
-    if (file.nodeId !== nodeId || file.minTxid !== file.maxTxid || file.minTxid < txid) continue;
-    if (best === undefined || file.timestampMs < best) best = file.timestampMs;
-  }
-  return best;
-}
-
-/** Timestamp of the reference's earliest single-transaction file at or after `txid`. */
-function firstReferenceTimestamp(
-  referenceAt: ReadonlyMap<bigint, HistoryFile>,
-  txid: bigint,
-): number | undefined {
+/** Timestamp of the single-transaction file with the smallest TXID at or after `txid` among `files`. */
+function firstTimestampFrom(files: readonly HistoryFile[], txid: bigint): number | undefined {
   let best: HistoryFile | undefined;
-  for (const file of referenceAt.values()) {
+  for (const file of files) {
     if (file.minTxid !== file.maxTxid || file.maxTxid < txid) continue;
     if (best === undefined || file.maxTxid < best.maxTxid) best = file;
   }
