@@ -21,11 +21,13 @@ import { formatPos, posEqual, type Pos } from "../ltx/pos.js";
 import { decodeTrailer, TRAILER_SIZE } from "../ltx/trailer.js";
 import { planCatchUp, type CatchUpPlan } from "../store/catchup-plan.js";
 import type { CommitEvent } from "../store/commit-event.js";
+import type { Database } from "../store/database.js";
 import type { ChainLink } from "../store/divergence.js";
 import { listLtxFiles } from "../store/ltx-directory.js";
 import { readLtxHeaderAndTrailer } from "../store/ltx-file-reader.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
+import { RECENT_LINKS_KEPT } from "../store/transaction-log.js";
 import { sendSnapshot } from "./snapshot-sender.js";
 import type { PrimaryIdentity } from "./stream-admission.js";
 import type { EndReason, SnapshotInfo } from "./stream-frame.js";
@@ -252,7 +254,7 @@ export class PrimaryStream {
       replica,
       replicaLinks,
       primary,
-      primaryFiles: replica === null || replica.txid === 0n ? [] : primaryFilesFrom(db.dir.ltxDir, lowest),
+      primaryFiles: replica === null || replica.txid === 0n ? [] : primaryFilesFrom(db, lowest),
     });
     switch (plan.kind) {
       case "none":
@@ -392,10 +394,27 @@ export class PrimaryStream {
   }
 }
 
-/** The primary's LTX files whose TXIDs reach `fromTxid` or beyond, with their checksums. */
-function primaryFilesFrom(ltxDir: string, fromTxid: bigint): PrimaryFile[] {
+/**
+ * The primary's LTX files whose TXIDs reach `fromTxid` or beyond, with their checksums: from the chain
+ * the database keeps in memory when it reaches back that far (the usual case: a replica reports at
+ * most RECENT_LINKS_SENT links), else from the files.
+ */
+function primaryFilesFrom(db: Database, fromTxid: bigint): PrimaryFile[] {
+  const links = db.recentHistory(RECENT_LINKS_KEPT);
+  if (links.length > 0 && links[0].minTxid <= (fromTxid > 1n ? fromTxid : 1n)) {
+    const dir = db.dir;
+    // The path is named only for the files the plan streams (usually none or a few of ~256).
+    return links
+      .filter((l) => l.maxTxid >= fromTxid)
+      .map((l) => ({
+        ...l,
+        get path(): string {
+          return dir.ltxFile(l.minTxid, l.maxTxid);
+        },
+      }));
+  }
   const out: PrimaryFile[] = [];
-  for (const file of listLtxFiles(ltxDir)) {
+  for (const file of listLtxFiles(db.dir.ltxDir)) {
     if (file.maxTxid < fromTxid) continue;
     try {
       const { header, trailer } = readLtxHeaderAndTrailer(file.path);

@@ -23,7 +23,6 @@ import path from "node:path";
 import { formatFileName } from "../ltx/file-name.js";
 import { formatPos, posEqual } from "../ltx/pos.js";
 import type { Database } from "../store/database.js";
-import { recentHistoryLinks } from "../store/history-links.js";
 import { readLtxHeaderAndTrailer } from "../store/ltx-file-reader.js";
 import { listLtxFiles } from "../store/ltx-directory.js";
 import { LtxStager, type StagedLtx } from "../store/ltx-stager.js";
@@ -297,7 +296,7 @@ export class ReplicaClient {
       databases: store.databases().map((db) => ({
         db: db.name,
         pos: db.pos,
-        recent: recentHistoryLinks(db.dir.ltxDir, db.pos.txid, RECENT_LINKS_SENT),
+        recent: db.recentHistory(RECENT_LINKS_SENT),
       })),
     });
     const headers: Record<string, string> = {

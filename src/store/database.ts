@@ -45,12 +45,14 @@ import {
 import type { ReplicaApplyPlan, ReplicaState } from "./replica-apply-plan.js";
 import type { CommitEvent } from "./commit-event.js";
 import type { DatabaseDir, DatabaseFileKind } from "./data-dir.js";
+import type { ChainLink } from "./divergence.js";
 import { fsyncDirectory } from "./durable-file.js";
 import {
   journalCommitMode,
   type JournalCommitMode,
   type JournalOperation,
 } from "./journal-commit-detector.js";
+import { recentHistoryLinks } from "./history-links.js";
 import { finishRefusedJournal, undoJournalTransaction } from "./journal-undo.js";
 import type { LtxWriteOptions, WrittenLtx } from "./ltx-file-writer.js";
 import type { PageChecksums } from "./page-checksums.js";
@@ -61,7 +63,7 @@ import {
   parseDatabaseHeader,
 } from "./sqlite-header.js";
 import { StoreError } from "./store-error.js";
-import { TransactionLog, type TransactionLogContext } from "./transaction-log.js";
+import { RECENT_LINKS_KEPT, TransactionLog, type TransactionLogContext } from "./transaction-log.js";
 import { WalCapture } from "./wal-capture.js";
 import { WalReadAhead } from "./wal-read-ahead.js";
 import { WAL_FRAME_HEADER_SIZE, type WalCommit } from "./wal-format.js";
@@ -130,6 +132,29 @@ export class Database {
 
   get pos(): Pos {
     return this.#log.pos;
+  }
+
+  /**
+   * The newest `max` (≤ RECENT_LINKS_KEPT) links of the chain ending at the position, ascending, as
+   * the files in `ltx/` hold them: from memory (transaction-log.ts `recentLinks`), read from the files
+   * only when the log does not know them (after opening, or after the files were rewritten).
+   */
+  recentHistory(max: number): ChainLink[] {
+    const known = this.#log.recentLinks(max);
+    if (known !== null) return known;
+    const links = recentHistoryLinks(this.dir.ltxDir, this.#log.pos.txid, RECENT_LINKS_KEPT);
+    this.#log.seedRecentLinks(links);
+    return links.slice(Math.max(0, links.length - max));
+  }
+
+  /** LTX files of this database were moved or removed other than by retention (quarantine). */
+  historyRewritten(): void {
+    this.#log.forgetRecentLinks();
+  }
+
+  /** Retention removed this database's LTX files up to TXID `maxTxid`. */
+  ltxFilesRetired(maxTxid: bigint): void {
+    this.#log.retireRecentLinks(maxTxid);
   }
 
   /** `<db>-pos` content: `%016x/%016x\n` (34 bytes). */
@@ -410,6 +435,8 @@ export class Database {
   persistStaged(plan: ReplicaApplyPlan): { supersededFiles: number } {
     this.#assertOpen();
     this.#log.makeDurable(); // a durable file must not follow lazy ones (pending-ltx-sync.ts)
+    // A snapshot removes the files before it: the chain on disk is the snapshot's from now on.
+    if (plan.snapshot) this.#log.forgetRecentLinks();
     return persistStagedLtx(this.#replicaTarget(), plan);
   }
 

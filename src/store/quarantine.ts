@@ -61,6 +61,7 @@ export function quarantineHistory(db: Database, root: string, req: QuarantineReq
 
   let snapshotFile: string | null = null;
   if (!covered && db.pageCount > 0) snapshotFile = writeSnapshot(db, dir, req);
+  db.historyRewritten();
   for (const file of moving) fs.renameSync(file.path, path.join(dir, file.name));
   const record = {
     db: db.name,

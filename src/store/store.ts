@@ -192,10 +192,13 @@ export class Store {
         const st = fs.statSync(f.path, { throwIfNoEntry: false });
         return st === undefined ? [] : [{ ...f, mtimeMs: st.mtimeMs }];
       });
+      let retiredUpTo = 0n;
       for (const file of filesToRetire(files, now, retentionMs)) {
         fs.rmSync(file.path, { force: true });
         removed++;
+        retiredUpTo = file.maxTxid;
       }
+      if (retiredUpTo > 0n) db.ltxFilesRetired(retiredUpTo);
     }
     if (removed > 0) this.#log.debug("retention removed LTX files", { count: removed });
     return removed;

@@ -20,18 +20,29 @@
 // re-captures from the WAL whatever the WAL still holds, or cuts the chain back to what the database
 // and WAL hold when the WAL lost frames its LTX files kept.
 
+import path from "node:path";
+
 import { EMPTY_DATABASE_CHECKSUM } from "../ltx/checksum.js";
+import { parseFileName } from "../ltx/file-name.js";
 import type { Header } from "../ltx/header.js";
 import { formatPos, type Pos } from "../ltx/pos.js";
 import type { CommitEvent } from "./commit-event.js";
 import type { CommitPlan } from "./commit-plan.js";
 import type { DatabaseDir } from "./data-dir.js";
+import type { ChainLink } from "./divergence.js";
 import { writeLtxFile, type LtxWriteOptions, type WrittenLtx } from "./ltx-file-writer.js";
 import { PageChecksums } from "./page-checksums.js";
 import { PendingLtxSync } from "./pending-ltx-sync.js";
 import { SpareLtxFile } from "./spare-ltx-file.js";
 import { StoreError } from "./store-error.js";
 import type { StoreLogger } from "./store-logger.js";
+
+/**
+ * Links of the chain kept in memory (recentLinks): more than a replica reports when it connects
+ * (RECENT_LINKS_SENT, 256), so that a primary finds every file from a replica's oldest reported link
+ * on in it without listing its directory.
+ */
+export const RECENT_LINKS_KEPT = 320;
 
 export interface TransactionLogContext {
   readonly nodeId: bigint;
@@ -74,6 +85,14 @@ export class TransactionLog {
   readonly #spare: SpareLtxFile;
   /** The context's LTX options with its fsync policy (built once: a commit is a hot path). */
   readonly #ltxWriteOptions: LtxWriteOptions;
+  /**
+   * The newest links of the chain that ends at the position (≤ RECENT_LINKS_KEPT, ascending), as the
+   * files in `ltx/` tell them — kept here so that a replica's stream request and a primary's catch-up
+   * need not read hundreds of file headers and list the directory each time (they did: tens of ms at
+   * every reconnect, more with every file retention keeps). Null while unknown (at open, after the
+   * files were rewritten behind the log): `seedRecentLinks` sets it from the files.
+   */
+  #recent: ChainLink[] | null = null;
 
   constructor(
     db: string,
@@ -145,6 +164,42 @@ export class TransactionLog {
 
   get ltxWriteOptions(): LtxWriteOptions {
     return this.#ltxWriteOptions;
+  }
+
+  /**
+   * The newest `max` links of the chain ending at the position, ascending, or null when the log does
+   * not know them (then read them from the files: history-links.ts, and `seedRecentLinks`).
+   */
+  recentLinks(max: number): ChainLink[] | null {
+    if (this.#recent === null) return null;
+    return this.#recent.slice(Math.max(0, this.#recent.length - max));
+  }
+
+  /**
+   * Takes `links` (read from the files, ascending) as the recent chain if they end exactly at the
+   * position; otherwise the chain stays unknown. Returns whether they were taken.
+   */
+  seedRecentLinks(links: readonly ChainLink[]): boolean {
+    const last = links.at(-1);
+    const pos = this.#pos;
+    const fits =
+      last === undefined
+        ? pos.txid === 0n
+        : last.maxTxid === pos.txid && last.postApplyChecksum === pos.checksum;
+    this.#recent = fits ? links.slice(Math.max(0, links.length - RECENT_LINKS_KEPT)) : null;
+    return fits;
+  }
+
+  /** The LTX files were moved or replaced behind the log (quarantine, a snapshot's superseding): forget the chain. */
+  forgetRecentLinks(): void {
+    this.#recent = null;
+  }
+
+  /** Retention removed the files up to TXID `maxTxid`: they are no part of the chain on disk any more. */
+  retireRecentLinks(maxTxid: bigint): void {
+    if (this.#recent === null) return;
+    const keep = this.#recent.findIndex((l) => l.maxTxid > maxTxid);
+    this.#recent = keep < 0 ? [] : this.#recent.slice(keep);
   }
 
   /**
@@ -259,6 +314,7 @@ export class TransactionLog {
       txid,
       checksum: checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum,
     };
+    this.#addRecentLink(prevPos, written, txid);
     if (this.#ctx.log.debugEnabled !== false) {
       const text = formatPos(this.#pos);
       this.#ctx.log.debug("commit", {
@@ -282,6 +338,27 @@ export class TransactionLog {
       timestamp,
       source,
     });
+  }
+
+  /** The file `written` (now holding TXIDs up to `txid`) as the chain's newest link. */
+  #addRecentLink(prevPos: Pos, written: WrittenLtx, txid: bigint): void {
+    if (this.#recent === null) return;
+    // The file's name says what it holds: one TXID, or (replicated) a range, or a snapshot from TXID 1.
+    const { minTxid } = parseFileName(path.basename(written.path));
+    const link: ChainLink = {
+      minTxid,
+      maxTxid: txid,
+      preApplyChecksum: minTxid === 1n ? 0n : prevPos.checksum,
+      postApplyChecksum: this.#pos.checksum,
+    };
+    if (minTxid === 1n) {
+      this.#recent = [link]; // a snapshot: the files before it are superseded (or overlap it)
+    } else if (minTxid !== prevPos.txid + 1n) {
+      this.#recent = null; // not a continuation of the chain known here: read the files again
+    } else {
+      this.#recent.push(link);
+      if (this.#recent.length > RECENT_LINKS_KEPT) this.#recent.shift();
+    }
   }
 
   /** The checksum array after `plan`, and how to undo the change if the LTX cannot be written. */

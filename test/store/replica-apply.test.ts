@@ -14,6 +14,7 @@ import { LtxEncoder } from "../../src/ltx/encoder.js";
 import { decodeHeader } from "../../src/ltx/header.js";
 import { LtxError } from "../../src/ltx/errors.js";
 import type { Database } from "../../src/store/database.js";
+import { recentHistoryLinks } from "../../src/store/history-links.js";
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
 import { LtxStager, type StagedLtx } from "../../src/store/ltx-stager.js";
 import { quarantineHistory } from "../../src/store/quarantine.js";
@@ -116,6 +117,11 @@ function snapshotOf(primary: Store): Buffer {
   return Buffer.concat(chunks);
 }
 
+/** The chain `db` keeps in memory (after its first use) is the one its files tell. */
+function assertRecentHistoryOnDisk(db: Database, note: string): void {
+  assert.deepEqual(db.recentHistory(256), recentHistoryLinks(db.dir.ltxDir, db.pos.txid, 256), note);
+}
+
 function apply(store: Store, staged: StagedLtx): void {
   const db = store.mustDb(staged.db);
   const plan = planReplicaApply(db.name, db.replicaState, staged);
@@ -126,10 +132,15 @@ test("files applied one by one, or a snapshot, give the primary's database and p
   const { primary, replica, data } = setup(t, "replica-apply");
   const prng = new Prng(1);
   const files = primaryFiles(primary);
-  for (const bytes of files) apply(replica, stage(replica, "r.db", bytes, prng));
+  for (const [i, bytes] of files.entries()) {
+    apply(replica, stage(replica, "r.db", bytes, prng));
+    assertRecentHistoryOnDisk(replica.mustDb("r.db"), `after file ${i + 1}`);
+  }
   const source = primary.mustDb("r.db");
   const target = replica.mustDb("r.db");
   assert.deepEqual(target.pos, source.pos);
+  assert.equal(target.recentHistory(3).length, 3, "the newest links only");
+  assert.deepEqual(target.recentHistory(3), source.recentHistory(3), "the replica's chain is the primary's");
   assert.ok(
     fs.readFileSync(target.files.path("database")).equals(fs.readFileSync(source.files.path("database"))),
   );
@@ -148,8 +159,27 @@ test("files applied one by one, or a snapshot, give the primary's database and p
   const again = openStore(path.join(path.dirname(data), "again"));
   t.after(() => again.close());
   apply(again, stage(again, "r.db", files[0], prng));
+  assertRecentHistoryOnDisk(again.mustDb("r.db"), "before the snapshot");
   apply(again, stage(again, "r.db", snapshotOf(primary), prng));
   assert.deepEqual(again.mustDb("r.db").pos, source.pos);
+  assertRecentHistoryOnDisk(again.mustDb("r.db"), "after the snapshot (it superseded file 1)");
+  assert.equal(again.mustDb("r.db").recentHistory(256).length, 1);
+
+  // A snapshot that ends one TXID past the replica's position is still a snapshot (TXIDs 1..n).
+  const behind = openStore(path.join(path.dirname(data), "behind"));
+  t.after(() => behind.close());
+  for (const bytes of files.slice(0, -1)) apply(behind, stage(behind, "r.db", bytes, prng));
+  assertRecentHistoryOnDisk(behind.mustDb("r.db"), "one behind");
+  apply(behind, stage(behind, "r.db", snapshotOf(primary), prng));
+  assert.deepEqual(behind.mustDb("r.db").pos, source.pos);
+  assertRecentHistoryOnDisk(behind.mustDb("r.db"), "after a snapshot one TXID ahead");
+  assert.deepEqual(
+    behind
+      .mustDb("r.db")
+      .recentHistory(256)
+      .map((l) => [l.minTxid, l.preApplyChecksum]),
+    [[1n, 0n]],
+  );
   assert.ok(
     fs
       .readFileSync(again.mustDb("r.db").files.path("database"))
@@ -236,6 +266,7 @@ test("quarantine moves the diverged files, or keeps the diverged state when file
   const files = primaryFiles(primary);
   for (const bytes of files) apply(replica, stage(replica, "r.db", bytes, prng));
   const db = replica.mustDb("r.db");
+  assertRecentHistoryOnDisk(db, "before quarantine");
   const root = path.join(data, "quarantine");
   const moved = quarantineHistory(db, root, {
     fromTxid: 6n,
@@ -251,6 +282,10 @@ test("quarantine moves the diverged files, or keeps the diverged state when file
   assert.ok(path.basename(moved.dir).startsWith("20250102T030405Z-0000000000000006-"));
   assert.deepEqual(fs.readdirSync(moved.dir).sort(), [...moved.files, "quarantine.json"].sort());
   assert.equal(listLtxFiles(db.dir.ltxDir).at(-1)?.maxTxid, 5n);
+  // The position did not move, the files did: the chain reported is the files' (1..5), not the one
+  // the database remembered before.
+  assert.equal(db.recentHistory(256).at(-1)?.maxTxid, 5n);
+  assertRecentHistoryOnDisk(db, "after quarantine");
 
   // Files 1..5 remain; ask for 3..: file 3 is there but a gap (files 4, 5 removed) breaks coverage.
   for (const f of listLtxFiles(db.dir.ltxDir).filter((f) => f.minTxid >= 4n)) fs.rmSync(f.path);

@@ -56,7 +56,13 @@ test("Store.enforceRetention removes aged LTX files of every database but the ne
   const old = (now - 60_000) / 1000;
   for (const file of files) fs.utimesSync(file.path, old, old);
   now += 1000;
+  assert.equal(db.recentHistory(256).length, 5, "the chain, seeded from the files");
   assert.equal(store.enforceRetention(30_000), 4);
+  assert.deepEqual(
+    db.recentHistory(256).map((l) => l.maxTxid),
+    [5n],
+    "the links of retired files are gone from the chain kept in memory too",
+  );
   assert.deepEqual(
     listLtxFiles(db.dir.ltxDir).map((x) => x.maxTxid),
     [5n],
