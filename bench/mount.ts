@@ -315,7 +315,9 @@ async function mountTarget(target: TargetName, base: string): Promise<MountedTar
   if (target === "litefs" || target === "litefs-table-locks") {
     const node = await LitefsNode.start({
       baseDir: root,
-      config: { fuse: { "kernel-locks": target === "litefs" } },
+      // The default log level: test nodes log a debug line per commit (test/support/litefs-node.ts),
+      // which cost this bench's WAL figure ~3–8 % before session 9 (and the bench process the reading).
+      config: { fuse: { "kernel-locks": target === "litefs" }, log: { format: "json", debug: false } },
     });
     return {
       name: target,
