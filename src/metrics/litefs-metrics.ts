@@ -9,7 +9,8 @@
 // calls (a write through the mount, a commit) cost a map lookup and an addition.
 //
 // Meaning of the LTX gauges: the files kept on disk for the database, as last counted
-// (`setLtxFiles`, e.g. after retention) plus those written or applied since.
+// (`setLtxFiles`, at start or after files were moved) plus those written or applied since, minus those
+// retention removed (`ltxRetired`).
 
 import type { Counter, CounterVec } from "./counter.js";
 import type { Gauge, GaugeVec } from "./gauge.js";
@@ -181,7 +182,14 @@ export class LitefsMetrics {
     s.lagSeconds.set(Math.max(0, lagMs) / 1000);
   }
 
-  /** The LTX files on disk were counted (at open, after retention): replaces the running totals. */
+  /** Retention removed `files` LTX files of `db`, `bytes` in all. */
+  ltxRetired(db: string, files: number, bytes: number): void {
+    const s = this.#series(db);
+    s.ltxCount.dec(files);
+    s.ltxBytes.dec(bytes);
+  }
+
+  /** The LTX files on disk were counted (at start, after files were moved): replaces the running totals. */
   setLtxFiles(db: string, count: number, bytes: number): void {
     const s = this.#series(db);
     s.ltxCount.set(count);

@@ -198,7 +198,6 @@ export class LitefsNode {
       lagMs: () => ofNode((n) => n.#replica?.lagMs() ?? 0, 0),
       subscriberCount: () => (self.node?.role === "primary" ? self.node.#streams.replicas().length : null),
       replicaStream: () => ofNode((n) => n.#replica?.status() ?? null, null),
-      ltxRecountIntervalMs: config.data.retentionMonitorIntervalMs,
     });
     try {
       const clusterId = readClusterId(store.dataDir);
@@ -764,7 +763,9 @@ export class LitefsNode {
     const every = config.data.retentionMonitorIntervalMs;
     const tick = (): void => {
       try {
-        this.store.enforceRetention(config.data.retentionMs);
+        this.store.enforceRetention(config.data.retentionMs, (db, files, bytes) =>
+          this.observability.ltxRetired(db, files, bytes),
+        );
         this.store.saveChecksums();
       } catch (err) {
         this.#log.error("periodic store job failed", { error: (err as Error).message });

@@ -17,8 +17,11 @@
 // between scrapes, so streams that came and went between two scrapes are missed), whether a replica's
 // stream is open, and its reconnects (exact: the client counts its connections).
 //
-// LTX files on disk are counted at start and again every `ltxRecountIntervalMs` (the retention
-// interval: retention is what removes them); commits and applies add to the count in between.
+// LTX files on disk are counted at start; commits and applies add to the count, retention subtracts
+// what it removed (`ltxRetired`), and a database whose files were moved or removed otherwise
+// (quarantine, a replicated snapshot) is counted again. (Before session 9 every file was listed and
+// stat'ed again at each retention interval: a stall of the request thread that grows with the files
+// retention keeps — ~0.5 s per 100,000.)
 //
 // Commit duration: from the LTX header's timestamp, taken as the store starts writing the file, to the
 // commit event, emitted once the file is durable and the position moved.
@@ -60,8 +63,6 @@ export interface NodeObservabilityOptions {
   readonly subscriberCount?: () => number | null;
   /** The replica's stream state; absent or null: not a replica. */
   readonly replicaStream?: () => ReplicaStreamSample | null;
-  /** How often LTX files on disk are counted again (ms); 0: only at start. */
-  readonly ltxRecountIntervalMs: number;
   /** Clock in ms since the epoch (default Date.now): commit duration and replication lag. */
   readonly now?: () => number;
 }
@@ -73,7 +74,6 @@ export class NodeObservability {
   readonly #opts: NodeObservabilityOptions;
   readonly #now: () => number;
   readonly #unsubscribe: () => void;
-  #timer: NodeJS.Timeout | undefined;
   #isPrimary: boolean;
   #subscribersSeen = 0;
   #connectsSeen = 0;
@@ -88,12 +88,13 @@ export class NodeObservability {
     this.metrics.setPrimary(opts.isPrimary);
     this.metrics.setLagSource(() => Math.max(0, opts.lagMs()) / 1000);
     this.bus = new EventBus({ log: opts.log, isPrimary: opts.isPrimary, hostname: opts.primaryHostname });
-    this.countLtxFiles();
-    this.#unsubscribe = opts.store.subscribe((event) => this.#onCommit(event));
-    if (opts.ltxRecountIntervalMs > 0) {
-      this.#timer = setInterval(() => this.countLtxFiles(), opts.ltxRecountIntervalMs);
-      this.#timer.unref();
-    }
+    for (const db of opts.store.databases()) this.countLtxFiles(db.name);
+    const unsubscribeCommits = opts.store.subscribe((event) => this.#onCommit(event));
+    const unsubscribeRewrites = opts.store.onLtxFilesRewritten((db) => this.countLtxFiles(db));
+    this.#unsubscribe = () => {
+      unsubscribeCommits();
+      unsubscribeRewrites();
+    };
   }
 
   /** `GET /metrics` (and HEAD) and `GET /events`, for the node API. */
@@ -159,27 +160,29 @@ export class NodeObservability {
     this.#publish({ type: "primaryChange", isPrimary, hostname: primaryHostname });
   }
 
-  /** Counts every database's LTX files and their bytes on disk (replaces the running totals). */
-  countLtxFiles(): void {
-    for (const db of this.#opts.store.databases()) {
-      let count = 0;
-      let bytes = 0;
-      try {
-        for (const file of listLtxFiles(db.dir.ltxDir)) {
-          const st = fs.statSync(file.path, { throwIfNoEntry: false });
-          if (st === undefined) continue; // removed by retention meanwhile
-          count++;
-          bytes += st.size;
-        }
-      } catch (err) {
-        this.#opts.log.warn("cannot count LTX files for metrics", {
-          db: db.name,
-          error: (err as Error).message,
-        });
-        continue;
+  /** Counts `db`'s LTX files and their bytes on disk (replaces the running totals). */
+  countLtxFiles(db: string): void {
+    const database = this.#opts.store.db(db);
+    if (database === undefined) return;
+    let count = 0;
+    let bytes = 0;
+    try {
+      for (const file of listLtxFiles(database.dir.ltxDir)) {
+        const st = fs.statSync(file.path, { throwIfNoEntry: false });
+        if (st === undefined) continue; // removed by retention meanwhile
+        count++;
+        bytes += st.size;
       }
-      this.metrics.setLtxFiles(db.name, count, bytes);
+    } catch (err) {
+      this.#opts.log.warn("cannot count LTX files for metrics", { db, error: (err as Error).message });
+      return;
     }
+    this.metrics.setLtxFiles(db, count, bytes);
+  }
+
+  /** Retention removed `files` LTX files (`bytes` in all) of `db`. */
+  ltxRetired(db: string, files: number, bytes: number): void {
+    this.metrics.ltxRetired(db, files, bytes);
   }
 
   /** Brings the sampled metrics up to date (called at each scrape). */
@@ -208,7 +211,6 @@ export class NodeObservability {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
     this.#unsubscribe();
     this.bus.close();
   }

@@ -74,6 +74,8 @@ export interface DatabaseContext extends TransactionLogContext {
   readonly mayCommit: (db: string) => boolean;
   /** The store rewrote `kinds` of `db` behind the kernel outside a FUSE request (the mount drops caches). */
   readonly changedBehindKernel: (db: string, kinds: readonly DatabaseFileKind[]) => void;
+  /** LTX files of `db` were moved or removed other than by retention (quarantine, a snapshot). */
+  readonly ltxFilesRewritten: (db: string) => void;
 }
 
 /** The state recovery hands to a Database (see recovery.ts). */
@@ -150,6 +152,7 @@ export class Database {
   /** LTX files of this database were moved or removed other than by retention (quarantine). */
   historyRewritten(): void {
     this.#log.forgetRecentLinks();
+    this.#ctx.ltxFilesRewritten(this.name);
   }
 
   /** Retention removed this database's LTX files up to TXID `maxTxid`. */
@@ -436,14 +439,21 @@ export class Database {
     this.#assertOpen();
     this.#log.makeDurable(); // a durable file must not follow lazy ones (pending-ltx-sync.ts)
     // A snapshot removes the files before it: the chain on disk is the snapshot's from now on.
-    if (plan.snapshot) this.#log.forgetRecentLinks();
-    return persistStagedLtx(this.#replicaTarget(), plan);
+    if (!plan.snapshot) return persistStagedLtx(this.#replicaTarget(), plan);
+    this.#log.forgetRecentLinks();
+    try {
+      return persistStagedLtx(this.#replicaTarget(), plan);
+    } finally {
+      this.#ctx.ltxFilesRewritten(this.name);
+    }
   }
 
   applyStaged(plan: ReplicaApplyPlan, persisted: { supersededFiles: number }): AppliedReplica {
     this.#assertOpen();
     this.#foldWalForReplica();
     const applied = applyStagedPages(this.#replicaTarget(), plan, persisted.supersededFiles);
+    // Told again once the snapshot's own commit event is out, so that a count taken now includes it once.
+    if (plan.snapshot) this.#ctx.ltxFilesRewritten(this.name);
     this.#wal.reset(null);
     this.#walMode = applied.walMode;
     this.#dirty = new Set();

@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { isLtxFileName, parseFileName } from "../ltx/file-name.js";
+import { ltxFileNameRange } from "../ltx/file-name.js";
 import { TEMP_SUFFIX } from "./durable-file.js";
 
 export interface LtxFileEntry {
@@ -24,10 +24,11 @@ export function listLtxFiles(dir: string): LtxFileEntry[] {
     throw err;
   }
   const entries: LtxFileEntry[] = [];
+  const prefix = path.join(dir, "/"); // one join, not one per file (100,000 files: ~0.1 s)
   for (const name of names) {
-    if (!isLtxFileName(name)) continue;
-    const { minTxid, maxTxid } = parseFileName(name);
-    entries.push({ name, path: path.join(dir, name), minTxid, maxTxid });
+    const range = ltxFileNameRange(name);
+    if (range === null) continue;
+    entries.push({ name, path: prefix + name, minTxid: range.minTxid, maxTxid: range.maxTxid });
   }
   // Fixed-width hex names: name order is TXID order.
   return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

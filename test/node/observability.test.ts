@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { httpRequest } from "../proxy/proxy-test-kit.js";
@@ -132,6 +133,58 @@ describe("a running node's /metrics and /events", () => {
     assert.equal(status.code, 0, node.lastRunLogs());
     assert.equal(await reader.ended, "end");
   });
+});
+
+test("the LTX gauges follow retention: the files it removed leave the count and the bytes", async (t) => {
+  const node = await LitefsNode.start({
+    retention: "1s",
+    config: { data: { "retention-monitor-interval": "200ms" } },
+  });
+  t.after(() => node.cleanup());
+  await sqlite(node.dbPath(DB), "CREATE TABLE t (x TEXT);");
+  for (let i = 0; i < 5; i++) await sqlite(node.dbPath(DB), `INSERT INTO t VALUES ('${i}');`);
+  const before = await scrape(node.httpUrl);
+  assert.equal(sample(before, series("litefs_db_ltx_count")), 6);
+  // Retention removes every file but the newest once they are older than 1 s.
+  const deadline = Date.now() + 10_000;
+  while (fs.readdirSync(node.ltxDir(DB)).length > 1) {
+    assert.ok(Date.now() < deadline, "retention did not remove the old files");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const [newest] = fs.readdirSync(node.ltxDir(DB));
+  const after = await scrape(node.httpUrl);
+  assert.equal(sample(after, series("litefs_db_ltx_count")), 1);
+  assert.equal(
+    sample(after, series("litefs_db_ltx_bytes")),
+    fs.statSync(`${node.ltxDir(DB)}/${newest}`).size,
+  );
+});
+
+test("a replica that joins late counts the snapshot it received once, not the files it replaced", async (t) => {
+  const cluster = await Cluster.start({ replicas: 0 });
+  t.after(() => cluster.cleanup());
+  const { primary } = cluster;
+  await sqlite(primary.dbPath(DB), "CREATE TABLE t (x TEXT);");
+  for (let i = 0; i < 4; i++) await sqlite(primary.dbPath(DB), `INSERT INTO t VALUES ('${i}');`);
+  const replica = await cluster.addReplica();
+  await waitForSync(primary, [replica], [DB]);
+  const onDisk = (): { count: number; bytes: number } => {
+    const names = fs.readdirSync(replica.ltxDir(DB)).filter((n) => n.endsWith(".ltx"));
+    return {
+      count: names.length,
+      bytes: names.reduce((sum, n) => sum + fs.statSync(path.join(replica.ltxDir(DB), n)).size, 0),
+    };
+  };
+  assert.equal(onDisk().count, 1, "the catch-up was one snapshot file");
+  let metrics = await scrape(replica.httpUrl);
+  assert.equal(sample(metrics, series("litefs_db_ltx_count")), 1);
+  assert.equal(sample(metrics, series("litefs_db_ltx_bytes")), onDisk().bytes);
+  // Later transactions arrive as files and add to it.
+  await sqlite(primary.dbPath(DB), "INSERT INTO t VALUES ('after');");
+  await waitForSync(primary, [replica], [DB]);
+  metrics = await scrape(replica.httpUrl);
+  assert.equal(sample(metrics, series("litefs_db_ltx_count")), onDisk().count);
+  assert.equal(sample(metrics, series("litefs_db_ltx_bytes")), onDisk().bytes);
 });
 
 describe("stream metrics of a primary and its replica", () => {

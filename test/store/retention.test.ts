@@ -4,29 +4,49 @@ import path from "node:path";
 import { test } from "node:test";
 
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
-import { filesToRetire } from "../../src/store/retention.js";
+import { formatFileName } from "../../src/ltx/file-name.js";
+import { filesToRetire, LtxRetention, type RetentionTarget } from "../../src/store/retention.js";
 import { openStore, tempDir } from "./store-test-kit.js";
 
-const f = (txid: number, mtimeMs: number): { name: string; maxTxid: bigint; mtimeMs: number } => ({
-  name: String(txid),
-  maxTxid: BigInt(txid),
-  mtimeMs,
-});
+interface File {
+  name: string;
+  maxTxid: bigint;
+  mtimeMs: number;
+}
+const f = (txid: number, mtimeMs: number): File => ({ name: String(txid), maxTxid: BigInt(txid), mtimeMs });
+const mtime = (file: File): number => file.mtimeMs;
 
 test("filesToRetire: old files go, the newest always stays, removal stops at the first young file", () => {
   const now = 1_000_000;
-  assert.deepEqual(filesToRetire([], now, 10), []);
-  assert.deepEqual(filesToRetire([f(1, 0)], now, 10), [], "a lone file is the newest");
+  assert.deepEqual(filesToRetire([], now, 10, mtime), []);
+  assert.deepEqual(filesToRetire([f(1, 0)], now, 10, mtime), [], "a lone file is the newest");
   assert.deepEqual(
-    filesToRetire([f(3, 0), f(1, 0), f(2, 0)], now, 10).map((x) => x.name),
+    filesToRetire([f(3, 0), f(1, 0), f(2, 0)], now, 10, mtime).map((x) => x.name),
     ["1", "2"],
   );
   // A young file in the middle keeps everything after it (the chain stays contiguous).
   assert.deepEqual(
-    filesToRetire([f(1, 0), f(2, now), f(3, 0), f(4, 0)], now, 10).map((x) => x.name),
+    filesToRetire([f(1, 0), f(2, now), f(3, 0), f(4, 0)], now, 10, mtime).map((x) => x.name),
     ["1"],
   );
-  assert.deepEqual(filesToRetire([f(1, now - 10), f(2, 0)], now, 10), [], "exactly the retention age stays");
+  assert.deepEqual(
+    filesToRetire([f(1, now - 10), f(2, 0)], now, 10, mtime),
+    [],
+    "exactly the retention age stays",
+  );
+  // The clock is asked in TXID order, only up to the first young file; a file gone meanwhile is skipped.
+  const asked: string[] = [];
+  const files = [f(1, 0), f(2, 0), f(3, now), f(4, 0), f(5, 0)];
+  const gone = new Set(["2"]);
+  const retired = filesToRetire(files, now, 10, (file) => {
+    asked.push(file.name);
+    return gone.has(file.name) ? undefined : file.mtimeMs;
+  });
+  assert.deepEqual(
+    retired.map((x) => x.name),
+    ["1"],
+  );
+  assert.deepEqual(asked, ["1", "2", "3"], "files after the first young one are never looked at");
 });
 
 test("Store.enforceRetention removes aged LTX files of every database but the newest", (t) => {
@@ -68,4 +88,54 @@ test("Store.enforceRetention removes aged LTX files of every database but the ne
     [5n],
   );
   assert.equal(store.enforceRetention(30_000), 0, "the newest file is never removed");
+});
+
+test("LtxRetention walks on from the oldest file by name, and lists the directory only when it must", (t) => {
+  const dir = tempDir(t, "retention-walk");
+  const now = Date.now();
+  const old = (now - 60_000) / 1000;
+  const target = {
+    dir: { ltxDir: dir, ltxFile: (a: bigint, b: bigint) => path.join(dir, formatFileName(a, b)) },
+    pos: { txid: 0n, checksum: 0n },
+  };
+  const at = (txid: bigint): RetentionTarget => ({ ...target, pos: { txid, checksum: 1n } });
+  const write = (min: number, max: number, young = false): void => {
+    const file = path.join(dir, formatFileName(BigInt(min), BigInt(max)));
+    fs.writeFileSync(file, Buffer.alloc(100 + min));
+    if (!young) fs.utimesSync(file, old, old);
+  };
+  const left = (): string[] => fs.readdirSync(dir).sort();
+  const retention = new LtxRetention();
+  // One object per database: the walk's memory is kept per target.
+  const db = at(5n);
+  const retire = (txid: bigint): ReturnType<LtxRetention["retire"]> => {
+    (db as { pos: { txid: bigint; checksum: bigint } }).pos = { txid, checksum: 1n };
+    return retention.retire(db, now, 30_000);
+  };
+
+  // A snapshot (1..3) and single files: the first pass lists, removes all but the newest.
+  write(1, 3);
+  for (const txid of [4, 5]) write(txid, txid);
+  assert.deepEqual(retire(5n), { files: 2, bytes: 101 + 104, upToTxid: 4n });
+  assert.deepEqual(left(), [formatFileName(5n, 5n)]);
+
+  // The next pass walks from 5: an old stray file behind it (which a listing would remove) stays.
+  write(2, 2);
+  for (const txid of [6, 7]) write(txid, txid);
+  write(8, 8, true);
+  assert.deepEqual(retire(8n), { files: 3, bytes: 105 + 106 + 107, upToTxid: 7n });
+  assert.deepEqual(
+    left(),
+    [2n, 8n].map((x) => formatFileName(x, x)),
+    "8 is young (and the newest): kept",
+  );
+
+  // A name the walk expects is gone (files replaced by a range file): it lists the directory again.
+  for (const name of left()) fs.rmSync(path.join(dir, name));
+  write(1, 9);
+  write(10, 10);
+  write(11, 11, true);
+  assert.deepEqual(retire(11n), { files: 2, bytes: 101 + 110, upToTxid: 10n });
+  assert.deepEqual(left(), [formatFileName(11n, 11n)]);
+  assert.deepEqual(retire(11n), { files: 0, bytes: 0, upToTxid: 0n }, "the newest file always stays");
 });
