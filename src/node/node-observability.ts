@@ -21,7 +21,7 @@
 // what it removed (`ltxRetired`), and a database whose files were moved or removed otherwise
 // (quarantine, a replicated snapshot) is counted again. (Before session 9 every file was listed and
 // stat'ed again at each retention interval: a stall of the request thread that grows with the files
-// retention keeps — ~0.5 s per 100,000.)
+// retention keeps — ~1 s per 100,000 files.)
 //
 // Commit duration: from the LTX header's timestamp, taken as the store starts writing the file, to the
 // commit event, emitted once the file is durable and the position moved.
