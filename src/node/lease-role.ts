@@ -56,7 +56,9 @@ export interface LeaseRoleOptions {
   readonly handoffDrainMs?: number;
   /**
    * How long a lease taken through a handoff reservation waits for the old primary's HANDOFF frame
-   * before this node acts as primary anyway (ms). Default 3000.
+   * before this node acts as primary anyway (ms), counted from the last replicated transaction this
+   * node applied (`RoleHost.replicationProgress`): a target still applying a backlog keeps waiting.
+   * Default 3000.
    */
   readonly handoffFrameWaitMs?: number;
   readonly random?: () => number;
@@ -481,8 +483,10 @@ export class LeaseRole {
    * the coordinator can show the reservation (and the watch the old holder gone) while this node's
    * stream still carries the last transactions before that frame. Acting as primary now would stop
    * the stream and lose them, acknowledged ones included. The frame comes right after them, so wait
-   * for it (bounded: a stream broken in between never brings it; the lease is held meanwhile, so
-   * nobody else can write).
+   * for it: while transactions keep being applied (a target that lagged — session 9 measured a WAL
+   * writer at ~500 tx/s outrunning replicas, which then took seconds to reach the frame, and a fixed
+   * 3 s bound lost the old primary's tail to quarantine), and then at most `handoffFrameWaitMs` more
+   * (a stream broken in between never brings it; the lease is held meanwhile, so nobody else can write).
    */
   async #awaitHandoffFrame(lease: Lease): Promise<void> {
     const waitMs = this.#opts.handoffFrameWaitMs ?? 3000;
@@ -506,7 +510,21 @@ export class LeaseRole {
         resolve(value);
       };
       const onStop = (): void => finish(false);
-      const timer = setTimeout(() => finish(false), waitMs);
+      // The bound counts from the last transaction applied (checked every ≤ 100 ms).
+      const progressOf = (): bigint | undefined => this.#opts.host.replicationProgress?.();
+      let progress = progressOf();
+      let progressAt = performance.now();
+      const check = (): void => {
+        const now = progressOf();
+        if (now !== progress) {
+          progress = now;
+          progressAt = performance.now();
+        }
+        const left = waitMs - (performance.now() - progressAt);
+        if (left <= 0) finish(false);
+        else timer = setTimeout(check, Math.min(left, 100));
+      };
+      let timer = setTimeout(check, Math.min(waitMs, 100));
       this.#stop.signal.addEventListener("abort", onStop, { once: true });
       this.#handoffFrameSeen = () => finish(true);
     });

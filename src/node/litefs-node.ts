@@ -646,6 +646,7 @@ export class LitefsNode {
         if (moved || this.#replica?.status().connected !== true) this.#replica?.reconnect();
       },
       replicaSynced: () => this.#replica?.status().synced === true,
+      replicationProgress: () => this.store.databases().reduce((sum, db) => sum + db.pos.txid, 0n),
       handoffTarget: (nodeId: string): HandoffTarget | undefined => {
         const entry = this.#streams.streamOf(BigInt("0x" + nodeId));
         if (entry === undefined) return undefined;

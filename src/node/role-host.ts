@@ -29,6 +29,12 @@ export interface RoleHost {
   awaitingHandoffFrom(from: PrimaryInfo): void;
   /** True once the replica caught up with the primary it follows now. */
   replicaSynced(): boolean;
+  /**
+   * A value that changes whenever this node applies a replicated transaction (the sum of its
+   * databases' TXIDs). A handoff's target keeps waiting for the HANDOFF frame while it changes: the
+   * frame comes after the transactions still arriving. Absent: the wait has its fixed bound only.
+   */
+  replicationProgress?(): bigint;
   /** The connected replica `nodeId` (16 hex digits) on this primary. */
   handoffTarget(nodeId: string): HandoffTarget | undefined;
   /** True while a local connection's write transaction on any database is in flight (a handoff's drain). */

@@ -1,8 +1,9 @@
 // The order of a handoff on the receiving side (src/node/lease-role.ts), on a real etcd: the target's
 // acquire can succeed through the reservation before the old primary's HANDOFF frame was read — the
 // watch shows the old holder gone while the stream still carries the last transactions. The target
-// must not act as primary (stop its stream) before that frame; it must when the frame comes; and a
-// frame that never comes delays it only by the bound.
+// must not act as primary (stop its stream) before that frame; it must when the frame comes; a frame
+// that never comes delays it only by the bound, counted from the last transaction it applied (a target
+// still applying a backlog from the old primary keeps waiting).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
@@ -25,6 +26,11 @@ after(async () => {
 class RecordingHost implements RoleHost {
   readonly events: string[] = [];
   primaryAt: number | null = null;
+  /** What `replicationProgress` answers (a test moves it as if transactions were applied). */
+  progress = 0n;
+  replicationProgress(): bigint {
+    return this.progress;
+  }
   async enterPrimary(lease: Lease): Promise<void> {
     this.primaryAt = performance.now();
     this.events.push(`primary ${lease.epoch} via-handoff=${lease.viaHandoff}`);
@@ -140,5 +146,33 @@ test(
     await waitUntil("the target to become primary", () => role.role === "primary", 10_000);
     t.diagnostic(`primary ${Math.round(host.primaryAt! - handedAt)} ms after the handoff, without a frame`);
     assert.ok(host.primaryAt! - handedAt >= 800, "did not wait for the frame at all");
+  },
+);
+
+test(
+  "a target still applying the old primary's transactions keeps waiting for the frame past the bound",
+  { timeout: 30_000 },
+  async (t) => {
+    const { oldLease, role, host } = await setUp(t, "handoff-backlog", 800);
+    const handedAt = performance.now();
+    await oldLease.handoff(identity("target").nodeId);
+    // Transactions keep arriving for 2.5 s (three times the bound): no acting as primary meanwhile.
+    const applying = setInterval(() => host.progress++, 200);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    clearInterval(applying);
+    const lastAppliedAt = performance.now();
+    assert.equal(
+      host.primaryAt,
+      null,
+      `acted as primary while transactions still arrived: ${host.events.join(", ")}`,
+    );
+    assert.equal(role.role, "replica");
+    // Then nothing more comes: it acts once the bound has passed since the last one.
+    await waitUntil("the target to become primary", () => role.role === "primary", 10_000);
+    const after = host.primaryAt! - lastAppliedAt;
+    t.diagnostic(
+      `primary ${Math.round(host.primaryAt! - handedAt)} ms after the handoff, ${Math.round(after)} ms after the last apply`,
+    );
+    assert.ok(after >= 500, `acted ${Math.round(after)} ms after the last apply`);
   },
 );
