@@ -21,14 +21,16 @@
 //
 //   node dist/bench/failover.js [--runs N] [--failover-runs N] [--handoff-runs N] [--ttl 2s]
 //                               [--lock-delay 0s] [--handoff-back] [--json FILE] [--logs DIR]
-//                               [--proxy-handoff-runs N] [--info-logs]
+//                               [--proxy-handoff-runs N] [--info-logs] [--journal-mode delete|wal]
 //   (default 5 runs of each; about 15 s per failover run and 3 s per handoff run here). Each handoff
 //   goes to a replica other than the node the previous one demoted; --handoff-back targets that node.
 //   Before each handoff the bench waits until every replica is connected to the primary. A handoff
 //   that fails is counted and printed, not retried. --logs writes every node's log to DIR/<name>.log.
 //   --info-logs runs the nodes at the default log level (info) instead of debug: no line per commit
 //   and per applied transaction for the nodes to write and this process (which runs the probe) to
-//   read, but the timeline then has only its info-level steps.
+//   read, but the timeline then has only its info-level steps. --journal-mode wal has the probe write in
+//   WAL mode with synchronous=NORMAL (what most LiteFS applications run) instead of DELETE with
+//   synchronous=FULL (the default: the costliest commit, so the widest gap).
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -65,6 +67,13 @@ interface Options {
   logs: string | undefined;
   handoffBack: boolean;
   infoLogs: boolean;
+  journalMode: "delete" | "wal";
+}
+
+function journalModeOption(value: string): "delete" | "wal" {
+  if (value !== "delete" && value !== "wal")
+    throw new Error(`--journal-mode must be delete or wal: ${value}`);
+  return value;
 }
 
 function runCount(flag: string, value: string): number {
@@ -86,6 +95,7 @@ function options(): Options {
       logs: { type: "string" },
       "handoff-back": { type: "boolean", default: false },
       "info-logs": { type: "boolean", default: false },
+      "journal-mode": { type: "string", default: "delete" },
     },
     strict: true,
   });
@@ -100,6 +110,7 @@ function options(): Options {
     logs: values.logs,
     handoffBack: values["handoff-back"],
     infoLogs: values["info-logs"],
+    journalMode: journalModeOption(values["journal-mode"]),
   };
 }
 
@@ -242,7 +253,7 @@ async function main(): Promise<void> {
   const opts = options();
   process.stdout.write(
     `failover bench: etcd (1 member), 3 candidates, ttl ${opts.ttl}, lock-delay ${opts.lockDelay}, ` +
-      `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs\n`,
+      `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs, probe in ${opts.journalMode} mode\n`,
   );
   // With proxy runs: a proxy on every node in front of the chaos app on that node.
   const appPorts =
@@ -270,10 +281,12 @@ async function main(): Promise<void> {
     const first = await cluster.primary();
     const setup = new Database(first.node.dbPath(DB));
     setup.exec(
-      "PRAGMA journal_mode=delete; CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, n INTEGER)",
+      `PRAGMA journal_mode=${opts.journalMode}; ` +
+        "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, n INTEGER)",
     );
     setup.close();
-    probe = new PrimaryWriteProbe({ nodes: () => cluster.running().map(probeNode), db: DB });
+    const synchronous = opts.journalMode === "wal" ? "NORMAL" : "FULL";
+    probe = new PrimaryWriteProbe({ nodes: () => cluster.running().map(probeNode), db: DB, synchronous });
     await probe.firstCommitAfter(0, 30_000);
 
     for (let run = 1; run <= opts.failoverRuns; run++) {
@@ -392,7 +405,7 @@ async function main(): Promise<void> {
   process.stdout.write(row("handoff (write gap, probe)", handoffs, "≤ 100", "a few ms") + "\n");
   process.stdout.write(row("  inside the nodes (pause → primary)", nodeInternal, "", "") + "\n");
   process.stdout.write(row("  litefs promote, CLI wall time", promoteWall, "", "") + "\n");
-  // What one of the probe's commits costs at all (a DELETE transaction, synchronous=FULL): a handoff
+  // What one of the probe's commits costs at all (DELETE and synchronous=FULL by default): a handoff
   // gap holds at least one, on the target, after it accepts writes.
   process.stdout.write(row("  any probe commit (every run)", commitTimes, "", "") + "\n");
   if (opts.proxyHandoffRuns > 0) {

@@ -70,6 +70,8 @@ export interface PrimaryWriteProbeOptions {
   /** Pause between attempts after a failure (ms). Default 1. */
   readonly retryMs?: number;
   readonly busyTimeoutMs?: number;
+  /** `PRAGMA synchronous` of every connection. Default FULL (better-sqlite3's). */
+  readonly synchronous?: "NORMAL" | "FULL";
 }
 
 interface Connection {
@@ -234,6 +236,7 @@ export class PrimaryWriteProbe {
           timeout: this.#opts.busyTimeoutMs ?? 2,
           fileMustExist: true,
         });
+        db.pragma(`synchronous=${this.#opts.synchronous ?? "FULL"}`);
         conn = { db, insert: db.prepare("INSERT INTO probe (n) VALUES (?)") };
         this.#connections.set(node.name, conn);
         this.opened++;
