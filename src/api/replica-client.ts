@@ -60,7 +60,18 @@ export const CANDIDATE_HEADER = "Litefs-Candidate";
 
 /** What the node does with a planned transaction: lock, apply, invalidate (node/replica-applier.ts). */
 export interface ReplicaApplyHooks {
-  apply(db: Database, plan: ReplicaApplyPlan, signal: AbortSignal): Promise<AppliedReplica>;
+  /**
+   * `more`: the next transaction of the same database is at hand already — the applier may keep its
+   * locks and finish both together (`flush`).
+   */
+  apply(
+    db: Database,
+    plan: ReplicaApplyPlan,
+    signal: AbortSignal,
+    opts?: { more?: boolean },
+  ): Promise<AppliedReplica>;
+  /** Finishes what `apply` left pending (called before anything else waits). */
+  flush(): Promise<void>;
   /** Releases what the applier keeps open (called once the client has stopped). */
   close(): Promise<void>;
 }
@@ -339,14 +350,27 @@ export class ReplicaClient {
       for (;;) {
         const next = await nextWithin(chunks, idleMs, url);
         if (next.done === true) break;
-        for (const frame of decoder.push(next.value)) await this.#onFrame(frame, signal);
+        const frames = decoder.push(next.value);
+        for (let i = 0; i < frames.length; i++) {
+          // Frames other than an LTX file's must see every transaction before them finished.
+          if (!LTX_FRAME_TYPES.has(frames[i].type)) await this.#opts.applier.flush();
+          this.#moreAtHand = frames[i].type === "ltx-end" && nextFileComplete(frames, i);
+          await this.#onFrame(frames[i], signal);
+        }
+        await this.#opts.applier.flush(); // before waiting for the socket
         if (decoder.ended) break;
       }
       decoder.finish();
     } finally {
       res.destroy();
+      await this.#opts.applier.flush().catch((err: unknown) => {
+        log.error("could not finish the transactions applied last", { error: (err as Error).message });
+      });
     }
   }
+
+  /** The frame being handled ends an LTX file and the next file is complete in the same batch of frames. */
+  #moreAtHand = false;
 
   async #onFrame(frame: StreamFrame, signal: AbortSignal): Promise<void> {
     const { store, log } = this.#opts;
@@ -442,7 +466,7 @@ export class ReplicaClient {
       if (admission.kind === "snapshot" && admission.quarantine !== null) {
         this.#quarantine(db, admission.quarantine, begin);
       }
-      const applied = await this.#opts.applier.apply(db, plan, signal);
+      const applied = await this.#opts.applier.apply(db, plan, signal, { more: this.#moreAtHand });
       this.#lag.applied(staged.header.timestamp);
       if (applied.snapshot) {
         this.#opts.log.info("snapshot applied", {
@@ -621,4 +645,20 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+const LTX_FRAME_TYPES: ReadonlySet<string> = new Set(["ltx-begin", "ltx-chunk", "ltx-end"]);
+
+/** True when `frames[i]` ends an LTX file and the frames right after it hold the next file whole. */
+function nextFileComplete(frames: readonly StreamFrame[], i: number): boolean {
+  const begin = frames[i + 1];
+  if (begin === undefined || begin.type !== "ltx-begin") return false;
+  const end = frames[i];
+  if (end.type !== "ltx-end") return false;
+  for (let j = i + 2; j < frames.length; j++) {
+    const frame = frames[j];
+    if (frame.type === "ltx-end") return true;
+    if (frame.type !== "ltx-chunk") return false;
+  }
+  return false;
 }

@@ -35,58 +35,139 @@ export interface ReplicaApplierOptions {
   readonly slowLockWarnMs?: number;
 }
 
+/** Transactions applied under locks still held (see `apply`'s `more`): what the flush owes them. */
+interface HeldBatch {
+  readonly db: Database;
+  readonly release: ReleaseLocks;
+  /** The locks were taken for WAL mode. */
+  readonly walLocking: boolean;
+  readonly startedAt: number;
+  readonly lockMs: number;
+  persistMs: number;
+  writeMs: number;
+  count: number;
+  last: AppliedReplica;
+  created: boolean;
+  snapshot: boolean;
+  namesChanged: boolean;
+  firstTimestamp: number;
+}
+
 export class ReplicaApplier {
   readonly #opts: ReplicaApplierOptions;
+  #held: HeldBatch | null = null;
 
   constructor(opts: ReplicaApplierOptions) {
     this.#opts = opts;
   }
 
-  /** Applies `plan` to `db` as described above. Rejects with the signal's reason when aborted first. */
-  async apply(db: Database, plan: ReplicaApplyPlan, signal: AbortSignal): Promise<AppliedReplica> {
-    const { fileSystem, session } = this.#opts;
-    const walLocking = db.exists("wal");
+  /**
+   * Applies `plan` to `db` as described above. Rejects with the signal's reason when aborted first.
+   *
+   * With `more` (the caller has the next transaction of the same database at hand already), steps 3
+   * and 4 and the database's fsync may wait for the next `apply` or `flush`: a batch of transactions
+   * then costs one lock round, one invalidation, one wal-index header and one fsync instead of one
+   * each — a replica applying one at a time kept up with ~180 tx/s (session 9) while a WAL writer on
+   * the primary commits several times faster. Readers wait while a batch holds the locks, as they
+   * would for each transaction; the caller must `flush` before it waits for anything else.
+   */
+  async apply(
+    db: Database,
+    plan: ReplicaApplyPlan,
+    signal: AbortSignal,
+    opts: { more?: boolean } = {},
+  ): Promise<AppliedReplica> {
+    if (this.#held !== null && this.#held.db !== db) await this.flush();
     const t0 = performance.now();
-    const persisted = db.persistStaged(plan);
+    let held = this.#held;
+    const persisted = db.persistStaged(plan); // before the locks, unless a batch holds them already
     const t1 = performance.now();
-    const release = await this.#lock(db.name, walLocking, signal);
+    if (held === null) {
+      const walLocking = db.exists("wal");
+      const release = await this.#lock(db.name, walLocking, signal);
+      held = {
+        db,
+        release,
+        walLocking,
+        startedAt: t0,
+        lockMs: performance.now() - t1,
+        persistMs: 0,
+        writeMs: 0,
+        count: 0,
+        last: undefined as unknown as AppliedReplica,
+        created: false,
+        snapshot: false,
+        namesChanged: false,
+        firstTimestamp: plan.staged.header.timestamp,
+      };
+      this.#held = held;
+    }
+    held.persistMs += t1 - t0;
     const t2 = performance.now();
     let applied: AppliedReplica;
-    let t3: number;
-    let t4: number;
     try {
       applied = db.applyStaged(plan, persisted);
-      t3 = performance.now();
+    } catch (err) {
+      if (held.count > 0) await this.flush();
+      else {
+        this.#held = null;
+        await held.release();
+      }
+      throw err;
+    }
+    held.writeMs += performance.now() - t2;
+    held.count++;
+    held.last = applied;
+    held.created ||= applied.created;
+    held.snapshot ||= applied.snapshot;
+    held.namesChanged ||= applied.created || applied.pageCount === 0 || (applied.walMode && !held.walLocking);
+    // Only plain transactions in the mode the locks were taken for wait for the next one.
+    const plain = !applied.snapshot && !applied.created && applied.pageCount > 0;
+    if (opts.more !== true || !plain || applied.walMode !== held.walLocking) await this.flush();
+    return applied;
+  }
+
+  /**
+   * Finishes the transactions applied under locks still held: drops the kernel's cached pages, publishes
+   * the wal-index header, releases the locks, fsyncs the database. A no-op when nothing is held.
+   */
+  async flush(): Promise<void> {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    const { fileSystem, session } = this.#opts;
+    const { db, last } = held;
+    const t3 = performance.now();
+    let t4 = t3;
+    try {
       const nodeId = fileSystem.currentNodeId(db.name, "database");
       if (nodeId !== undefined) await session.invalidateInode(nodeId);
       t4 = performance.now();
-      if (applied.pageCount > 0 && db.exists("shm")) await this.#publishShmHeader(db, applied.pageCount);
-      if (applied.created || applied.pageCount === 0 || (applied.walMode && !walLocking)) {
-        await this.#invalidateNames(db.name);
-      }
+      if (last.pageCount > 0 && db.exists("shm")) await this.#publishShmHeader(db, last.pageCount);
+      if (held.namesChanged) await this.#invalidateNames(db.name);
     } finally {
       // Awaited: with kernel locks the helper drops them a round trip later, and a reader that sees
       // the new position (syncApplied) must find the database unlocked.
-      await release();
+      await held.release();
     }
     const t5 = performance.now();
-    db.syncApplied(applied);
+    db.syncApplied({ ...last, created: held.created, snapshot: held.snapshot });
     this.#opts.log.debug("replicated transaction applied", {
       db: db.name,
-      txid: applied.pos.txid.toString(16).padStart(16, "0"),
-      persistMs: round(t1 - t0),
-      lockMs: round(t2 - t1),
-      writeMs: round(t3 - t2),
+      txid: last.pos.txid.toString(16).padStart(16, "0"),
+      transactions: held.count,
+      persistMs: round(held.persistMs),
+      lockMs: round(held.lockMs),
+      writeMs: round(held.writeMs),
       invalidateMs: round(t4 - t3),
       shmMs: round(t5 - t4),
       syncMs: round(performance.now() - t5),
-      sinceCommitMs: Date.now() - plan.staged.header.timestamp,
+      sinceCommitMs: Date.now() - held.firstTimestamp,
     });
-    if (!applied.walMode && db.exists("wal") && !fileSystem.shmInUse(db.name)) {
+    if (!last.walMode && db.exists("wal") && !fileSystem.shmInUse(db.name)) {
       await this.#dropWalFiles(db);
       await this.#invalidateNames(db.name);
     }
-    return applied;
   }
 
   async #lock(db: string, walLocking: boolean, signal: AbortSignal): Promise<ReleaseLocks> {
@@ -114,12 +195,9 @@ export class ReplicaApplier {
     });
   }
 
-  /**
-   * Nothing to release any more (the applier holds no file in the mount); kept so that callers that
-   * close it before unmounting need not change.
-   */
+  /** Finishes a batch still held (the applier holds no file in the mount). */
   close(): Promise<void> {
-    return Promise.resolve();
+    return this.flush();
   }
 
   /** Synchronous from the caller's check to the unlinks: no connection can open `-shm` in between. */
