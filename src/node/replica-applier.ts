@@ -41,7 +41,6 @@ interface HeldBatch {
   readonly release: ReleaseLocks;
   /** The locks were taken for WAL mode. */
   readonly walLocking: boolean;
-  readonly startedAt: number;
   readonly lockMs: number;
   persistMs: number;
   writeMs: number;
@@ -80,7 +79,13 @@ export class ReplicaApplier {
     if (this.#held !== null && this.#held.db !== db) await this.flush();
     const t0 = performance.now();
     let held = this.#held;
-    const persisted = db.persistStaged(plan); // before the locks, unless a batch holds them already
+    let persisted: ReturnType<Database["persistStaged"]>;
+    try {
+      persisted = db.persistStaged(plan); // before the locks, unless a batch holds them already
+    } catch (err) {
+      await this.flush();
+      throw err;
+    }
     const t1 = performance.now();
     if (held === null) {
       const walLocking = db.exists("wal");
@@ -89,7 +94,6 @@ export class ReplicaApplier {
         db,
         release,
         walLocking,
-        startedAt: t0,
         lockMs: performance.now() - t1,
         persistMs: 0,
         writeMs: 0,
@@ -108,11 +112,7 @@ export class ReplicaApplier {
     try {
       applied = db.applyStaged(plan, persisted);
     } catch (err) {
-      if (held.count > 0) await this.flush();
-      else {
-        this.#held = null;
-        await held.release();
-      }
+      await this.flush(); // the batch's earlier transactions are finished; the locks released
       throw err;
     }
     held.writeMs += performance.now() - t2;
@@ -135,6 +135,7 @@ export class ReplicaApplier {
     const held = this.#held;
     if (held === null) return;
     this.#held = null;
+    if (held.count === 0) return held.release(); // locked, nothing applied yet
     const { fileSystem, session } = this.#opts;
     const { db, last } = held;
     const t3 = performance.now();
