@@ -354,8 +354,7 @@ export class ReplicaClient {
         for (let i = 0; i < frames.length; i++) {
           // Frames other than an LTX file's must see every transaction before them finished.
           if (!LTX_FRAME_TYPES.has(frames[i].type)) await this.#opts.applier.flush();
-          this.#moreAtHand = frames[i].type === "ltx-end" && nextFileComplete(frames, i);
-          await this.#onFrame(frames[i], signal);
+          await this.#onFrame(frames[i], signal, nextFileComplete(frames, i));
         }
         await this.#opts.applier.flush(); // before waiting for the socket
         if (decoder.ended) break;
@@ -369,10 +368,8 @@ export class ReplicaClient {
     }
   }
 
-  /** The frame being handled ends an LTX file and the next file is complete in the same batch of frames. */
-  #moreAtHand = false;
-
-  async #onFrame(frame: StreamFrame, signal: AbortSignal): Promise<void> {
+  /** `more`: the frame ends an LTX file and the next file is whole among the frames read with it. */
+  async #onFrame(frame: StreamFrame, signal: AbortSignal, more = false): Promise<void> {
     const { store, log } = this.#opts;
     switch (frame.type) {
       case "epoch":
@@ -415,7 +412,7 @@ export class ReplicaClient {
           this.#presentSkipped++;
           return;
         }
-        return this.#applyOpenFile(signal);
+        return this.#applyOpenFile(signal, more);
       case "ready":
         this.#readyThisStream = true;
         if (!this.#isSynced) {
@@ -456,7 +453,7 @@ export class ReplicaClient {
     }
   }
 
-  async #applyOpenFile(signal: AbortSignal): Promise<void> {
+  async #applyOpenFile(signal: AbortSignal, more: boolean): Promise<void> {
     const open = this.#open!;
     this.#open = null;
     const { db, begin, admission } = open;
@@ -466,7 +463,7 @@ export class ReplicaClient {
       if (admission.kind === "snapshot" && admission.quarantine !== null) {
         this.#quarantine(db, admission.quarantine, begin);
       }
-      const applied = await this.#opts.applier.apply(db, plan, signal, { more: this.#moreAtHand });
+      const applied = await this.#opts.applier.apply(db, plan, signal, { more });
       this.#lag.applied(staged.header.timestamp);
       if (applied.snapshot) {
         this.#opts.log.info("snapshot applied", {

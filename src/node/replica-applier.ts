@@ -45,7 +45,8 @@ interface HeldBatch {
   persistMs: number;
   writeMs: number;
   count: number;
-  last: AppliedReplica;
+  /** The batch's latest transaction; null while none is applied yet (locked only). */
+  last: AppliedReplica | null;
   created: boolean;
   snapshot: boolean;
   namesChanged: boolean;
@@ -98,7 +99,7 @@ export class ReplicaApplier {
         persistMs: 0,
         writeMs: 0,
         count: 0,
-        last: undefined as unknown as AppliedReplica,
+        last: null,
         created: false,
         snapshot: false,
         namesChanged: false,
@@ -135,9 +136,9 @@ export class ReplicaApplier {
     const held = this.#held;
     if (held === null) return;
     this.#held = null;
-    if (held.count === 0) return held.release(); // locked, nothing applied yet
-    const { fileSystem, session } = this.#opts;
     const { db, last } = held;
+    if (last === null) return held.release(); // locked, nothing applied yet
+    const { fileSystem, session } = this.#opts;
     const t3 = performance.now();
     let t4 = t3;
     try {

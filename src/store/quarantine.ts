@@ -61,8 +61,8 @@ export function quarantineHistory(db: Database, root: string, req: QuarantineReq
 
   let snapshotFile: string | null = null;
   if (!covered && db.pageCount > 0) snapshotFile = writeSnapshot(db, dir, req);
-  db.historyRewritten();
   for (const file of moving) fs.renameSync(file.path, path.join(dir, file.name));
+  db.historyRewritten(); // after the moves: a listener counts what is left
   const record = {
     db: db.name,
     verdict: req.verdict,

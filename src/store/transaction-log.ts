@@ -20,10 +20,7 @@
 // re-captures from the WAL whatever the WAL still holds, or cuts the chain back to what the database
 // and WAL hold when the WAL lost frames its LTX files kept.
 
-import path from "node:path";
-
 import { EMPTY_DATABASE_CHECKSUM } from "../ltx/checksum.js";
-import { parseFileName } from "../ltx/file-name.js";
 import type { Header } from "../ltx/header.js";
 import { formatPos, type Pos } from "../ltx/pos.js";
 import type { CommitEvent } from "./commit-event.js";
@@ -297,7 +294,9 @@ export class TransactionLog {
       change.snapshot === null
         ? change.pgnos.length
         : next.pageCount - (next.lockPgno <= next.pageCount ? 1 : 0);
-    this.#advance(next, written, timestamp, pages, "replication", pos.txid);
+    // An incremental file continues the position (replica-apply-plan.ts); a snapshot starts at TXID 1.
+    const minTxid = change.snapshot !== null ? 1n : this.#pos.txid + 1n;
+    this.#advance(next, written, timestamp, pages, "replication", pos.txid, minTxid);
   }
 
   #advance(
@@ -307,6 +306,7 @@ export class TransactionLog {
     pages: number,
     source: CommitEvent["source"],
     txid: bigint = this.#pos.txid + 1n,
+    minTxid: bigint = txid,
   ): void {
     const prevPos = this.#pos;
     this.#checksums = checksums;
@@ -314,7 +314,7 @@ export class TransactionLog {
       txid,
       checksum: checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum,
     };
-    this.#addRecentLink(prevPos, written, txid);
+    this.#addRecentLink(prevPos, minTxid, txid);
     if (this.#ctx.log.debugEnabled !== false) {
       const text = formatPos(this.#pos);
       this.#ctx.log.debug("commit", {
@@ -340,11 +340,9 @@ export class TransactionLog {
     });
   }
 
-  /** The file `written` (now holding TXIDs up to `txid`) as the chain's newest link. */
-  #addRecentLink(prevPos: Pos, written: WrittenLtx, txid: bigint): void {
+  /** The file holding TXIDs `minTxid`…`txid`, just adopted, as the chain's newest link. */
+  #addRecentLink(prevPos: Pos, minTxid: bigint, txid: bigint): void {
     if (this.#recent === null) return;
-    // The file's name says what it holds: one TXID, or (replicated) a range, or a snapshot from TXID 1.
-    const { minTxid } = parseFileName(path.basename(written.path));
     const link: ChainLink = {
       minTxid,
       maxTxid: txid,
@@ -353,8 +351,6 @@ export class TransactionLog {
     };
     if (minTxid === 1n) {
       this.#recent = [link]; // a snapshot: the files before it are superseded (or overlap it)
-    } else if (minTxid !== prevPos.txid + 1n) {
-      this.#recent = null; // not a continuation of the chain known here: read the files again
     } else {
       this.#recent.push(link);
       if (this.#recent.length > RECENT_LINKS_KEPT) this.#recent.shift();

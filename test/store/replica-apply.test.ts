@@ -267,6 +267,9 @@ test("quarantine moves the diverged files, or keeps the diverged state when file
   for (const bytes of files) apply(replica, stage(replica, "r.db", bytes, prng));
   const db = replica.mustDb("r.db");
   assertRecentHistoryOnDisk(db, "before quarantine");
+  // Listeners (the LTX metrics) hear of the move once the files are gone, and count what is left.
+  const leftWhenTold: number[] = [];
+  replica.onLtxFilesRewritten(() => leftWhenTold.push(listLtxFiles(db.dir.ltxDir).length));
   const root = path.join(data, "quarantine");
   const moved = quarantineHistory(db, root, {
     fromTxid: 6n,
@@ -282,6 +285,7 @@ test("quarantine moves the diverged files, or keeps the diverged state when file
   assert.ok(path.basename(moved.dir).startsWith("20250102T030405Z-0000000000000006-"));
   assert.deepEqual(fs.readdirSync(moved.dir).sort(), [...moved.files, "quarantine.json"].sort());
   assert.equal(listLtxFiles(db.dir.ltxDir).at(-1)?.maxTxid, 5n);
+  assert.deepEqual(leftWhenTold, [5]);
   // The position did not move, the files did: the chain reported is the files' (1..5), not the one
   // the database remembered before.
   assert.equal(db.recentHistory(256).at(-1)?.maxTxid, 5n);
