@@ -30,7 +30,7 @@ import type { StoreLogger } from "../store/store-logger.js";
 import { RECENT_LINKS_KEPT } from "../store/transaction-log.js";
 import { sendSnapshot } from "./snapshot-sender.js";
 import type { PrimaryIdentity } from "./stream-admission.js";
-import type { EndReason, SnapshotInfo } from "./stream-frame.js";
+import type { EndReason, SnapshotInfo, WireFrame } from "./stream-frame.js";
 import type { ReplicaDatabase, StreamRequest } from "./stream-request.js";
 import type { StreamSink } from "./stream-sink.js";
 
@@ -362,7 +362,7 @@ export class PrimaryStream {
       const trailer = decodeTrailer(readAt(fd, size - TRAILER_SIZE, TRAILER_SIZE));
       const snapshot: SnapshotInfo | null =
         header.minTxid === 1n ? { reason: "new", verdict: "shared", common: null } : null;
-      await this.#sink.send({
+      const begin: WireFrame = {
         type: "ltx-begin",
         db: name,
         minTxid: header.minTxid,
@@ -371,12 +371,17 @@ export class PrimaryStream {
         postApplyChecksum: trailer.postApplyChecksum,
         size,
         snapshot,
-      });
-      await this.#sink.ltxData(head);
-      for (let at = head.length; at < size; at += FILE_CHUNK_BYTES) {
-        await this.#sink.ltxData(readAt(fd, at, Math.min(FILE_CHUNK_BYTES, size - at)));
+      };
+      if (head.length === size) {
+        await this.#sink.ltxFile(begin, head); // read whole: one write
+      } else {
+        await this.#sink.send(begin);
+        await this.#sink.ltxData(head);
+        for (let at = head.length; at < size; at += FILE_CHUNK_BYTES) {
+          await this.#sink.ltxData(readAt(fd, at, Math.min(FILE_CHUNK_BYTES, size - at)));
+        }
+        await this.#sink.ltxEnd();
       }
-      await this.#sink.ltxEnd();
       const pos = { txid: header.maxTxid, checksum: trailer.postApplyChecksum };
       this.#sent.set(name, pos);
       return pos;
