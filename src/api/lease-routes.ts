@@ -17,6 +17,7 @@
 import type http from "node:http";
 
 import { endAfterBody } from "./request-guard.js";
+import { httpRequest, type HttpAnswer } from "../net/http-request.js";
 
 /** A handoff target as its own request names itself (its lease hostname and advertise URL). */
 export interface HandoffTargetIdentity {
@@ -129,12 +130,12 @@ export async function requestHandoff(
     url.searchParams.set("url", options.self.advertiseURL);
   }
   const timeoutMs = options.timeoutMs ?? 15_000;
-  let res: Response;
+  let res: HttpAnswer;
   try {
-    res = await fetch(url, {
+    res = await httpRequest(url, {
       method: "POST",
       headers: authToken === null ? {} : { Authorization: `Bearer ${authToken}` },
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
     });
   } catch (err) {
     throw new LeaseRouteError(
@@ -142,11 +143,10 @@ export async function requestHandoff(
       `cannot reach the primary at ${primaryUrl}: ${(err as Error).message}`,
     );
   }
-  const text = await res.text();
   if (res.status === 200) return;
   throw new LeaseRouteError(
     "EHANDOFFREFUSED",
-    `the primary at ${primaryUrl} refused the handoff (HTTP ${res.status}): ${text.trim().slice(0, 500)}`,
+    `the primary at ${primaryUrl} refused the handoff (HTTP ${res.status}): ${res.text.trim().slice(0, 500)}`,
   );
 }
 

@@ -8,6 +8,7 @@ import { parseFlagsOrExit, type CommandSpec } from "./flags.js";
 import type { Subcommand } from "./main.js";
 import { authHeaders, resolveAuthToken } from "./node-auth.js";
 import { NODE_API_FLAGS, resolveNodeUrl } from "./node-url.js";
+import { httpRequest, type HttpAnswer } from "../net/http-request.js";
 
 const SPEC = {
   name: "litefs promote",
@@ -27,18 +28,18 @@ export const promoteCommand: Subcommand = {
     }
     const url = await resolveNodeUrl(parsed.values.url, parsed.values.config);
     const token = await resolveAuthToken(parsed.values.config);
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(`${url}/promote`, {
+      res = await httpRequest(`${url}/promote`, {
         method: "POST",
         headers: authHeaders(token),
-        signal: AbortSignal.timeout(30_000),
+        timeoutMs: 30_000,
       });
     } catch (err) {
       process.stderr.write(`litefs promote: cannot reach ${url}: ${(err as Error).message}\n`);
       return 1;
     }
-    const text = await res.text();
+    const text = res.text;
     let body: { epoch?: string; ms?: number; error?: string; code?: string } = {};
     try {
       body = JSON.parse(text) as typeof body;

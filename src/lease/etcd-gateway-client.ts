@@ -1,4 +1,5 @@
-// A small client for etcd's v3 JSON gateway (`POST /v3/...`, grpc-gateway), spoken with fetch: etcd
+// A small client for etcd's v3 JSON gateway (`POST /v3/...`, grpc-gateway), spoken with node:http for
+// unary calls (net/http-request.ts says why) and fetch for the streaming watch: etcd
 // 3.4 serves lease grant/keepalive/revoke, KV range/txn and watch there, which is all the leaser needs,
 // without a gRPC stack or the 37 packages of the `etcd3` client.
 //
@@ -12,6 +13,7 @@
 // per-endpoint timeout, so a cluster that lost a member (refused connections) or has a hung one
 // (timeouts) keeps working. A call is retried on another endpoint only after a network error, a timeout
 // or a 5xx — callers make their writes safe to repeat (compare-guarded transactions).
+import { HttpAnswerTooLargeError, httpRequest } from "../net/http-request.js";
 import { LeaseError } from "./lease-error.js";
 
 export interface EtcdGatewayOptions {
@@ -82,20 +84,23 @@ export class EtcdGatewayClient {
       const index = (this.#preferred + i) % this.#endpoints.length;
       const endpoint = this.#endpoints[index];
       throwIfAborted(signal);
-      const attemptSignal = this.#attemptSignal(signal);
       let status: number;
       let text: string;
       try {
-        const response = await fetch(endpoint + path, {
+        ({ status, text } = await httpRequest(endpoint + path, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify(body),
-          signal: attemptSignal,
-        });
-        status = response.status;
-        text = await readBoundedText(response, `etcd ${endpoint}${path}`);
+          signal,
+          timeoutMs: this.#requestTimeoutMs,
+          maxBytes: RESPONSE_BYTES_MAX,
+        }));
       } catch (error) {
-        if (error instanceof LeaseError) throw error;
+        if (error instanceof HttpAnswerTooLargeError) {
+          throw new LeaseError("ELEASEPROTOCOL", `answer is over the ${RESPONSE_BYTES_MAX}-byte limit`, {
+            where: `etcd ${endpoint}${path}`,
+          });
+        }
         throwIfAborted(signal);
         failures.push(`${endpoint}: ${describeFetchError(error)}`);
         causes.push(error);
@@ -184,11 +189,6 @@ export class EtcdGatewayClient {
         where: `etcd ${path}`,
       },
     );
-  }
-
-  #attemptSignal(outer: AbortSignal | undefined): AbortSignal {
-    const timeout = AbortSignal.timeout(this.#requestTimeoutMs);
-    return outer === undefined ? timeout : AbortSignal.any([outer, timeout]);
   }
 }
 

@@ -4,6 +4,7 @@
 import { haltErrorFromWire, HaltError } from "../api/halt-error.js";
 import type { HaltGrant } from "../api/halt-routes.js";
 import { parsePos, type Pos } from "../ltx/pos.js";
+import { httpRequest, type HttpAnswer } from "../net/http-request.js";
 
 export interface HaltClientOptions {
   /** The primary's node API URL, null when none is known. */
@@ -51,16 +52,16 @@ export class HaltClient {
     const headers: Record<string, string> = {};
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
     if (body !== undefined) headers["Content-Type"] = "application/octet-stream";
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(url, { method, headers, body, signal });
+      res = await httpRequest(url, { method, headers, body, signal });
     } catch (err) {
       if (signal.aborted) throw signal.reason ?? err;
       throw new HaltError("EHALTPRIMARY", `${method} ${path} to ${base}: ${(err as Error).message}`, {
         cause: err,
       });
     }
-    const text = await res.text();
+    const text = res.text;
     let parsed: unknown = null;
     try {
       parsed = JSON.parse(text);

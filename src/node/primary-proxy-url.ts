@@ -21,6 +21,7 @@
 import type { AddressInfo } from "node:net";
 
 import type { StoreLogger } from "../store/store-logger.js";
+import { httpRequest } from "../net/http-request.js";
 
 /** The URL other nodes reach this node's proxy at, given its bound address and the advertise URL. */
 export function advertisedProxyURL(bound: AddressInfo, advertiseUrl: string): string {
@@ -151,16 +152,16 @@ export class PrimaryProxyDiscovery {
     }
     if (this.#current.signal.aborted) this.#current = new AbortController();
     const changed = this.#current.signal;
-    const signal = AbortSignal.any([
-      this.#stop.signal,
-      changed,
-      AbortSignal.timeout(this.#opts.requestTimeoutMs ?? 5000),
-    ]);
+    const signal = AbortSignal.any([this.#stop.signal, changed]);
     const headers: Record<string, string> = { Accept: "application/json" };
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
     try {
-      const res = await fetch(new URL("/info", base), { headers, signal });
-      const text = await res.text();
+      const res = await httpRequest(new URL("/info", base), {
+        headers,
+        signal,
+        timeoutMs: this.#opts.requestTimeoutMs ?? 5000,
+      });
+      const text = res.text;
       if (res.status !== 200)
         throw new Error(`GET /info answered ${res.status}: ${text.trim().slice(0, 200)}`);
       const info = JSON.parse(text) as { isPrimary?: unknown; proxyURL?: unknown };

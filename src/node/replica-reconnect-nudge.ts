@@ -15,6 +15,7 @@
 // (it most likely reaches the new primary by itself: cutting it off cost a second connection).
 
 import type { StoreLogger } from "../store/store-logger.js";
+import { httpRequest } from "../net/http-request.js";
 
 export interface NudgedReplica {
   /** True while a stream is open (the primary answered 200). */
@@ -91,13 +92,9 @@ export class ReplicaReconnectNudge {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
     try {
-      const res = await fetch(new URL("/info", url), {
-        headers,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(1000)]),
-      });
-      const text = await res.text();
+      const res = await httpRequest(new URL("/info", url), { headers, signal, timeoutMs: 1000 });
       if (res.status !== 200) return false;
-      return (JSON.parse(text) as { isPrimary?: unknown }).isPrimary === true;
+      return (JSON.parse(res.text) as { isPrimary?: unknown }).isPrimary === true;
     } catch {
       return false;
     }
