@@ -7,7 +7,7 @@
 
 import { formatHex64 } from "../ltx/hex64.js";
 import type { Pos } from "../ltx/pos.js";
-import { ChainError, knownPositions, type ChainLink } from "../store/divergence.js";
+import { ChainError, checkChain, type ChainLink } from "../store/divergence.js";
 import { StreamError, StreamViolation } from "./stream-error.js";
 import { crc32 } from "./stream-frame.js";
 import { PayloadReader, PayloadWriter, utf8 } from "./stream-payload-bytes.js";
@@ -145,11 +145,7 @@ export function encodeStreamRequest(request: StreamRequest, limits = DEFAULT_REQ
     for (const { db, pos, recent } of request.databases) {
       const name = utf8(db, "database name");
       w.u16(name.length, "name length").bytes(name).u64(pos.txid, "TXID").u64(pos.checksum, "checksum");
-      w.u16(recent.length, "link count");
-      for (const link of recent) {
-        w.u64(link.minTxid, "min TXID").u64(link.maxTxid, "max TXID");
-        w.u64(link.preApplyChecksum, "pre-apply checksum").u64(link.postApplyChecksum, "post-apply checksum");
-      }
+      w.u16(recent.length, "link count").bytes(encodeLinks(recent));
     }
     const unsealed = w.finish();
     body = new PayloadWriter().bytes(unsealed).u32(crc32(unsealed), "crc").finish();
@@ -170,6 +166,48 @@ export function encodeStreamRequest(request: StreamRequest, limits = DEFAULT_REQ
     });
   }
   return body;
+}
+
+/** Bytes of one link in a request: min and max TXID, pre- and post-apply checksum, u64 each. */
+const LINK_BYTES = 32;
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * The links of one database as one block (not a buffer per field: a request carries up to 256 links,
+ * and it is built at every reconnection, in a handoff by every replica at once).
+ */
+function encodeLinks(links: readonly ChainLink[]): Uint8Array {
+  const out = new Uint8Array(links.length * LINK_BYTES);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  const put = (value: bigint, what: string): void => {
+    if (value < 0n || value > U64_MAX) {
+      throw new StreamViolation("field range", `${what} ${value} does not fit in 64 bits`);
+    }
+    view.setBigUint64(at, value);
+    at += 8;
+  };
+  for (const link of links) {
+    put(link.minTxid, "min TXID");
+    put(link.maxTxid, "max TXID");
+    put(link.preApplyChecksum, "pre-apply checksum");
+    put(link.postApplyChecksum, "post-apply checksum");
+  }
+  return out;
+}
+
+function decodeLinks(block: Uint8Array): ChainLink[] {
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  const links: ChainLink[] = [];
+  for (let at = 0; at < block.length; at += LINK_BYTES) {
+    links.push({
+      minTxid: view.getBigUint64(at),
+      maxTxid: view.getBigUint64(at + 8),
+      preApplyChecksum: view.getBigUint64(at + 16),
+      postApplyChecksum: view.getBigUint64(at + 24),
+    });
+  }
+  return links;
 }
 
 /** Decodes and validates a whole request body. Throws StreamError ESTREAMREQUEST naming the offset. */
@@ -224,17 +262,9 @@ export function decodeStreamRequest(body: Uint8Array, limits = DEFAULT_REQUEST_L
       if (linkCount > limits.maxLinksPerDatabase) {
         fail(`${linkCount} LTX files: limit ${limits.maxLinksPerDatabase}`, "link count", at, name);
       }
-      const recent: ChainLink[] = [];
-      for (let j = 0; j < linkCount; j++) {
-        recent.push({
-          minTxid: r.u64("min TXID"),
-          maxTxid: r.u64("max TXID"),
-          preApplyChecksum: r.u64("pre-apply checksum"),
-          postApplyChecksum: r.u64("post-apply checksum"),
-        });
-      }
+      const recent = decodeLinks(r.take(linkCount * LINK_BYTES, "LTX files"));
       try {
-        knownPositions({ pos, links: recent }, "replica");
+        checkChain({ pos, links: recent }, "replica");
       } catch (err) {
         if (!(err instanceof ChainError)) throw err;
         fail(`the database's position and LTX files disagree: ${err.message}`, "history", at, name);

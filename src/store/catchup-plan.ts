@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 
 import type { Pos } from "../ltx/pos.js";
-import { compareHistories, knownPositions, type ChainLink, type HistoryComparison } from "./divergence.js";
+import { checkChain, compareHistories, type ChainLink, type HistoryComparison } from "./divergence.js";
 
 export type SnapshotReason =
   "new" | "replica-ahead" | "checksum-mismatch" | "pre-apply-mismatch" | "files-unavailable";
@@ -54,9 +54,9 @@ export type CatchUpPlan<F extends ChainLink> =
 export function planCatchUp<F extends ChainLink>(input: CatchUpInput<F>): CatchUpPlan<F> {
   const { replica, primary, primaryFiles } = input;
   const primaryHistory = { pos: primary, links: primaryFiles };
-  knownPositions(primaryHistory, "primary");
+  checkChain(primaryHistory, "primary");
   const replicaHistory = replica === null ? null : { pos: replica, links: input.replicaLinks ?? [] };
-  if (replicaHistory !== null) knownPositions(replicaHistory, "replica");
+  if (replicaHistory !== null) checkChain(replicaHistory, "replica");
 
   if (replica === null || replica.txid === 0n) {
     if (primary.txid === 0n) return { kind: "none" };
@@ -108,7 +108,7 @@ export function planCatchUp<F extends ChainLink>(input: CatchUpInput<F>): CatchU
     last++;
   }
   const files = primaryFiles.slice(first, last + 1);
-  // knownPositions made these hold: contiguous files agree on each boundary, the last ends on the position.
+  // checkChain made these hold: contiguous files agree on each boundary, the last ends on the position.
   assert.equal(files[files.length - 1].postApplyChecksum, primary.checksum);
   return { kind: "stream", files };
 }

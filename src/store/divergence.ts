@@ -63,29 +63,17 @@ export type HistoryComparison =
     };
 
 /**
- * Every position `history` knows, TXID → checksum: TXID 0 (checksum 0), each file's boundaries and the
- * current position.
- * Throws ChainError when the files are not strictly ascending and disjoint, run past the position,
- * give one TXID two checksums, start a snapshot (TXID 1) with a non-zero pre-apply checksum, or carry
- * epochs that decrease.
+ * Throws ChainError when `history` contradicts itself: files not strictly ascending and disjoint, a
+ * file past the position, one TXID given two checksums (adjacent files that disagree on their
+ * boundary, the last file and the position), a snapshot (TXID 1) with a non-zero pre-apply checksum,
+ * epochs that decrease. One pass over neighbours, no map: a replica's stream request carries up to 256
+ * links and every connection checks them, on the event loop that answers the mount — with files
+ * strictly ascending and disjoint, a TXID can only be named twice by neighbours.
  */
-export function knownPositions(history: KnownHistory, side: ChainSide): Map<bigint, bigint> {
-  const known = new Map<bigint, bigint>();
-  const learn = (txid: bigint, checksum: bigint, what: string): void => {
-    const previous = known.get(txid);
-    if (previous !== undefined && previous !== checksum) {
-      throw new ChainError(
-        side,
-        txid,
-        `${what} says checksum ${hex(checksum)}, an earlier boundary said ${hex(previous)}`,
-      );
-    }
-    known.set(txid, checksum);
-  };
+export function checkChain(history: KnownHistory, side: ChainSide): void {
   const { pos, links } = history;
   if (pos.txid === 0n && !isZeroPos(pos))
     throw new ChainError(side, 0n, "position with TXID 0 has a checksum");
-  known.set(0n, 0n);
   let previous: ChainLink | null = null;
   for (const link of links) {
     if (link.minTxid < 1n || link.maxTxid < link.minTxid) {
@@ -111,11 +99,41 @@ export function knownPositions(history: KnownHistory, side: ChainSide): Map<bigi
         `epoch ${link.epoch} after epoch ${previous.epoch}: a stale primary's write`,
       );
     }
-    learn(link.minTxid - 1n, link.preApplyChecksum, `pre-apply of file ${link.minTxid}-${link.maxTxid}`);
-    learn(link.maxTxid, link.postApplyChecksum, `post-apply of file ${link.minTxid}-${link.maxTxid}`);
+    if (
+      previous !== null &&
+      previous.maxTxid === link.minTxid - 1n &&
+      previous.postApplyChecksum !== link.preApplyChecksum
+    ) {
+      throw new ChainError(
+        side,
+        previous.maxTxid,
+        `pre-apply of file ${link.minTxid}-${link.maxTxid} says checksum ${hex(link.preApplyChecksum)}, ` +
+          `an earlier boundary said ${hex(previous.postApplyChecksum)}`,
+      );
+    }
     previous = link;
   }
-  learn(pos.txid, pos.checksum, "the position");
+  if (previous !== null && previous.maxTxid === pos.txid && previous.postApplyChecksum !== pos.checksum) {
+    throw new ChainError(
+      side,
+      pos.txid,
+      `the position says checksum ${hex(pos.checksum)}, an earlier boundary said ${hex(previous.postApplyChecksum)}`,
+    );
+  }
+}
+
+/**
+ * Every position `history` knows, TXID → checksum: TXID 0 (checksum 0), each file's boundaries and the
+ * current position. Throws ChainError as `checkChain` does.
+ */
+export function knownPositions(history: KnownHistory, side: ChainSide): Map<bigint, bigint> {
+  checkChain(history, side);
+  const known = new Map<bigint, bigint>([[0n, 0n]]);
+  for (const link of history.links) {
+    known.set(link.minTxid - 1n, link.preApplyChecksum);
+    known.set(link.maxTxid, link.postApplyChecksum);
+  }
+  known.set(history.pos.txid, history.pos.checksum);
   return known;
 }
 

@@ -8,6 +8,7 @@ import fc from "fast-check";
 
 import {
   ChainError,
+  checkChain,
   compareHistories,
   knownPositions,
   type HistoryComparison,
@@ -211,6 +212,71 @@ test("a history that contradicts itself is a ChainError naming the side and TXID
   assert.deepEqual(
     [...ok.keys()].sort((a, b) => Number(a - b)),
     [0n, 1n, 2n, 3n, 5n],
+  );
+});
+
+/**
+ * The rules as first written (session 2's knownPositions): learn every boundary into a map and refuse a
+ * TXID given two checksums — the reference that checkChain's one pass over neighbours must agree with.
+ */
+function chainProblemByMap(history: Parameters<typeof checkChain>[0]): { txid: bigint } | null {
+  const { pos, links } = history;
+  if (pos.txid === 0n && pos.checksum !== 0n) return { txid: 0n };
+  const known = new Map<bigint, bigint>([[0n, 0n]]);
+  const learn = (txid: bigint, checksum: bigint): boolean => {
+    const seen = known.get(txid);
+    known.set(txid, checksum);
+    return seen === undefined || seen === checksum;
+  };
+  let previous: (typeof links)[number] | null = null;
+  for (const l of links) {
+    if (l.minTxid < 1n || l.maxTxid < l.minTxid) return { txid: l.minTxid };
+    if (previous !== null && l.minTxid <= previous.maxTxid) return { txid: l.minTxid };
+    if (l.maxTxid > pos.txid) return { txid: l.maxTxid };
+    if (l.minTxid === 1n && l.preApplyChecksum !== 0n) return { txid: 1n };
+    if (previous?.epoch !== undefined && l.epoch !== undefined && l.epoch < previous.epoch) {
+      return { txid: l.minTxid };
+    }
+    if (!learn(l.minTxid - 1n, l.preApplyChecksum)) return { txid: l.minTxid - 1n };
+    if (!learn(l.maxTxid, l.postApplyChecksum)) return { txid: l.maxTxid };
+    previous = l;
+  }
+  return learn(pos.txid, pos.checksum) ? null : { txid: pos.txid };
+}
+
+test("checkChain refuses exactly what the map of every boundary refuses, at the same TXID", () => {
+  // Small TXIDs and checksums, so that overlaps, shared boundaries and disagreements are frequent.
+  const small = fc.bigInt({ min: 0n, max: 6n });
+  const linkArb = fc.record({
+    minTxid: small,
+    maxTxid: small,
+    preApplyChecksum: fc.bigInt({ min: 0n, max: 2n }),
+    postApplyChecksum: fc.bigInt({ min: 0n, max: 2n }),
+    epoch: fc.option(fc.bigInt({ min: 1n, max: 3n }), { nil: undefined }),
+  });
+  const historyArb = fc.record({
+    pos: fc.record({ txid: small, checksum: fc.bigInt({ min: 0n, max: 2n }) }),
+    links: fc.array(linkArb, { maxLength: 5 }),
+  });
+  let refused = 0;
+  fc.assert(
+    fc.property(historyArb, (history) => {
+      const expected = chainProblemByMap(history);
+      let got: { txid: bigint } | null = null;
+      try {
+        checkChain(history, "replica");
+      } catch (err) {
+        assert.ok(err instanceof ChainError && err.side === "replica", String(err));
+        got = { txid: err.txid };
+      }
+      assert.deepEqual(got, expected);
+      if (got !== null) refused++;
+    }),
+    { numRuns: 20_000 },
+  );
+  assert.ok(
+    refused > 1000 && refused < 19_000,
+    `${refused} of 20000 refused: the generator tests both sides`,
   );
 });
 
