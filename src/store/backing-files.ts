@@ -99,7 +99,13 @@ export class BackingFiles {
       this.#fds.delete(kind);
       fs.closeSync(fd);
     }
-    fs.rmSync(this.path(kind), { force: true });
+    // unlinkSync, not rmSync: Node's rmSync is a JavaScript rimraf (an lstat, then the unlink) — on the
+    // path of every DELETE-mode commit (the journal's unlink).
+    try {
+      fs.unlinkSync(this.path(kind));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   }
 
   /** Replaces the file with `source` (a finished file in the same directory) by rename. */
