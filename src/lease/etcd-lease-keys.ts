@@ -125,6 +125,9 @@ export const txn = {
   modRevisionIs(key: string, revision: bigint) {
     return { key: toBase64(key), target: "MOD", result: "EQUAL", mod_revision: revision.toString() };
   },
+  valueIs(key: string, value: string) {
+    return { key: toBase64(key), target: "VALUE", result: "EQUAL", value: toBase64(value) };
+  },
   leaseIs(key: string, lease: string) {
     return { key: toBase64(key), target: "LEASE", result: "EQUAL", lease };
   },

@@ -35,7 +35,7 @@ import {
   txnOutcome,
   type StoredKey,
 } from "./etcd-lease-keys.js";
-import { decodeHandoffMarker } from "./handoff-marker.js";
+import { decodeHandoffMarker, encodeHandoffMarker } from "./handoff-marker.js";
 import { KeptLease } from "./kept-lease.js";
 import { LeaseError, LeaseExistsError, LeaseHandoffPendingError } from "./lease-error.js";
 import { defaultRequestTimeoutMs, defaultSafetyMarginMs } from "./lease-timing.js";
@@ -104,6 +104,12 @@ export class EtcdLeaser implements Leaser {
   #acquiring = false;
   /** The cluster id the successful acquire's read found (undefined: none, or already used). */
   #clusterIdAtAcquire: string | undefined;
+  /**
+   * The last deletion of the primary key the watch saw, with the holder it removed — what a handoff to
+   * this node looks like from here (AcquireOptions.handoffExpected). Undefined when the last event was
+   * not a deletion, or it was used.
+   */
+  #vacated: { readonly revision: bigint; readonly holder: PrimaryInfo } | undefined;
   /** A grant asked by `prepareAcquire` for the next acquire (undefined: none). */
   #pregrant: { readonly grant: Promise<Grant>; readonly askedAt: number } | undefined;
 
@@ -140,7 +146,11 @@ export class EtcdLeaser implements Leaser {
     }
     this.#acquiring = true;
     try {
-      return await this.#acquire(options.likelyFree === true, options.vacancyCheck);
+      return await this.#acquire(
+        options.likelyFree === true,
+        options.vacancyCheck,
+        options.handoffExpected === true,
+      );
     } finally {
       this.#acquiring = false;
     }
@@ -169,7 +179,11 @@ export class EtcdLeaser implements Leaser {
     return undefined;
   }
 
-  async #acquire(likelyFree: boolean, vacancyCheck?: () => Promise<boolean>): Promise<Lease> {
+  async #acquire(
+    likelyFree: boolean,
+    vacancyCheck: (() => Promise<boolean>) | undefined,
+    handoffExpected: boolean,
+  ): Promise<Lease> {
     if (this.#held !== undefined) {
       throw new LeaseError("ELEASESTATE", `this node already holds the lease (epoch ${this.#held.epoch})`, {
         where: this.keys.primary,
@@ -179,9 +193,17 @@ export class EtcdLeaser implements Leaser {
     // Likely free: the grant goes out with the first read (its send time, the earlier one, starts the
     // keeper's deadline, which only makes that deadline earlier), or was asked already
     // (prepareAcquire). Used by the first round at most.
-    let early = likelyFree ? (this.#takePregrant() ?? this.#grant()) : undefined;
+    const vacated = handoffExpected ? this.#vacated : undefined;
+    let early = likelyFree || vacated !== undefined ? (this.#takePregrant() ?? this.#grant()) : undefined;
     early?.catch(() => undefined); // awaited below, or dropped after a refusal
     try {
+      if (vacated !== undefined && early !== undefined) {
+        const lease = await this.#tryReserved(early, vacated);
+        if (lease !== undefined) {
+          early = undefined;
+          return lease;
+        }
+      }
       for (let round = 0; round < ACQUIRE_ROUNDS_MAX; round++) {
         const keys = await this.#readAll();
         const primary = keys.get(this.keys.primary);
@@ -264,6 +286,7 @@ export class EtcdLeaser implements Leaser {
         const revision = int64Field(asRecord(asRecord(answer)["header"])["revision"], this.keys.primary);
         const stored = keyValuesByName(answer, this.keys.primary).get(this.keys.primary);
         const current = stored === undefined ? null : this.#primaryInfo(stored);
+        this.#vacated = undefined; // a deletion before this read is not known by its revision
         if (latest === undefined || !samePrimary(latest, current)) yield (latest = current);
         const request = {
           create_request: { key: toBase64(this.keys.primary), start_revision: (revision + 1n).toString() },
@@ -277,10 +300,14 @@ export class EtcdLeaser implements Leaser {
           for (const event of events as unknown[]) {
             const record = asRecord(event);
             const kv = asRecord(record["kv"]);
-            const next =
-              record["type"] === "DELETE"
-                ? null
-                : this.#primaryInfo(storedKey(kv as unknown as EtcdKeyValue, this.keys.primary));
+            const deleted = record["type"] === "DELETE";
+            this.#vacated =
+              deleted && latest !== undefined && latest !== null
+                ? { revision: int64Field(kv["mod_revision"], this.keys.primary), holder: latest }
+                : undefined;
+            const next = deleted
+              ? null
+              : this.#primaryInfo(storedKey(kv as unknown as EtcdKeyValue, this.keys.primary));
             if (!samePrimary(latest, next)) yield (latest = next);
           }
         }
@@ -383,6 +410,65 @@ export class EtcdLeaser implements Leaser {
       if (epoch === undefined) this.#revokeInBackground(leaseId);
     }
     if (epoch === undefined) return undefined;
+    return this.#keep(leaseId, epoch, grantSentAt, grantedTtlMs, targeted);
+  }
+
+  /**
+   * Takes the lease reserved for this node by the handoff whose deletion of the primary key the watch
+   * saw at `vacated.revision`, without reading first: the transaction requires the primary key absent
+   * and the reservation exactly as that handoff wrote it — naming this node and the holder's epoch,
+   * it and the last-holder record unchanged since — which is what the read would have had to find for
+   * the same transaction to go ahead. Undefined when anything differs (the caller reads and tries as
+   * usual, with the same grant, which is not revoked here).
+   */
+  async #tryReserved(
+    granting: Promise<Grant>,
+    vacated: { readonly revision: bigint; readonly holder: PrimaryInfo },
+  ): Promise<Lease | undefined> {
+    this.#vacated = undefined; // one try per deletion
+    const { leaseId, sentAt, ttlMs } = await granting;
+    const marker = encodeHandoffMarker({ toNodeId: this.identity.nodeId, fromEpoch: vacated.holder.epoch });
+    const answer = await this.#client.call(
+      "/v3/kv/txn",
+      {
+        compare: [
+          txn.createRevisionIs(this.keys.primary, 0n),
+          txn.modRevisionIs(this.keys.last, vacated.revision),
+          txn.modRevisionIs(this.keys.handoff, vacated.revision),
+          txn.valueIs(this.keys.handoff, marker),
+        ],
+        success: [
+          txn.put(this.keys.primary, encodePrimaryRecord(this.identity), leaseId),
+          txn.put(this.keys.last, this.#holdingRecord()),
+          txn.remove(this.keys.handoff),
+          txn.range(this.keys.clusterId),
+        ],
+        failure: [txn.range(this.keys.primary)],
+      },
+      this.#closing.signal,
+    );
+    const outcome = txnOutcome(answer, this.keys.primary);
+    let epoch: bigint | undefined;
+    if (outcome.succeeded) {
+      epoch = outcome.revision;
+      this.#clusterIdAtAcquire = outcome.ranges[3]?.get(this.keys.clusterId)?.value;
+    } else {
+      // An earlier try of this same transaction may have gone through with only its answer lost.
+      const primary = outcome.ranges[0]?.get(this.keys.primary);
+      if (primary !== undefined && primary.lease === leaseId) epoch = primary.createRevision;
+    }
+    if (epoch === undefined) return undefined;
+    return this.#keep(leaseId, epoch, sentAt, ttlMs, true);
+  }
+
+  /** The held lease for an etcd lease the primary key was just created with (epoch: its revision). */
+  async #keep(
+    leaseId: string,
+    epoch: bigint,
+    grantSentAt: number,
+    grantedTtlMs: number,
+    viaHandoff: boolean,
+  ): Promise<Lease> {
     const lease: KeptLease = new KeptLease({
       backend: new EtcdLeaseBackend({
         client: this.#client,
@@ -398,7 +484,7 @@ export class EtcdLeaser implements Leaser {
       safetyMarginMs: this.#safetyMarginMs,
       grantSentAt,
       grantedTtlMs,
-      viaHandoff: targeted,
+      viaHandoff,
       onBackgroundError: this.#onBackgroundError,
       onRenewFailed: this.#onRenewFailed,
       onEnd: (ended) => {

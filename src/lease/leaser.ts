@@ -91,6 +91,15 @@ export interface AcquireOptions {
    * handed to this node. etcd only (the only lease with ranking); ignored by the others.
    */
   readonly vacancyCheck?: () => Promise<boolean>;
+  /**
+   * A handoff to this node is expected (it asked for one, or read HANDOFF): when the leaser's watch has
+   * just seen the holder's key go, the etcd leaser first tries to take the lease reserved for it in
+   * one transaction that names what it expects to find (the reservation for this node, written with
+   * that deletion) instead of reading the keys first — one coordinator round trip less on the way to
+   * becoming primary. A hint like `likelyFree`: a wrong guess costs that transaction, then the usual
+   * read. Ignored by the others.
+   */
+  readonly handoffExpected?: boolean;
 }
 
 export interface Leaser {

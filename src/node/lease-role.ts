@@ -405,7 +405,7 @@ export class LeaseRole {
     if (likelyFree) log.debug("acquiring the lease", { handoff: this.#handoffToMe });
     let lease: Lease;
     try {
-      lease = await leaser.acquire({ likelyFree, vacancyCheck });
+      lease = await leaser.acquire({ likelyFree, vacancyCheck, handoffExpected: this.#handoffComing() });
     } catch (err) {
       if (err instanceof LeaseExistsError) this.#seeHolder(err.primary);
       else if (

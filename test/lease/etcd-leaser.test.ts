@@ -282,6 +282,55 @@ test("likelyFree across a lock delay: the early grant is given back and a fresh 
   await lease.release();
 });
 
+test("handoffExpected: the target takes the reserved lease in one transaction after its watch saw the handoff", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("handoff-noread");
+  const proxy = await TcpBlackholeProxy.start(Number(new URL(etcd.endpoints[0]).port));
+  t.after(() => proxy.close());
+  const a = set.etcd("a", {
+    endpoints: etcd.endpoints,
+    key,
+    ttlMs: TTL_MS,
+    lockDelayMs: LOCK_DELAY_NEVER_MS,
+  });
+  const b = set.etcd("b", { endpoints: [proxy.url], key, ttlMs: TTL_MS, lockDelayMs: LOCK_DELAY_NEVER_MS });
+  assert.equal(await b.setClusterIdIfAbsent("LFSC0007"), "LFSC0007");
+  const first = await a.acquire();
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  const seen: (string | null)[] = [];
+  const watching = (async () => {
+    for await (const holder of b.watch(stop.signal)) seen.push(holder?.hostname ?? null);
+  })();
+  await pollUntil("b's watch to see a", async () => seen.length > 0 || undefined, 5000, 5);
+  await first.handoff(b.identity.nodeId);
+  await pollUntil("b's watch to see the handoff", async () => seen.at(-1) === null || undefined, 5000, 5);
+
+  const before = proxy.requests.length;
+  const lease = await b.acquire({ likelyFree: true, handoffExpected: true });
+  const calls = proxy.requests.slice(before);
+  assert.ok(lease.isHeld() && lease.viaHandoff && lease.epoch > first.epoch);
+  assert.deepEqual(
+    calls.filter((c) => c.startsWith("POST /v3/kv/")),
+    ["POST /v3/kv/txn"],
+    `calls: ${calls.join(", ")}`,
+  );
+  assert.deepEqual(await a.primaryInfo(), { ...identity("b"), epoch: lease.epoch });
+  // The transaction brought the cluster id along: no read for it either.
+  assert.equal(await b.clusterId(), "LFSC0007");
+  assert.equal(proxy.requests.slice(before).filter((c) => c === "POST /v3/kv/range").length, 0);
+
+  // Expected but not reserved for it (the lease was released, not handed over): the one transaction
+  // fails and the usual read-then-transaction takes the lease; nothing is left behind.
+  await pollUntil("b's watch to see itself", async () => seen.at(-1) === "b" || undefined, 5000, 5);
+  await lease.release();
+  await pollUntil("b's watch to see the release", async () => seen.at(-1) === null || undefined, 5000, 5);
+  const again = await b.acquire({ likelyFree: true, handoffExpected: true });
+  assert.ok(again.isHeld() && !again.viaHandoff && again.epoch > lease.epoch);
+  stop.abort();
+  await watching;
+});
+
 test("an unclaimed handoff reservation lapses within a TTL", async (t) => {
   const set = leasers(t);
   const key = freshPrefix("handoff-lapse");

@@ -1,6 +1,7 @@
 // A TCP proxy a test controls, to partition a client from a server: while "blackholed" it forwards
 // nothing in either direction and keeps every connection open, so requests hang as they would behind a
-// dead network link (no refused connection, no reset — the hardest case for a lease holder).
+// dead network link (no refused connection, no reset — the hardest case for a lease holder). It also
+// notes the HTTP request lines the client sends (`requests`), to tell which calls a client made.
 import * as net from "node:net";
 
 export class TcpBlackholeProxy {
@@ -8,13 +9,19 @@ export class TcpBlackholeProxy {
   readonly #sockets = new Set<net.Socket>();
   #blackholed = false;
   port = 0;
+  /** "METHOD /path" of every HTTP request seen from a client, in order (a line split across two reads
+   *  of the socket would be missed: requests here are small). */
+  readonly requests: string[] = [];
 
   private constructor(targetPort: number) {
     this.#server = net.createServer((client) => {
       const upstream = net.connect(targetPort, "127.0.0.1");
       this.#track(client);
       this.#track(upstream);
-      client.on("data", (data) => {
+      client.on("data", (data: Buffer) => {
+        for (const m of data.toString("latin1").matchAll(/(?:^|\r\n)([A-Z]+) (\/\S*) HTTP\/1\.1\r\n/g)) {
+          this.requests.push(`${m[1]} ${m[2]}`);
+        }
         if (!this.#blackholed) upstream.write(data);
       });
       upstream.on("data", (data) => {
