@@ -7,7 +7,9 @@
 // first writes, on the same machine).
 //
 // Connections are kept alive between calls (one agent per protocol); an idle kept socket does not hold
-// the process open (Node unrefs it), so a CLI exits as soon as its work is done.
+// the process open (Node unrefs it), so a CLI exits as soon as its work is done. A kept socket the
+// server closed just as it was reused (ECONNRESET/EPIPE before any answer) is retried once on a new
+// one — the server closed it idle, so it never saw the request (Node's documented remedy).
 
 import http from "node:http";
 import https from "node:https";
@@ -48,7 +50,19 @@ const httpsAgent = new https.Agent({ keepAlive: true });
  * Sends one request and reads the whole answer. Rejects with the connection's error (ECONNREFUSED, …),
  * HttpTimeoutError, HttpAnswerTooLargeError, or the signal's reason.
  */
-export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): Promise<HttpAnswer> {
+export async function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): Promise<HttpAnswer> {
+  try {
+    return await requestOnce(url, opts);
+  } catch (err) {
+    if (!(err instanceof StaleSocketError)) throw err;
+    return requestOnce(url, opts);
+  }
+}
+
+/** A kept-alive socket that turned out closed by the server before the request got an answer. */
+class StaleSocketError extends Error {}
+
+function requestOnce(url: string | URL, opts: HttpRequestOptions): Promise<HttpAnswer> {
   const target = typeof url === "string" ? new URL(url) : url;
   const secure = target.protocol === "https:";
   if (!secure && target.protocol !== "http:") {
@@ -63,6 +77,7 @@ export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): P
 
   return new Promise<HttpAnswer>((resolve, reject) => {
     let settled = false;
+    let answered = false;
     let timer: NodeJS.Timeout | undefined;
     const cleanup = (): void => {
       if (timer !== undefined) clearTimeout(timer);
@@ -80,6 +95,7 @@ export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): P
       target,
       { method: opts.method ?? "GET", headers, agent: secure ? httpsAgent : httpAgent },
       (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         let total = 0;
         res.on("data", (chunk: Buffer) => {
@@ -101,7 +117,9 @@ export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): P
           });
         });
         res.on("error", (err) => fail(err));
-        res.on("aborted", () => fail(new Error("the connection closed before the answer ended")));
+        res.on("close", () => {
+          if (!res.complete) fail(new Error("the connection closed before the answer ended"));
+        });
       },
     );
     if (opts.timeoutMs !== undefined) {
@@ -109,7 +127,10 @@ export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): P
       timer = setTimeout(() => fail(new HttpTimeoutError(`no answer within ${ms} ms`)), ms);
     }
     signal?.addEventListener("abort", onAbort, { once: true });
-    req.on("error", (err) => fail(err));
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      const stale = req.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE");
+      fail(stale && !answered ? new StaleSocketError(err.message, { cause: err }) : err);
+    });
     req.end(body);
   });
 }

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as http from "node:http";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 
@@ -135,4 +136,56 @@ test("a kept-alive connection does not hold a process open after its last reques
     `exit status ${child.status} (${child.error?.message ?? ""}) ${child.stderr}`,
   );
   assert.equal(child.stdout, "ok");
+});
+
+test("a kept socket the server reset as it was reused is retried once on a new one; a fresh one is not", async (t) => {
+  // Raw TCP: the first connection answers one request, then resets at the next (a server closing an
+  // idle kept-alive connection just as the client reuses it); later connections answer normally.
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const track = (socket: net.Socket): void => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+  };
+  // Kept-alive sockets stay open: a server's close() would wait for them.
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+  });
+  const server = net.createServer((socket) => {
+    track(socket);
+    const index = connections++;
+    let requests = 0;
+    socket.on("data", (data) => {
+      for (let i = data.indexOf("\r\n\r\n"); i >= 0; i = data.indexOf("\r\n\r\n", i + 4)) {
+        requests++;
+        if (index === 0 && requests === 2) {
+          socket.resetAndDestroy();
+          return;
+        }
+        const body = `conn${index}`;
+        socket.write(
+          `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n${body}`,
+        );
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+  assert.equal((await httpRequest(url)).text, "conn0");
+  assert.equal((await httpRequest(url)).text, "conn1", "the reset reused socket should have been retried");
+  assert.equal(connections, 2);
+
+  const resetting = net.createServer((socket) => {
+    track(socket);
+    socket.once("data", () => socket.resetAndDestroy());
+  });
+  await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => resetting.close(() => resolve())));
+  let accepted = 0;
+  resetting.on("connection", () => accepted++);
+  const reset = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}/x`;
+  await assert.rejects(httpRequest(reset), { code: "ECONNRESET" });
+  assert.equal(accepted, 1, "a reset on a fresh connection is an answer, not a stale socket");
 });
