@@ -7,6 +7,7 @@
 // saw the key gone, which is no earlier than when etcd deleted it. Then grant an etcd lease and put
 // P/primary in a transaction that requires P/primary absent and P/last and P/handoff unchanged since the
 // read, so a holder that appeared meanwhile always wins over us. The epoch is the create revision.
+// A handoff's target whose watch saw the deletion skips the read once (`#tryReserved`).
 //
 // Handoff: the holder, in one transaction guarded by its epoch, deletes P/primary, records
 // "handed-off" in P/last and puts P/handoff {to} attached to its own etcd lease, then stops renewing.
