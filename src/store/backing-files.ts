@@ -8,7 +8,7 @@
 import fs from "node:fs";
 
 import { type DatabaseDir, type DatabaseFileKind, DATABASE_FILE_KINDS } from "./data-dir.js";
-import { readFully, writeAll } from "./durable-file.js";
+import { readFully, removeFile, writeAll } from "./durable-file.js";
 
 export class BackingFiles {
   readonly #dir: DatabaseDir;
@@ -99,13 +99,7 @@ export class BackingFiles {
       this.#fds.delete(kind);
       fs.closeSync(fd);
     }
-    // unlinkSync, not rmSync: Node's rmSync is a JavaScript rimraf (an lstat, then the unlink) — on the
-    // path of every DELETE-mode commit (the journal's unlink).
-    try {
-      fs.unlinkSync(this.path(kind));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
+    removeFile(this.path(kind));
   }
 
   /** Replaces the file with `source` (a finished file in the same directory) by rename. */

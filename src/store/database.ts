@@ -46,7 +46,7 @@ import type { ReplicaApplyPlan, ReplicaState } from "./replica-apply-plan.js";
 import type { CommitEvent } from "./commit-event.js";
 import type { DatabaseDir, DatabaseFileKind } from "./data-dir.js";
 import type { ChainLink } from "./divergence.js";
-import { fsyncDirectory } from "./durable-file.js";
+import { fsyncDirectory, removeFile } from "./durable-file.js";
 import {
   journalCommitMode,
   type JournalCommitMode,
@@ -333,7 +333,7 @@ export class Database {
     const checksums = this.#log.checksums;
     const pos = this.#log.pos;
     if (checksums === null || pos.txid === 0n) {
-      fs.rmSync(this.dir.checksumsFile, { force: true });
+      removeFile(this.dir.checksumsFile);
       return;
     }
     if (clean) this.files.sync("database");

@@ -43,7 +43,7 @@ export function writeFileDurably(
     if (opts.noSync !== true) fs.fsyncSync(fd);
   } catch (err) {
     fs.closeSync(fd);
-    fs.rmSync(temp, { force: true });
+    removeFile(temp);
     throw err;
   }
   fs.closeSync(fd);
@@ -51,9 +51,21 @@ export function writeFileDurably(
   if (opts.noSync !== true) fsyncDirectory(path.dirname(file));
 }
 
+/**
+ * Removes `file`; absent is fine. One unlink: not `fs.rmSync`, a JavaScript rimraf in Node (an lstat,
+ * then the unlink) — a journal's removal at every DELETE-mode commit comes this way.
+ */
+export function removeFile(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
 /** Removes `file` (absent is fine) and makes the removal durable. */
 export function removeFileDurably(file: string, opts: DurableWriteOptions = {}): void {
-  fs.rmSync(file, { force: true });
+  removeFile(file);
   if (opts.noSync !== true) fsyncDirectory(path.dirname(file));
 }
 

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 import { ltxFileNameRange } from "../ltx/file-name.js";
-import { TEMP_SUFFIX } from "./durable-file.js";
+import { removeFile, TEMP_SUFFIX } from "./durable-file.js";
 
 export interface LtxFileEntry {
   readonly name: string;
@@ -44,6 +44,6 @@ export function removeTempFiles(dir: string): string[] {
     throw err;
   }
   const removed = names.filter((name) => name.endsWith(TEMP_SUFFIX));
-  for (const name of removed) fs.rmSync(path.join(dir, name), { force: true });
+  for (const name of removed) removeFile(path.join(dir, name));
   return removed;
 }

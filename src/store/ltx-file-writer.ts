@@ -10,7 +10,7 @@ import { LtxEncoder } from "../ltx/encoder.js";
 import type { LtxWriteFormat } from "../ltx/format.js";
 import type { Header } from "../ltx/header.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { fsyncDirectory, TEMP_SUFFIX, writeAll } from "./durable-file.js";
+import { fsyncDirectory, removeFile, TEMP_SUFFIX, writeAll } from "./durable-file.js";
 import type { TempFile } from "./spare-ltx-file.js";
 
 export interface LtxWriteOptions {
@@ -107,7 +107,7 @@ export class LtxFileWriter {
     if (this.#fd === null) return;
     fs.closeSync(this.#fd);
     this.#fd = null;
-    fs.rmSync(this.#temp, { force: true });
+    removeFile(this.#temp);
   }
 }
 

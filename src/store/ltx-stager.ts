@@ -19,7 +19,7 @@ import { formatFileName } from "../ltx/file-name.js";
 import type { Header } from "../ltx/header.js";
 import { LtxParser, NEED_INPUT, type LtxSummary } from "../ltx/parser.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { TEMP_SUFFIX, writeAll } from "./durable-file.js";
+import { removeFile, TEMP_SUFFIX, writeAll } from "./durable-file.js";
 import { PageChecksums } from "./page-checksums.js";
 import { StoreError } from "./store-error.js";
 
@@ -198,8 +198,8 @@ export class LtxStager {
     for (const fd of [this.#fd, this.#snapshotFd]) if (fd !== null) fs.closeSync(fd);
     this.#fd = null;
     this.#snapshotFd = null;
-    fs.rmSync(this.#tempPath, { force: true });
-    fs.rmSync(this.#snapshotPath, { force: true });
+    removeFile(this.#tempPath);
+    removeFile(this.#snapshotPath);
   }
 
   #assertUsable(): void {

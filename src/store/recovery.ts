@@ -38,7 +38,7 @@ import type { BackingFiles } from "./backing-files.js";
 import { readChecksumsFile, stampOf, stampsEqual, type SavedChecksums } from "./checksums-file.js";
 import type { DatabaseDir } from "./data-dir.js";
 import type { RecoveredState } from "./database.js";
-import { fsyncDirectory } from "./durable-file.js";
+import { fsyncDirectory, removeFile } from "./durable-file.js";
 import { journalLooksHot, journalRollbackPages, rolledBackFileSize } from "./journal-format.js";
 import { readLtxFileSync, readLtxHeaderAndTrailer } from "./ltx-file-reader.js";
 import { listLtxFiles, removeTempFiles, type LtxFileEntry } from "./ltx-directory.js";
@@ -305,7 +305,7 @@ export function recoverDatabase(
 /** Removes the files found lost (after recovery succeeded) durably; returns their names. */
 function removeLost(dir: DatabaseDir, lost: readonly LostLtxFile[], opts: RecoveryOptions): string[] {
   if (lost.length === 0) return [];
-  for (const { entry } of lost) fs.rmSync(entry.path, { force: true });
+  for (const { entry } of lost) removeFile(entry.path);
   fsyncDirectory(dir.ltxDir);
   const names = lost.map(({ entry }) => entry.name);
   opts.log.warn("removed LTX files lost to a power failure", { files: names });

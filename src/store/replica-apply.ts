@@ -21,7 +21,7 @@ import fs from "node:fs";
 import { posEqual, type Pos } from "../ltx/pos.js";
 import type { BackingFiles } from "./backing-files.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { fsyncDirectory } from "./durable-file.js";
+import { fsyncDirectory, removeFile } from "./durable-file.js";
 import { listLtxFiles } from "./ltx-directory.js";
 import { readLtxFileSync } from "./ltx-file-reader.js";
 import type { ReplicaApplyPlan } from "./replica-apply-plan.js";
@@ -63,7 +63,7 @@ export function persistStagedLtx(
   if (plan.snapshot) {
     for (const file of listLtxFiles(dir.ltxDir)) {
       if (file.path === staged.finalPath) continue;
-      fs.rmSync(file.path, { force: true });
+      removeFile(file.path);
       supersededFiles++;
     }
     if (!noSync && staged.snapshot !== null) syncFile(staged.snapshot.databasePath);

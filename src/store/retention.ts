@@ -7,6 +7,7 @@ import fs from "node:fs";
 import type { Pos } from "../ltx/pos.js";
 import type { DatabaseDir } from "./data-dir.js";
 import { listLtxFiles } from "./ltx-directory.js";
+import { removeFile } from "./durable-file.js";
 
 export interface RetentionCandidate {
   readonly maxTxid: bigint;
@@ -91,7 +92,7 @@ export class LtxRetention {
         return files === 0 ? null : { files, bytes, upToTxid };
       }
       if (nowMs - st.mtimeMs <= retentionMs) break;
-      fs.rmSync(filePath, { force: true });
+      removeFile(filePath);
       files++;
       bytes += st.size;
       upToTxid = file.maxTxid;
@@ -112,7 +113,7 @@ export class LtxRetention {
     });
     let bytes = 0;
     for (const file of retire) {
-      fs.rmSync(file.path, { force: true });
+      removeFile(file.path);
       bytes += sizes.get(file.path) ?? 0;
     }
     const oldest = listed.find((f) => f.maxTxid > (retire.at(-1)?.maxTxid ?? 0n));

@@ -13,7 +13,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { TEMP_SUFFIX } from "./durable-file.js";
+import { removeFile, TEMP_SUFFIX } from "./durable-file.js";
 
 /** Spares kept ready (counting those being created): enough to cover a burst of commits. */
 const SPARES = 8;
@@ -82,5 +82,5 @@ export class SpareLtxFile {
 
 function discard(file: TempFile): void {
   fs.closeSync(file.fd);
-  fs.rmSync(file.path, { force: true });
+  removeFile(file.path);
 }
