@@ -39,6 +39,14 @@ export interface EtcdHeader {
 
 const RESPONSE_BYTES_MAX = 4 * 1024 * 1024;
 
+/** Calls that are safe to have answered twice, by two members: see `call`. */
+const HEDGED_PATHS: ReadonlySet<string> = new Set(["/v3/kv/range", "/v3/lease/keepalive"]);
+
+interface EndpointFailures {
+  texts: string[];
+  causes: unknown[];
+}
+
 export class EtcdGatewayClient {
   readonly #endpoints: string[];
   readonly #requestTimeoutMs: number;
@@ -76,48 +84,164 @@ export class EtcdGatewayClient {
    * POSTs `body` to `path` (e.g. "/v3/kv/range") and returns the parsed JSON answer. Rejects with
    * ELEASEUNAVAILABLE when no endpoint answers, ELEASEPROTOCOL (with `grpcCode`) when etcd refuses the
    * request, or the signal's reason when `signal` aborts.
+   *
+   * Reads and keep-alives (HEDGED_PATHS) do not give up on an endpoint that is slow to answer: after
+   * the request timeout the next endpoint is asked as well, and the first answer wins. A member whose
+   * raft leader just died holds such a request until a new leader is elected and then answers it —
+   * cutting it at the timeout, as a write must be cut (it is retried elsewhere only once it is sure to
+   * be over), threw that answer away and left a renewal to start again from nothing.
    */
   async call(path: string, body: unknown, signal?: AbortSignal): Promise<unknown> {
-    const failures: string[] = [];
-    const causes: unknown[] = [];
+    throwIfAborted(signal);
+    const payload = JSON.stringify(body);
+    return HEDGED_PATHS.has(path)
+      ? this.#hedged(path, payload, signal)
+      : this.#oneByOne(path, payload, signal);
+  }
+
+  async #oneByOne(path: string, payload: string, signal: AbortSignal | undefined): Promise<unknown> {
+    const failures: EndpointFailures = { texts: [], causes: [] };
+    // The order is fixed when the call starts: a concurrent call that succeeds elsewhere moves
+    // #preferred, and reading it at each step visited one endpoint twice and skipped another.
+    const start = this.#preferred;
     for (let i = 0; i < this.#endpoints.length; i++) {
-      const index = (this.#preferred + i) % this.#endpoints.length;
-      const endpoint = this.#endpoints[index];
+      const index = (start + i) % this.#endpoints.length;
       throwIfAborted(signal);
-      let status: number;
-      let text: string;
+      let answer: { status: number; text: string };
       try {
-        ({ status, text } = await httpRequest(endpoint + path, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(body),
-          signal,
-          timeoutMs: this.#requestTimeoutMs,
-          maxBytes: RESPONSE_BYTES_MAX,
-        }));
+        answer = await this.#request(index, path, payload, signal, this.#requestTimeoutMs);
       } catch (error) {
-        if (error instanceof HttpAnswerTooLargeError) {
-          throw new LeaseError("ELEASEPROTOCOL", `answer is over the ${RESPONSE_BYTES_MAX}-byte limit`, {
-            where: `etcd ${endpoint}${path}`,
-          });
-        }
-        throwIfAborted(signal);
-        failures.push(`${endpoint}: ${describeFetchError(error)}`);
-        causes.push(error);
+        this.#noteFailure(index, path, error, signal, failures);
         continue;
       }
-      if (status >= 500) {
-        failures.push(`${endpoint}: HTTP ${status} ${text.slice(0, 200)}`);
-        continue;
-      }
-      const parsed = parseJson(text, `etcd ${endpoint}${path}`);
-      if (status !== 200) throw gatewayError(parsed, status, `etcd ${endpoint}${path}`);
-      this.#preferred = index;
-      return parsed;
+      const outcome = this.#interpret(index, path, answer, failures);
+      if (outcome.done) return outcome.value;
     }
-    throw new LeaseError("ELEASEUNAVAILABLE", `no etcd endpoint answered: ${failures.join("; ")}`, {
+    throw this.#unavailable(path, failures);
+  }
+
+  #hedged(path: string, payload: string, signal: AbortSignal | undefined): Promise<unknown> {
+    const count = this.#endpoints.length;
+    const start = this.#preferred;
+    const failures: EndpointFailures = { texts: [], causes: [] };
+    const inFlight = new Set<AbortController>();
+    return new Promise<unknown>((resolve, reject) => {
+      let launched = 0;
+      let settled = false;
+      let hedgeTimer: NodeJS.Timeout | undefined;
+      const settle = (finish: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(hedgeTimer);
+        signal?.removeEventListener("abort", onAbort);
+        for (const controller of inFlight) controller.abort(new Error("another etcd endpoint answered"));
+        finish();
+      };
+      const onAbort = (): void => settle(() => reject(abortReason(signal!)));
+      const launch = (): void => {
+        clearTimeout(hedgeTimer);
+        if (settled) return;
+        if (launched === count) {
+          if (inFlight.size === 0) settle(() => reject(this.#unavailable(path, failures)));
+          return;
+        }
+        const position = launched++;
+        const index = (start + position) % count;
+        const controller = new AbortController();
+        inFlight.add(controller);
+        // Every request ends when a one-by-one pass over the endpoints would have: no later.
+        const limitMs = this.#requestTimeoutMs * (count - position);
+        this.#request(index, path, payload, controller.signal, limitMs).then(
+          (answer) => {
+            inFlight.delete(controller);
+            if (settled) return;
+            let outcome: { done: true; value: unknown } | { done: false };
+            try {
+              outcome = this.#interpret(index, path, answer, failures);
+            } catch (error) {
+              settle(() => reject(asError(error)));
+              return;
+            }
+            if (outcome.done) settle(() => resolve(outcome.value));
+            else launch();
+          },
+          (error: unknown) => {
+            inFlight.delete(controller);
+            if (settled) return;
+            try {
+              this.#noteFailure(index, path, error, undefined, failures);
+            } catch (fatal) {
+              settle(() => reject(asError(fatal)));
+              return;
+            }
+            launch();
+          },
+        );
+        if (launched < count) hedgeTimer = setTimeout(launch, this.#requestTimeoutMs);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      launch();
+    });
+  }
+
+  #request(
+    index: number,
+    path: string,
+    payload: string,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<{ status: number; text: string }> {
+    return httpRequest(this.#endpoints[index] + path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: payload,
+      signal,
+      timeoutMs,
+      maxBytes: RESPONSE_BYTES_MAX,
+    });
+  }
+
+  /** Records a request that got no answer; throws when the call must end instead (size, abort). */
+  #noteFailure(
+    index: number,
+    path: string,
+    error: unknown,
+    signal: AbortSignal | undefined,
+    failures: EndpointFailures,
+  ): void {
+    const endpoint = this.#endpoints[index];
+    if (error instanceof HttpAnswerTooLargeError) {
+      throw new LeaseError("ELEASEPROTOCOL", `answer is over the ${RESPONSE_BYTES_MAX}-byte limit`, {
+        where: `etcd ${endpoint}${path}`,
+      });
+    }
+    throwIfAborted(signal);
+    failures.texts.push(`${endpoint}: ${describeFetchError(error)}`);
+    failures.causes.push(error);
+  }
+
+  /** An answer: the call's result, a 5xx worth asking another endpoint, or (thrown) etcd's refusal. */
+  #interpret(
+    index: number,
+    path: string,
+    answer: { status: number; text: string },
+    failures: EndpointFailures,
+  ): { done: true; value: unknown } | { done: false } {
+    const endpoint = this.#endpoints[index];
+    if (answer.status >= 500) {
+      failures.texts.push(`${endpoint}: HTTP ${answer.status} ${answer.text.slice(0, 200)}`);
+      return { done: false };
+    }
+    const parsed = parseJson(answer.text, `etcd ${endpoint}${path}`);
+    if (answer.status !== 200) throw gatewayError(parsed, answer.status, `etcd ${endpoint}${path}`);
+    this.#preferred = index;
+    return { done: true, value: parsed };
+  }
+
+  #unavailable(path: string, failures: EndpointFailures): LeaseError {
+    return new LeaseError("ELEASEUNAVAILABLE", `no etcd endpoint answered: ${failures.texts.join("; ")}`, {
       where: `etcd ${path}`,
-      cause: new AggregateError(causes, "etcd endpoint failures"),
+      cause: new AggregateError(failures.causes, "etcd endpoint failures"),
     });
   }
 
@@ -128,8 +252,9 @@ export class EtcdGatewayClient {
    */
   async *stream(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<unknown> {
     const failures: string[] = [];
+    const start = this.#preferred;
     for (let i = 0; i < this.#endpoints.length; i++) {
-      const index = (this.#preferred + i) % this.#endpoints.length;
+      const index = (start + i) % this.#endpoints.length;
       const endpoint = this.#endpoints[index];
       if (signal.aborted) return;
       const connect = new AbortController();
@@ -286,9 +411,15 @@ function parseJson(text: string, where: string): unknown {
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted === true) {
-    throw signal.reason instanceof Error ? signal.reason : new LeaseError("ELEASEUNAVAILABLE", "aborted");
-  }
+  if (signal?.aborted === true) throw abortReason(signal);
+}
+
+function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new LeaseError("ELEASEUNAVAILABLE", "aborted");
 }
 
 function describeFetchError(error: unknown): string {
