@@ -45,7 +45,7 @@ export interface ConsulLeaserOptions {
   clock?: Clock;
   onBackgroundError?: (error: Error) => void;
   /** Each renewal of a held lease that failed (the lease is lost only if they fail until its deadline). */
-  onRenewFailed?: (error: unknown) => void;
+  onRenewFailed?: (error: unknown, msLeft: number) => void;
 }
 
 export const CONSUL_LEASE_DEFAULTS = {
@@ -72,7 +72,7 @@ export class ConsulLeaser implements Leaser {
   readonly #watchRetryDelayMs: number;
   readonly #clock: Clock;
   readonly #onBackgroundError: (error: Error) => void;
-  readonly #onRenewFailed: ((error: unknown) => void) | undefined;
+  readonly #onRenewFailed: ((error: unknown, msLeft: number) => void) | undefined;
   readonly #closing = new AbortController();
   #held: KeptLease | undefined;
   #acquiring = false;

@@ -66,7 +66,7 @@ export interface EtcdLeaserOptions {
   /** Failures of work nobody awaits (cleanup after a loss, watch reconnects). Default: ignored. */
   onBackgroundError?: (error: Error) => void;
   /** Each renewal of a held lease that failed (the lease is lost only if they fail until its deadline). */
-  onRenewFailed?: (error: unknown) => void;
+  onRenewFailed?: (error: unknown, msLeft: number) => void;
 }
 
 export const ETCD_LEASE_DEFAULTS = {
@@ -99,7 +99,7 @@ export class EtcdLeaser implements Leaser {
   readonly #watchResyncMs: number;
   readonly #clock: Clock;
   readonly #onBackgroundError: (error: Error) => void;
-  readonly #onRenewFailed: ((error: unknown) => void) | undefined;
+  readonly #onRenewFailed: ((error: unknown, msLeft: number) => void) | undefined;
   readonly #closing = new AbortController();
   #held: KeptLease | undefined;
   #acquiring = false;

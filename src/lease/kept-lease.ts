@@ -35,7 +35,7 @@ export interface KeptLeaseOptions {
   /** Failures nobody awaits (cleanup after a loss). Default: ignored. */
   onBackgroundError?: (error: Error) => void;
   /** Each renewal that failed while the lease was held (LeaseKeeperOptions.onRenewFailed). */
-  onRenewFailed?: (error: unknown) => void;
+  onRenewFailed?: (error: unknown, msLeft: number) => void;
   /** Called once when the lease stops being held, whatever the reason (the leaser forgets it). */
   onEnd?: (lease: KeptLease) => void;
 }

@@ -52,8 +52,11 @@ export interface LeaseKeeperOptions {
   renew: RenewOnce;
   /** Called once, synchronously, when the lease is lost. Must not throw. */
   onLost: (error: LeaseLostError) => void;
-  /** Called after each renewal attempt that failed while the lease was still held. Must not throw. */
-  onRenewFailed?: (error: unknown) => void;
+  /**
+   * Called after each renewal attempt that failed while the lease was still held, with the time left
+   * before the deadline (ms; ≤ 0 when this failure ends the lease). Must not throw.
+   */
+  onRenewFailed?: (error: unknown, msLeft: number) => void;
   /** Names the lease in errors, e.g. "etcd lease 7587… on /litefs/c1/primary". */
   where: string;
 }
@@ -68,7 +71,7 @@ export class LeaseKeeper {
   readonly #retryIntervalMs: number;
   readonly #attemptTimeoutMs: number;
   readonly #renew: RenewOnce;
-  readonly #onRenewFailed: (error: unknown) => void;
+  readonly #onRenewFailed: (error: unknown, msLeft: number) => void;
   readonly #onLost: (error: LeaseLostError) => void;
   readonly #where: string;
   #state: LeaseKeeperState = "running";
@@ -188,7 +191,7 @@ export class LeaseKeeper {
       confirmation = await this.#renew(controller.signal);
     } catch (error) {
       if (this.#state !== "running") throw this.#notRunningError();
-      this.#onRenewFailed(error);
+      this.#onRenewFailed(error, this.#deadline - this.#clock.now());
       if (error instanceof LeaseLostError) {
         this.#lose(error);
         throw error;

@@ -15,7 +15,7 @@ export interface LeaserFromConfigOptions {
   /** Failures of lease work nobody awaits (cleanup after a loss, watch reconnects). */
   readonly onBackgroundError?: (error: Error) => void;
   /** Each failed renewal of a held lease (metrics: litefs_lease_renew_failures_total). */
-  readonly onRenewFailed?: (error: unknown) => void;
+  readonly onRenewFailed?: (error: unknown, msLeft: number) => void;
 }
 
 /** The Leaser `lease.type` names. Throws ELEASECONFIG when a required key is missing. */

@@ -372,9 +372,12 @@ export class LitefsNode {
           lease: config.lease,
           nodeId: node.#nodeIdHex,
           onBackgroundError: (err) => log.debug("lease background work failed", { error: err.message }),
-          onRenewFailed: (err) => {
+          onRenewFailed: (err, msLeft) => {
             observability.metrics.lease.renewFailed();
-            log.warn("lease renewal failed", { error: err instanceof Error ? err.message : String(err) });
+            log.warn("lease renewal failed", {
+              error: err instanceof Error ? err.message : String(err),
+              msLeft: Math.round(msLeft),
+            });
           },
         }),
         host: node.#roleHost(),

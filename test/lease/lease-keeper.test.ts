@@ -148,8 +148,9 @@ test("a renewal that succeeds after failures keeps the lease", async () => {
   assert.ok(coordinator.aborted.length === 1, "the hanging attempt was cut at its timeout");
 });
 
-test("every failed renewal of a held lease is reported (the metric), successes are not", async () => {
+test("every failed renewal of a held lease is reported (the metric) with the time left, successes are not", async () => {
   const failures: unknown[] = [];
+  const left: number[] = [];
   const steps: Step[] = [
     { kind: "ok", afterMs: 5 },
     { kind: "fail", afterMs: 5 },
@@ -158,7 +159,10 @@ test("every failed renewal of a held lease is reported (the metric), successes a
   ];
   const { clock, keeper, losses } = startKeeper(steps, {
     attemptTimeoutMs: 300,
-    onRenewFailed: (error) => failures.push(error),
+    onRenewFailed: (error, msLeft) => {
+      failures.push(error);
+      left.push(msLeft);
+    },
   });
   await clock.advance(4 * TTL);
   assert.equal(losses.length, 0);
@@ -166,6 +170,8 @@ test("every failed renewal of a held lease is reported (the metric), successes a
   assert.equal(failures.length, 2, "the scripted failure and the attempt cut at its timeout");
   assert.match(String(failures[0]), /scripted failure/);
   assert.match(String(failures[1]), /no answer within 300 ms/);
+  // Renewed when sent at +1000: deadline +3700. The failure answered at +2005, the hang cut at +2555.
+  assert.deepEqual(left, [1695, 1145]);
 });
 
 test("an answer that arrives after the deadline does not bring the lease back", async () => {
