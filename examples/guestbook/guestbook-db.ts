@@ -3,8 +3,9 @@
 // migration and serves reads (an empty list until the table arrives by replication); a write there
 // fails with GuestbookReadOnlyError. Behind the LiteFS proxy, writes never reach a replica's app.
 // A node's role can change (a lease on etcd): the database may not exist yet when the app starts on a
-// replica (opened on first use), and a connection opened on a replica stays read-only after the node
-// is promoted (SQLite opened the file O_RDONLY), so a write refused as read-only reopens it once.
+// replica (opened on first use), and a connection opened on a replica in WAL mode stays read-only
+// after the node is promoted (SQLite opened the file O_RDONLY), so a write refused as read-only
+// reopens it once.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -122,8 +123,8 @@ export class GuestbookDb {
 
   /**
    * Inserts an entry; throws GuestbookReadOnlyError on a read-only database. A connection SQLite
-   * opened read-only (its node was a LiteFS replica then) stays read-only after the node becomes
-   * primary, so a write refused as read-only reopens the connection once and tries again — unless
+   * opened read-only (its node was a LiteFS replica then, in WAL mode) stays read-only after the node
+   * becomes primary, so a write refused as read-only reopens the connection once and tries again — unless
    * the database was opened read-only on purpose (`readOnly`).
    */
   add(name: string, message: string): GuestbookEntry {

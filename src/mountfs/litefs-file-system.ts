@@ -228,8 +228,9 @@ export class LitefsFileSystem implements FuseFileSystem {
   /**
    * Tell the mount that `role()` now answers `role` (call on every change): it drops the kernel's
    * cached attributes (modes 0666 ↔ 0444) and the `.primary` name. Connections opened while the node
-   * was a replica stay read-only (SQLite opened the files O_RDONLY after EACCES): apps must reopen them
-   * to write after a promotion.
+   * was a replica write after a promotion if SQLite could open the database read-write — a rollback
+   * journal database with no journal (replica-access.ts); others (WAL mode) stay read-only: apps must
+   * reopen them to write after a promotion.
    */
   roleChanged(role: NodeRole): Promise<void> {
     return this.#gate.roleChanged(
@@ -727,6 +728,16 @@ export class LitefsFileSystem implements FuseFileSystem {
     return { fh, ...reply };
   }
 
+  /**
+   * A rollback-journal database without a journal may be opened read-write on a replica: the
+   * connection's writes are refused when it creates the journal (replica-access.ts), and it can write
+   * once this node is promoted, without reopening.
+   */
+  #opensWritableOnReplica(name: string): boolean {
+    const db = this.#store.db(name);
+    return db !== undefined && !db.walMode && !db.exists("journal");
+  }
+
   #exists(db: Database, kind: MountFileKind): boolean {
     switch (kind) {
       case "database":
@@ -811,6 +822,9 @@ export class LitefsFileSystem implements FuseFileSystem {
     if (this.#role() === "replica") {
       if (this.#halt?.mayWriteOnReplica(node.db) === true) return;
       if (change !== "open-for-write" && change !== "create" && this.#gate.localWriterActive(node.db)) return;
+      if (change === "open-for-write" && node.kind === "database" && this.#opensWritableOnReplica(node.db)) {
+        return;
+      }
       why = "this node is a read-only replica";
     } else {
       if (!this.#writesClosing()) return;

@@ -7,6 +7,12 @@
 //   transaction with SQLITE_READONLY before it touches a file — in WAL mode too (LiteFS lets SQLite
 //   open read-write and fails the WAL write itself with EACCES, which SQLite reports as "disk I/O
 //   error").
+// - Except a database in a rollback-journal mode that has no journal (litefs-file-system.ts): it opens
+//   read-write, so the connection can write once the node is promoted. Its writes on the replica stop
+//   at the journal's creation, refused with EACCES; SQLite, finding no journal, reports that as
+//   SQLITE_READONLY_DIRECTORY ("attempt to write a readonly database"). With a journal present
+//   (TRUNCATE or PERSIST mode on a node that was primary) SQLite would reopen the journal read-only and
+//   fail at its first write with "disk I/O error": then the database opens read-only, as above.
 // - A read-only connection to a WAL database needs the `-wal` file to exist (it cannot create it) and
 //   a writable `-shm` (read marks, recovery of the wal-index): the replica keeps an empty `-wal` while
 //   the database is in WAL mode (store/replica-apply.ts) and lets readers create, map and write `-shm`.

@@ -119,6 +119,72 @@ for (const mode of JOURNAL_MODES) {
   });
 }
 
+for (const mode of JOURNAL_MODES) {
+  const after =
+    mode === "WAL" ? "stays read-only after a promotion" : "writes after a promotion, not reopened";
+  test(`${mode}: a connection opened on a replica refuses writes with SQLITE_READONLY and ${after}`, async (t) => {
+    const defer = cleanupStack(t);
+    const root = makeTempDir("replica-conn");
+    defer(() => removeUnmountedTempDir(root));
+    const a = await TestMount.start(defer, root, "a", "primary");
+    const b = await TestMount.start(defer, root, "b", "replica");
+    const db = `conn-${mode.toLowerCase()}.db`;
+    await shell(a.path(db), mode, [
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+      "INSERT INTO t (v) VALUES ('a1')",
+    ]);
+    await b.applyFrom(a, db);
+
+    // An application's connection on the replica, opened before any promotion and kept.
+    const app = new SqlSession(defer, `file:${b.path(db)}`);
+    assert.deepEqual(await app.ok("SELECT count(*) FROM t"), [[1]]);
+    const replicaPos = await b.pos(db);
+    for (const sql of ["INSERT INTO t (v) VALUES ('no')", "CREATE TABLE u (x)", "DELETE FROM t"]) {
+      const answer = await app.run(sql);
+      assert.ok(!answer.ok, `${sql} succeeded on a replica`);
+      assert.match(answer.code ?? "", /^SQLITE_READONLY/, `${sql}: ${answer.error}`);
+      assert.match(answer.error, /readonly database/);
+    }
+    assert.equal(await b.pos(db), replicaPos, "a refused write changed the replica");
+    assert.equal(b.ltxFiles(db).length, a.ltxFiles(db).length);
+    // The refusals left no lock or journal behind: the replica applies, the connection sees it.
+    await shell(a.path(db), mode, ["INSERT INTO t (v) VALUES ('a2')"]);
+    assert.equal(await b.applyFrom(a, db), 1);
+    assert.deepEqual(await app.ok("SELECT count(*) FROM t"), [[2]]);
+    assert.deepEqual(await readOnlyView(b.path(db)), { integrity: "ok", rows: 2 });
+
+    a.mayCommit = false;
+    await a.setRole("replica");
+    await b.setRole("primary");
+    const written = await app.run("INSERT INTO t (v) VALUES ('b1')");
+    if (mode === "WAL") {
+      // SQLite opened the database (and WAL) read-only: the application must reopen to write.
+      assert.ok(!written.ok);
+      assert.match(written.code ?? "", /^SQLITE_READONLY/, written.error);
+      app.close();
+      await shell(b.path(db), mode, ["INSERT INTO t (v) VALUES ('b1')"]);
+    } else {
+      assert.ok(
+        written.ok,
+        `the kept connection could not write on the new primary: ${JSON.stringify(written)}`,
+      );
+      assert.deepEqual(await app.ok("SELECT count(*) FROM t"), [[3]]);
+    }
+    assert.equal(txidOf(await b.pos(db)), txidOf(await a.pos(db)) + 1n, "one transaction, the next TXID");
+    if (mode === "WAL") await shell(b.path(db), mode, ["PRAGMA wal_checkpoint(TRUNCATE)"]);
+    const scratch = path.join(root, "scratch");
+    fs.mkdirSync(scratch);
+    await b.verifyChain(db, scratch);
+
+    // On the old primary, now a replica, a new connection is refused cleanly too — in TRUNCATE and
+    // PERSIST mode its journal is still there, and the database opens read-only (replica-access.ts).
+    const onA = new SqlSession(defer, `file:${a.path(db)}`);
+    const refused = await onA.run("INSERT INTO t (v) VALUES ('no')");
+    assert.ok(!refused.ok);
+    assert.match(refused.code ?? "", /^SQLITE_READONLY/, refused.error);
+  });
+}
+
 test("`.primary`: absent is an error the kernel does not cache, so a named primary shows at once", async (t) => {
   const defer = cleanupStack(t);
   const root = makeTempDir("primary-file");

@@ -19,6 +19,7 @@ import { LitefsNode } from "../support/litefs-node.js";
 import { runCommand, runLitefsCli } from "../support/litefs-cli.js";
 import { SQLITE3_CLI } from "../support/paths.js";
 import { querySql } from "../support/sql-clients.js";
+import { SqlSession } from "../mountfs/role-change-kit.js";
 import {
   assertSameLtxChains,
   holdHaltLock,
@@ -116,6 +117,35 @@ for (const mode of ["table", "kernel"] as const) {
       assert.match(primaryMetrics, /litefs_halt_locks_held 0\b/);
       const replicaMetrics = await (await fetch(`${replica.httpUrl}/metrics`)).text();
       assert.match(replicaMetrics, /litefs_halt_events_total\{event="confirmed"\} 1\b/);
+    });
+
+    test("a connection opened on a replica before the lock writes under it (rollback journal)", async (t) => {
+      const [replica] = cluster.replicas;
+      await waitForSync(cluster.primary, cluster.replicas, [DB]);
+      const closers: Array<() => unknown> = [];
+      t.after(() => closers.forEach((close) => close()));
+      const app = new SqlSession((close) => closers.push(close), `file:${replica.dbPath(DB)}`);
+      const [[before]] = await app.ok("SELECT count(*) FROM t");
+      const refused = await app.run("INSERT INTO t VALUES (3)");
+      assert.ok(!refused.ok, "a replica without the HALT lock must refuse writes");
+      assert.match(refused.code ?? "", /^SQLITE_READONLY/, refused.error);
+
+      const held = holdHaltLock(replica, DB);
+      assert.equal(await held.outcome, "locked");
+      try {
+        await app.ok("INSERT INTO t VALUES (3)");
+        // A HALT commit is applied on the primary before it returns.
+        assert.equal(await count(cluster.primary.dbPath(DB)), Number(before) + 1, cluster.logs());
+        await app.ok("DELETE FROM t WHERE rowid = last_insert_rowid()"); // the next tests count rows
+      } finally {
+        await held.release();
+      }
+      const again = await app.run("INSERT INTO t VALUES (4)");
+      assert.ok(!again.ok, "the lock was released: the replica refuses again");
+      assert.match(again.code ?? "", /^SQLITE_READONLY/, again.error);
+      await waitForSync(cluster.primary, cluster.replicas, [DB]);
+      assert.deepEqual(await app.ok("SELECT count(*) FROM t"), [[before]]);
+      assertSameLtxChains([cluster.primary, ...cluster.replicas], DB, "after a HALT write");
     });
 
     test("two replicas contend; the primary's own writers wait while a replica holds the lock", async () => {
