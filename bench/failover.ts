@@ -22,6 +22,7 @@
 //   node dist/bench/failover.js [--runs N] [--failover-runs N] [--handoff-runs N] [--ttl 2s]
 //                               [--lock-delay 0s] [--handoff-back] [--json FILE] [--logs DIR]
 //                               [--proxy-handoff-runs N] [--info-logs] [--journal-mode delete|wal]
+//                               [--connections everywhere|lazy]
 //   (default 5 runs of each; about 15 s per failover run and 3 s per handoff run here). Each handoff
 //   goes to a replica other than the node the previous one demoted; --handoff-back targets that node.
 //   Before each handoff the bench waits until every replica is connected to the primary. A handoff
@@ -30,7 +31,11 @@
 //   and per applied transaction for the nodes to write and this process (which runs the probe) to
 //   read, but the timeline then has only its info-level steps. --journal-mode wal has the probe write in
 //   WAL mode with synchronous=NORMAL (what most LiteFS applications run) instead of DELETE with
-//   synchronous=FULL (the default: the costliest commit, so the widest gap).
+//   synchronous=FULL (the default: the costliest commit, so the widest gap). --connections everywhere
+//   (the default in DELETE mode) has the probe open a connection on every node before each handoff, as
+//   an application on every node keeps one (on a replica it opens read-write and writes once the node
+//   is promoted); lazy (always in WAL mode, where a replica's connection stays read-only) opens one on
+//   a node only when it first writes there, inside the write gap.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -68,11 +73,18 @@ interface Options {
   handoffBack: boolean;
   infoLogs: boolean;
   journalMode: "delete" | "wal";
+  connections: "everywhere" | "lazy";
 }
 
 function journalModeOption(value: string): "delete" | "wal" {
   if (value !== "delete" && value !== "wal")
     throw new Error(`--journal-mode must be delete or wal: ${value}`);
+  return value;
+}
+
+function connectionsOption(value: string): "everywhere" | "lazy" {
+  if (value !== "everywhere" && value !== "lazy")
+    throw new Error(`--connections must be everywhere or lazy: ${value}`);
   return value;
 }
 
@@ -96,10 +108,12 @@ function options(): Options {
       "handoff-back": { type: "boolean", default: false },
       "info-logs": { type: "boolean", default: false },
       "journal-mode": { type: "string", default: "delete" },
+      connections: { type: "string" },
     },
     strict: true,
   });
   const runs = runCount("runs", values.runs);
+  const journalMode = journalModeOption(values["journal-mode"]);
   return {
     failoverRuns: runCount("failover-runs", values["failover-runs"] ?? String(runs)),
     handoffRuns: runCount("handoff-runs", values["handoff-runs"] ?? String(runs)),
@@ -110,7 +124,8 @@ function options(): Options {
     logs: values.logs,
     handoffBack: values["handoff-back"],
     infoLogs: values["info-logs"],
-    journalMode: journalModeOption(values["journal-mode"]),
+    journalMode,
+    connections: connectionsOption(values.connections ?? (journalMode === "wal" ? "lazy" : "everywhere")),
   };
 }
 
@@ -253,7 +268,8 @@ async function main(): Promise<void> {
   const opts = options();
   process.stdout.write(
     `failover bench: etcd (1 member), 3 candidates, ttl ${opts.ttl}, lock-delay ${opts.lockDelay}, ` +
-      `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs, probe in ${opts.journalMode} mode\n`,
+      `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs, probe in ${opts.journalMode} mode, ` +
+      `connections ${opts.connections}\n`,
   );
   // With proxy runs: a proxy on every node in front of the chaos app on that node.
   const appPorts =
@@ -314,6 +330,7 @@ async function main(): Promise<void> {
         : (candidates.find((n) => n !== previous) ?? candidates[0]);
       previous = primary;
       const reconnectMs = await cluster.waitForReplicasConnected(primary, 60_000);
+      if (opts.connections === "everywhere") probe.openEverywhere();
       await sleep(500);
       const opened = probe.opened;
       const started = performance.now();

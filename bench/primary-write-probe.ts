@@ -11,10 +11,11 @@
 // drains: its new transactions are refused at their start.) A node that
 // cannot be read at all (killed) makes it look at every running node instead.
 //
-// Connections: one is opened only on a node that says it is primary — a connection SQLite opened while
-// its node was a replica fell back to read-only and stays so (litefs-file-system.ts, roleChanged) — and
-// it is reopened only when it must be: a write failing with SQLITE_READONLY on a node that says it is
-// primary. The busy timeout is `busyTimeoutMs` (default 2 ms): a lock held by the node itself is short.
+// Connections: one is opened on a node when the probe first writes there, or on every node at once
+// when the bench calls `openEverywhere` (a rollback-journal database opens read-write on a replica and
+// writes once its node is promoted; in WAL mode SQLite opens it read-only there and it stays so:
+// src/mountfs/replica-access.ts) — and it is reopened only when it must be: a write failing with
+// SQLITE_READONLY on a node that says it is primary. The busy timeout is `busyTimeoutMs` (default 2 ms): a lock held by the node itself is short.
 //
 // Every attempt's end is stamped with `performance.now()` and the wall clock (`wallMs`, for lining up
 // with the nodes' log times): commits and failures are both kept, so a gap is "last success before →
@@ -130,6 +131,22 @@ export class PrimaryWriteProbe {
     return this.failures.filter((f) => f.at > from && f.at <= to);
   }
 
+  /**
+   * Opens a connection on every running node that has none, as an application on every node keeps
+   * one. For rollback-journal databases only (see the top). Call between measurements: an open on a
+   * mount that is still starting could block the probe.
+   */
+  openEverywhere(): void {
+    for (const node of this.#opts.nodes()) {
+      if (!node.running() || this.#connections.has(node.name)) continue;
+      try {
+        this.#connect(node);
+      } catch {
+        // left closed: opened when the probe first writes there
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#loop;
@@ -231,22 +248,30 @@ export class PrimaryWriteProbe {
   #write(node: ProbeNode): string | undefined {
     let conn = this.#connections.get(node.name);
     try {
-      if (conn === undefined) {
-        const db = new Database(path.join(node.mountDir, this.#opts.db), {
-          timeout: this.#opts.busyTimeoutMs ?? 2,
-          fileMustExist: true,
-        });
-        db.pragma(`synchronous=${this.#opts.synchronous ?? "FULL"}`);
-        conn = { db, insert: db.prepare("INSERT INTO probe (n) VALUES (?)") };
-        this.#connections.set(node.name, conn);
-        this.opened++;
-      }
+      conn ??= this.#connect(node);
       conn.insert.run(++this.#n);
       return undefined;
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (conn === undefined) return "EOPEN";
       return typeof code === "string" ? code : "EUNKNOWN";
+    }
+  }
+
+  #connect(node: ProbeNode): Connection {
+    const db = new Database(path.join(node.mountDir, this.#opts.db), {
+      timeout: this.#opts.busyTimeoutMs ?? 2,
+      fileMustExist: true,
+    });
+    try {
+      db.pragma(`synchronous=${this.#opts.synchronous ?? "FULL"}`);
+      const conn = { db, insert: db.prepare("INSERT INTO probe (n) VALUES (?)") };
+      this.#connections.set(node.name, conn);
+      this.opened++;
+      return conn;
+    } catch (err) {
+      db.close();
+      throw err;
     }
   }
 
