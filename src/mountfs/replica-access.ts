@@ -13,6 +13,10 @@
 //   SQLITE_READONLY_DIRECTORY ("attempt to write a readonly database"). With a journal present
 //   (TRUNCATE or PERSIST mode on a node that was primary) SQLite would reopen the journal read-only and
 //   fail at its first write with "disk I/O error": then the database opens read-only, as above.
+//   Such a connection can take SQLite's write locks: BEGIN IMMEDIATE succeeds and its first write is
+//   refused (held open, it delays replication like any open transaction); with journal_mode OFF or
+//   MEMORY it writes the database with no journal to create, and the commit gate refuses those
+//   writes ("disk I/O error"; test/mountfs/role-change.test.ts).
 // - A read-only connection to a WAL database needs the `-wal` file to exist (it cannot create it) and
 //   a writable `-shm` (read marks, recovery of the wal-index): the replica keeps an empty `-wal` while
 //   the database is in WAL mode (store/replica-apply.ts) and lets readers create, map and write `-shm`.

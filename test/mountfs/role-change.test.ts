@@ -145,6 +145,12 @@ for (const mode of JOURNAL_MODES) {
       assert.match(answer.code ?? "", /^SQLITE_READONLY/, `${sql}: ${answer.error}`);
       assert.match(answer.error, /readonly database/);
     }
+    // BEGIN IMMEDIATE succeeds (on a read-write connection it only takes a lock), and the first write
+    // in it is refused. (Held open, it would delay replication like any open transaction.)
+    await app.ok("BEGIN IMMEDIATE");
+    const inside = await app.run("INSERT INTO t (v) VALUES ('no')");
+    assert.match(inside.ok ? "" : (inside.code ?? ""), /^SQLITE_READONLY/, JSON.stringify(inside));
+    await app.ok("ROLLBACK");
     assert.equal(await b.pos(db), replicaPos, "a refused write changed the replica");
     assert.equal(b.ltxFiles(db).length, a.ltxFiles(db).length);
     // The refusals left no lock or journal behind: the replica applies, the connection sees it.
@@ -182,6 +188,43 @@ for (const mode of JOURNAL_MODES) {
     const refused = await onA.run("INSERT INTO t (v) VALUES ('no')");
     assert.ok(!refused.ok);
     assert.match(refused.code ?? "", /^SQLITE_READONLY/, refused.error);
+  });
+}
+
+for (const kernelLocks of [true, false]) {
+  const locks = kernelLocks ? "kernel locks" : "table locks";
+  test(`${locks}: a replica's read-write connection with its journal OFF or in MEMORY writes nothing`, async (t) => {
+    // Such a connection writes the database file with no journal to create, the step that refuses
+    // the other modes' writes on a replica: the commit gate must refuse these writes themselves.
+    const defer = cleanupStack(t);
+    const root = makeTempDir("replica-nojournal");
+    defer(() => removeUnmountedTempDir(root));
+    const a = await TestMount.start(defer, root, "a", "primary", { kernelLocks });
+    const b = await TestMount.start(defer, root, "b", "replica", { kernelLocks });
+    const db = "nojournal.db";
+    await shell(a.path(db), "DELETE", [
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+      "INSERT INTO t (v) VALUES ('a1')",
+    ]);
+    await b.applyFrom(a, db);
+    const pos = await b.pos(db);
+    const files = b.ltxFiles(db).length;
+    for (const journalMode of ["OFF", "MEMORY"]) {
+      const app = new SqlSession(defer, `file:${b.path(db)}`);
+      assert.deepEqual(await app.ok(`PRAGMA journal_mode=${journalMode}`), [[journalMode.toLowerCase()]]);
+      for (const sql of ["INSERT INTO t (v) VALUES ('no')", "UPDATE t SET v = 'no'", "CREATE TABLE u (x)"]) {
+        const answer = await app.run(sql);
+        assert.ok(!answer.ok, `${journalMode}: ${sql} succeeded on a replica`);
+      }
+      assert.deepEqual(await app.ok("SELECT count(*), max(v) FROM t"), [[1, "a1"]]);
+      app.close();
+    }
+    assert.equal(await b.pos(db), pos);
+    assert.equal(b.ltxFiles(db).length, files);
+    assert.deepEqual(await readOnlyView(b.path(db)), { integrity: "ok", rows: 1 });
+    const scratch = path.join(root, "scratch");
+    fs.mkdirSync(scratch);
+    await b.verifyChain(db, scratch);
   });
 }
 

@@ -163,11 +163,25 @@ describe("replication to two replicas", { timeout: 240_000 }, () => {
           );
         }
       }
-      // The file system itself: no write open, no new database, no removal, no truncation.
-      assert.throws(() => fs.openSync(dbPath, "r+"), { code: "EACCES" });
+      // The file system itself: no write, no new database, no removal, no truncation.
+      if (mode === "WAL") {
+        assert.throws(() => fs.openSync(dbPath, "r+"), { code: "EACCES" });
+        assert.throws(() => fs.truncateSync(dbPath, 0), { code: "EACCES" }); // Node opens it for writing
+      } else {
+        // A rollback-journal database opens read-write (so a connection can write after a promotion:
+        // src/mountfs/replica-access.ts), and nothing can be written through it.
+        const fd = fs.openSync(dbPath, "r+");
+        try {
+          assert.throws(() => fs.writeSync(fd, Buffer.from("x"), 0, 1, 0), { code: "EROFS" });
+          assert.throws(() => fs.ftruncateSync(fd, 0), { code: "EROFS" });
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        assert.throws(() => fs.truncateSync(dbPath, 0), { code: "EROFS" });
+      }
       assert.throws(() => fs.writeFileSync(replica.dbPath(`new-${mode}.db`), "x"), { code: "EACCES" });
       assert.throws(() => fs.unlinkSync(dbPath), { code: "EROFS" });
-      assert.throws(() => fs.truncateSync(dbPath, 0), { code: "EACCES" }); // Node opens it for writing
       assert.equal(fs.statSync(dbPath).mode & 0o777, 0o444);
     }
     const after = hashTree(replica.dataDir, unchanged);
