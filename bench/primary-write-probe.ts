@@ -138,7 +138,16 @@ export class PrimaryWriteProbe {
    */
   openEverywhere(): void {
     for (const node of this.#opts.nodes()) {
-      if (!node.running() || this.#connections.has(node.name)) continue;
+      if (!node.running()) continue;
+      const kept = this.#connections.get(node.name);
+      if (kept !== undefined) {
+        try {
+          kept.db.pragma("schema_version"); // reads the file: fails on the mount of a node since killed
+          continue;
+        } catch {
+          this.#drop(node.name);
+        }
+      }
       try {
         this.#connect(node);
       } catch {
