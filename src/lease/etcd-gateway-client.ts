@@ -12,7 +12,8 @@
 // Endpoints: every call tries the endpoint that answered last, then each other one in order, with a
 // per-endpoint timeout, so a cluster that lost a member (refused connections) or has a hung one
 // (timeouts) keeps working. A call is retried on another endpoint only after a network error, a timeout
-// or a 5xx — callers make their writes safe to repeat (compare-guarded transactions).
+// or a 5xx — callers make their writes safe to repeat (compare-guarded transactions); reads and
+// keep-alives that are only slow are not cut but doubled on the next endpoint (see `call`).
 import { HttpAnswerTooLargeError, httpRequest } from "../net/http-request.js";
 import { LeaseError } from "./lease-error.js";
 
