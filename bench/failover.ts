@@ -34,8 +34,8 @@
 //   synchronous=FULL (the default: the costliest commit, so the widest gap). --connections everywhere
 //   (the default in DELETE mode) has the probe open a connection on every node before each handoff, as
 //   an application on every node keeps one (on a replica it opens read-write and writes once the node
-//   is promoted); lazy (always in WAL mode, where a replica's connection stays read-only) opens one on
-//   a node only when it first writes there, inside the write gap.
+//   is promoted); lazy (the default in WAL mode, where a replica's connection stays read-only) opens
+//   one on a node only when it first writes there, inside the write gap.
 
 import * as fs from "node:fs";
 import * as path from "node:path";

@@ -15,7 +15,8 @@
 // when the bench calls `openEverywhere` (a rollback-journal database opens read-write on a replica and
 // writes once its node is promoted; in WAL mode SQLite opens it read-only there and it stays so:
 // src/mountfs/replica-access.ts) — and it is reopened only when it must be: a write failing with
-// SQLITE_READONLY on a node that says it is primary. The busy timeout is `busyTimeoutMs` (default 2 ms): a lock held by the node itself is short.
+// SQLITE_READONLY on a node that says it is primary. The busy timeout is `busyTimeoutMs` (default
+// 2 ms): a lock held by the node itself is short.
 //
 // Every attempt's end is stamped with `performance.now()` and the wall clock (`wallMs`, for lining up
 // with the nodes' log times): commits and failures are both kept, so a gap is "last success before →
@@ -297,11 +298,10 @@ export class PrimaryWriteProbe {
   }
 }
 
-/** True when `node`'s `GET /info` says it is the primary. Never throws. */
 /**
- * Asks `node` whether it is primary. With node:http on a kept-alive connection, as the nodes ask each
- * other (src/net/http-request.ts): asked every millisecond while a handoff settles, undici's fetch cost
- * the probe ~1 ms of CPU per question, on the cores the nodes hand off on.
+ * True when `node`'s `GET /info` says it is the primary; never throws. With node:http on a kept-alive
+ * connection, as the nodes ask each other (src/net/http-request.ts, which says what fetch costs): it is
+ * asked every millisecond while a handoff settles, on the cores the nodes hand off on.
  */
 async function isPrimary(node: ProbeNode): Promise<boolean> {
   try {

@@ -35,13 +35,14 @@ test(
     await cluster.etcd.killMember(0);
     t.diagnostic(`killed etcd member 0 (raft leader: m${leader})`);
     // Over two TTLs of writes: the primary keeps its lease and every write succeeds.
-    const until = Date.now() + 10_000;
+    const windowMs = 10_000;
+    const until = Date.now() + windowMs;
     let written = 1;
     while (Date.now() < until) {
       try {
         await write(first, [`INSERT INTO t (v) VALUES ('w${written}')`]);
       } catch (error) {
-        const at = `write ${written} on ${first.name}, ${10_000 - (until - Date.now())} ms after the member's kill`;
+        const at = `write ${written} on ${first.name}, ${windowMs - (until - Date.now())} ms after the member's kill`;
         throw new Error(`${at}: ${(error as Error).message}\n${cluster.logs()}`, { cause: error });
       }
       written++;
