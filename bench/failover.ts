@@ -48,7 +48,7 @@ import { runLitefsCli } from "../test/support/litefs-cli.js";
 import { REPO_ROOT } from "../test/support/paths.js";
 import { TrackedProcess } from "../test/support/tracked-process.js";
 import { LeasedCluster, type LeasedNode } from "../test/support/leased-cluster.js";
-import { formatTimeline, handoffTimeline, type TimelineStep } from "./handoff-timeline.js";
+import { formatTimeline, handoffTimeline, targetLastApply, type TimelineStep } from "./handoff-timeline.js";
 import {
   PrimaryWriteProbe,
   type ProbeAttempt,
@@ -291,6 +291,9 @@ async function main(): Promise<void> {
   const promoteWall: number[] = [];
   const handoffFailures: string[] = [];
   const timelines: { gapMs: number; steps: TimelineStep[] }[] = [];
+  /** The target's last apply before the HANDOFF frame, per handoff (debug logs only). */
+  const lastApplyLockMs: number[] = [];
+  const lastApplyTotalMs: number[] = [];
   let probe: PrimaryWriteProbe | undefined;
   const commitTimes: number[] = [];
   try {
@@ -358,6 +361,15 @@ async function main(): Promise<void> {
         zeroWallMs: zero,
         endWallMs: commit.wallMs + 100,
       });
+      const lastApply = targetLastApply({
+        targetLog: target.node.lastRunLogs(),
+        zeroWallMs: zero,
+        endWallMs: commit.wallMs + 100,
+      });
+      if (lastApply !== undefined) {
+        lastApplyLockMs.push(lastApply.lockMs);
+        lastApplyTotalMs.push(lastApply.totalMs);
+      }
       const onTarget = failed.filter((f) => f.node === target.name);
       const probeSteps: TimelineStep[] = [
         {
@@ -381,7 +393,8 @@ async function main(): Promise<void> {
           `${internal?.toFixed(0) ?? "?"} ms (promote CLI ${wallMs.toFixed(0)} ms; ${failed.length} failed ` +
           `attempts, ${probe.opened - opened} connections opened; replicas had reconnected in ${reconnectMs} ms)\n` +
           `    ${formatTimeline(steps, probeSteps)}\n` +
-          `    failed attempts: ${describeFailures(failed)}; first commit on target took ` +
+          `    target's last apply before the frame: ${lastApply === undefined ? "not logged" : `locks ${lastApply.lockMs} ms of ${lastApply.totalMs.toFixed(2)} ms`}; ` +
+          `failed attempts: ${describeFailures(failed)}; first commit on target took ` +
           `${commit.tookMs.toFixed(1)} ms\n` +
           `    lookups: ${describeLookups(
             probe.lookups.filter((l) => l.at > (last?.at ?? started) && l.at <= commit.at),
@@ -422,6 +435,10 @@ async function main(): Promise<void> {
   process.stdout.write(row("handoff (write gap, probe)", handoffs, "≤ 100", "a few ms") + "\n");
   process.stdout.write(row("  inside the nodes (pause → primary)", nodeInternal, "", "") + "\n");
   process.stdout.write(row("  litefs promote, CLI wall time", promoteWall, "", "") + "\n");
+  if (lastApplyLockMs.length > 0) {
+    process.stdout.write(row("  target's last apply, whole", lastApplyTotalMs, "", "") + "\n");
+    process.stdout.write(row("  target's last apply, locks", lastApplyLockMs, "", "") + "\n");
+  }
   // What one of the probe's commits costs at all (DELETE and synchronous=FULL by default): a handoff
   // gap holds at least one, on the target, after it accepts writes.
   process.stdout.write(row("  any probe commit (every run)", commitTimes, "", "") + "\n");
@@ -452,6 +469,8 @@ async function main(): Promise<void> {
           handoffs,
           nodeInternal,
           promoteWall,
+          lastApplyLockMs,
+          lastApplyTotalMs,
           proxyGaps,
           handoffFailures,
           timelines,

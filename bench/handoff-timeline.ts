@@ -85,3 +85,36 @@ export function formatTimeline(steps: readonly TimelineStep[], extra: readonly T
     .map((s) => `${s.label} ${s.ms! >= 0 ? "+" : ""}${s.ms!.toFixed(0)}`)
     .join(" | ");
 }
+
+/** The target's last apply before it read the HANDOFF frame: its lock and total times (debug logs). */
+export interface LastApply {
+  /** Taking the locks (ms, 0.01 resolution, as the node measured). */
+  readonly lockMs: number;
+  /** Persist + locks + write + invalidation + wal-index header + release + fsync (ms). */
+  readonly totalMs: number;
+}
+
+/**
+ * The last "replicated transaction applied" line the target logged in [zeroWallMs − lookBackMs, the
+ * HANDOFF frame read], or undefined when its log has none there (info-level logs, or nothing applied).
+ */
+export function targetLastApply(opts: {
+  targetLog: string;
+  zeroWallMs: number;
+  endWallMs: number;
+  lookBackMs?: number;
+}): LastApply | undefined {
+  const lines = parseLog(opts.targetLog, opts.zeroWallMs - (opts.lookBackMs ?? 200), opts.endWallMs);
+  const frame = lines.findIndex((l) => l.msg === "the primary hands its lease to this node");
+  const before = frame < 0 ? lines : lines.slice(0, frame);
+  const applied = before.filter((l) => l.msg === "replicated transaction applied").at(-1);
+  if (applied === undefined) return undefined;
+  const ms = (name: string): number => (typeof applied.fields[name] === "number" ? applied.fields[name] : 0);
+  return {
+    lockMs: ms("lockMs"),
+    totalMs: ["persistMs", "lockMs", "writeMs", "invalidateMs", "shmMs", "syncMs"].reduce(
+      (s, n) => s + ms(n),
+      0,
+    ),
+  };
+}

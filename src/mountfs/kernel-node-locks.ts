@@ -5,7 +5,12 @@
 //
 // Waiting: the helper only tries (F_OFD_SETLK, the ranges of one span in one request); what was busy
 // is retried here with a backoff from 0.2 ms to 5 ms until it is free or the signal aborts, so one
-// owner's wait never stalls another's. Spans are taken in order, each completely before the next.
+// owner's wait never stalls another's. Spans are taken in order; consecutive spans of one file and one
+// type (a rollback apply's PENDING, RESERVED and SHARED range) go in one request, each range kept once
+// caught — PENDING is tried first there too, so new readers stop while the rest is polled — and the
+// run is complete before the next one starts. The first request on a file not open yet goes out with
+// its open (one round trip): each round trip waits for the node's event loop, which is busiest exactly
+// when a replica applies a primary's last transactions before a handoff.
 // Starvation: nothing holds new readers back in the mount any more (no lock request reaches it), so
 // `-shm` spans are taken one byte at a time, each kept once caught: a read mark (READ0..4) is taken in
 // an instant it is free, not only when all five happen to be.
@@ -62,6 +67,14 @@ const STAND_IN: readonly Range[] = [
 ];
 const POLL_FIRST_MS = 0.2;
 const POLL_MAX_MS = 5;
+
+/** An open sent to the helper, not yet answered. */
+interface Opening {
+  readonly key: number;
+  readonly writable: boolean;
+  readonly file: string;
+  readonly answer: Promise<HelperAnswer>;
+}
 
 interface OpenFile {
   /** The helper's key for the descriptor, or null: the file did not exist (its spans lock nothing). */
@@ -182,9 +195,9 @@ export class KernelNodeLocks implements NodeLocks {
     const state = this.#state(db, owner);
     const taken: NodeLockSpan[] = [];
     try {
-      for (const s of spans) {
-        await this.#takeSpan(state, s, spans, opts);
-        taken.push(s);
+      for (const run of runsOf(spans)) {
+        await this.#takeRun(state, run, spans, opts);
+        taken.push(...run);
       }
     } catch (err) {
       await this.#dropSpans(state, taken).catch(() => undefined);
@@ -226,25 +239,45 @@ export class KernelNodeLocks implements NodeLocks {
     return state;
   }
 
-  async #takeSpan(
+  /**
+   * Takes a run of spans of one file and one type (see `runsOf`) in one request, polling what was busy.
+   * When the owner has no descriptor of that file yet, the open and the first try go out together: the
+   * helper answers in order, and a try behind an open that failed answers "no such descriptor", which
+   * is then ignored — one round trip instead of two.
+   */
+  async #takeRun(
     state: OwnerState,
-    span: NodeLockSpan,
+    run: readonly NodeLockSpan[],
     call: readonly NodeLockSpan[],
     opts: { readonly wait: boolean; readonly signal: AbortSignal },
   ): Promise<void> {
-    const kind = span.kind as KernelKind;
+    const kind = run[0].kind as KernelKind;
+    const type = run[0].type;
     if (kind === "shm" && state.held.shm.lockCount === 0 && !state.files.has("shm")) {
       await this.#placeShm(state, call, opts);
     }
-    const file = await this.#file(state, kind, call);
+    const ranges = run.flatMap((s) =>
+      kind === "shm" ? bytesOf(s) : this.#outsideStandIn(state, kind, s.start, s.end),
+    );
+    let file = state.files.get(kind);
+    let firstTry: Promise<HelperAnswer> | undefined;
+    if (file === undefined) {
+      const opening = this.#open(state, kind, call);
+      if (opening.writable || type === "read") {
+        firstTry = this.#helper.request(lockRequest(opening.key, type, ranges));
+        firstTry.catch(() => undefined); // settled below, or moot when the open fails
+      }
+      file = await this.#opened(state, kind, opening);
+    }
     if (file.key !== null) {
-      if (span.type === "write" && !file.writable) {
+      if (type === "write" && !file.writable) {
         throw new Error(`kernel node locks: ${kind} of ${state.db} was opened read-only for this owner`);
       }
-      const ranges = kind === "shm" ? bytesOf(span) : this.#outsideStandIn(state, kind, span.start, span.end);
-      await this.#lockRanges(state.db, file.key, span.type, ranges, opts);
+      await this.#lockRanges(state.db, file.key, type, ranges, opts, firstTry);
+    } else if (firstTry !== undefined) {
+      await firstTry.catch(() => undefined); // "no such descriptor": the file is missing
     }
-    state.held[kind].set(state.owner, 0, span.start, span.end, span.type);
+    for (const s of run) state.held[kind].set(state.owner, 0, s.start, s.end, s.type);
   }
 
   /**
@@ -299,12 +332,13 @@ export class KernelNodeLocks implements NodeLocks {
     type: "read" | "write",
     ranges: readonly Range[],
     opts: { readonly wait: boolean; readonly signal: AbortSignal },
+    firstTry?: Promise<HelperAnswer>,
   ): Promise<void> {
     let delay = POLL_FIRST_MS;
     let missing = ranges;
     try {
-      for (;;) {
-        missing = await this.#tryRanges(key, type, missing);
+      for (let answer = firstTry; ; answer = undefined) {
+        missing = await this.#tryRanges(key, type, missing, answer);
         if (missing.length === 0) return;
         if (!opts.wait) throw busy(db);
         delay = await pause(delay, db, opts.signal);
@@ -318,13 +352,16 @@ export class KernelNodeLocks implements NodeLocks {
 
   /**
    * One helper request: F_OFD_SETLK on each range (in one round trip). Returns the ranges that were
-   * busy; unlocks and downgrades never are.
+   * busy; unlocks and downgrades never are. `sent`: the answer of that very request, already sent.
    */
-  async #tryRanges(key: number, type: LockType, ranges: readonly Range[]): Promise<readonly Range[]> {
+  async #tryRanges(
+    key: number,
+    type: LockType,
+    ranges: readonly Range[],
+    sent?: Promise<HelperAnswer>,
+  ): Promise<readonly Range[]> {
     if (ranges.length === 0) return [];
-    const code = type === "read" ? 0 : type === "write" ? 1 : 2;
-    const args = ranges.flatMap(([a, b]) => [String(a), String(b === OFFSET_MAX ? 0n : b - a + 1n)]);
-    const answer = await this.#helper.request(["L", String(key), String(code), ...args]);
+    const answer = await (sent ?? this.#helper.request(lockRequest(key, type, ranges)));
     if (answer.kind === "busy") return answer.fields[0].split(",").map((i) => ranges[Number(i)]);
     expectOk(answer, "F_OFD_SETLK");
     return [];
@@ -332,19 +369,28 @@ export class KernelNodeLocks implements NodeLocks {
 
   /** Opens the owner's descriptor of `kind` once (writable when the call writes it, or may need the stand-in). */
   async #file(state: OwnerState, kind: KernelKind, call: readonly NodeLockSpan[]): Promise<OpenFile> {
-    const known = state.files.get(kind);
-    if (known !== undefined) return known;
+    return state.files.get(kind) ?? this.#opened(state, kind, this.#open(state, kind, call));
+  }
+
+  /** Sends the open of the owner's descriptor of `kind` (see `#file`); `#opened` awaits and records it. */
+  #open(state: OwnerState, kind: KernelKind, call: readonly NodeLockSpan[]): Opening {
     const writable = call.some(
       (s) => (s.kind === kind && s.type === "write") || (kind === "database" && s.kind === "shm"),
     );
     const key = this.#nextKey++;
     const file = path.join(this.#mountDir, state.db + SUFFIX_OF_KIND[kind]);
-    const answer = await this.#helper.request([
+    const answer = this.#helper.request([
       "O",
       String(key),
       writable ? "w" : "r",
       Buffer.from(file).toString("hex"),
     ]);
+    return { key, writable, file, answer };
+  }
+
+  async #opened(state: OwnerState, kind: KernelKind, opening: Opening): Promise<OpenFile> {
+    const { key, writable, file } = opening;
+    const answer = await opening.answer;
     let opened: OpenFile;
     if (answer.kind === "err" && answer.errno === osConstants.errno.ENOENT) opened = { key: null, writable };
     else {
@@ -435,6 +481,24 @@ export class KernelNodeLocks implements NodeLocks {
   async #close(key: number): Promise<void> {
     await this.#helper.request(["C", String(key)]);
   }
+}
+
+/** Consecutive spans of one file and one type: each run is taken in one request (see the header). */
+function runsOf(spans: readonly NodeLockSpan[]): NodeLockSpan[][] {
+  const runs: NodeLockSpan[][] = [];
+  for (const s of spans) {
+    const last = runs.at(-1);
+    if (last !== undefined && last[0].kind === s.kind && last[0].type === s.type) last.push(s);
+    else runs.push([s]);
+  }
+  return runs;
+}
+
+/** The helper's F_OFD_SETLK request for `ranges` on descriptor `key`. */
+function lockRequest(key: number, type: LockType, ranges: readonly Range[]): string[] {
+  const code = type === "read" ? 0 : type === "write" ? 1 : 2;
+  const args = ranges.flatMap(([a, b]) => [String(a), String(b === OFFSET_MAX ? 0n : b - a + 1n)]);
+  return ["L", String(key), String(code), ...args];
 }
 
 function stateKey(db: string, owner: bigint): string {
