@@ -54,6 +54,8 @@ import { isKernelKind, NodeLockError, type NodeLocks, type NodeLockSpan } from "
 import { SUFFIX_OF_KIND } from "./node-table.js";
 
 type KernelKind = "database" | "shm";
+/** The inode number the mount answers now for `db`'s file of `kind`, if the caller knows it. */
+export type InodeOf = (db: string, kind: KernelKind) => number | undefined;
 /** An inclusive byte range. */
 type Range = readonly [bigint, bigint];
 type LockType = "read" | "write" | "unlock";
@@ -97,24 +99,35 @@ export class KernelNodeLocks implements NodeLocks {
   readonly mode = "kernel" as const;
   readonly #helper: LockHelperProcess;
   readonly #mountDir: string;
+  readonly #inodeOf: InodeOf;
   readonly #states = new Map<string, OwnerState>();
   /** `stateKey` → the end of the owner's last queued operation (see the header); gone once idle. */
   readonly #queues = new Map<string, Promise<void>>();
   #nextKey = 1;
 
-  private constructor(helper: LockHelperProcess, mountDir: string) {
+  private constructor(helper: LockHelperProcess, mountDir: string, inodeOf: InodeOf) {
     this.#helper = helper;
     this.#mountDir = mountDir;
+    this.#inodeOf = inodeOf;
   }
 
-  /** Starts the helper for the mount at `mountDir`. Rejects with ELOCKHELPER when it cannot run. */
-  static async start(opts: { mountDir: string; log: StoreLogger }): Promise<KernelNodeLocks> {
+  /**
+   * Starts the helper for the mount at `mountDir`. Rejects with ELOCKHELPER when it cannot run.
+   * `inodeOf`: the inode number the mount answers now for a database's file, or undefined when it
+   * cannot say (lock-helper-process.ts: a descriptor kept from an earlier owner is then reused without
+   * a stat through the mount); the default never says.
+   */
+  static async start(opts: {
+    mountDir: string;
+    log: StoreLogger;
+    inodeOf?: InodeOf;
+  }): Promise<KernelNodeLocks> {
     const helper = await LockHelperProcess.start((err) =>
       opts.log.error("the lock helper died: the node's locks are gone and no new ones can be taken", {
         error: err.message,
       }),
     );
-    return new KernelNodeLocks(helper, opts.mountDir);
+    return new KernelNodeLocks(helper, opts.mountDir, opts.inodeOf ?? (() => undefined));
   }
 
   get helperPid(): number | null {
@@ -379,11 +392,13 @@ export class KernelNodeLocks implements NodeLocks {
     );
     const key = this.#nextKey++;
     const file = path.join(this.#mountDir, state.db + SUFFIX_OF_KIND[kind]);
+    const ino = this.#inodeOf(state.db, kind);
     const answer = this.#helper.request([
       "O",
       String(key),
       writable ? "w" : "r",
       Buffer.from(file).toString("hex"),
+      ...(ino === undefined ? [] : [String(ino)]),
     ]);
     return { key, writable, file, answer };
   }

@@ -666,6 +666,16 @@ export class LitefsFileSystem implements FuseFileSystem {
     return this.#nodes.current(db, kind)?.nodeId;
   }
 
+  /**
+   * The inode number (node id) the mount answers for `db`'s file of `kind` now, or undefined when it
+   * has none to give: the file is missing, or no node was handed out for it yet. For the lock helper,
+   * which reuses a descriptor of that very inode without asking the mount (kernel-node-locks.ts).
+   */
+  inodeOf(db: string, kind: "database" | "shm"): number | undefined {
+    if (this.#store.db(db)?.exists(kind) !== true) return undefined;
+    return this.#nodes.current(db, kind)?.nodeId;
+  }
+
   /** Names of a database's files, for invalidating the kernel's cached entries after a change. */
   fileNamesOf(db: string): string[] {
     return (["database", "journal", "wal", "shm", "pos"] as const).map((kind) => db + SUFFIX_OF_KIND[kind]);

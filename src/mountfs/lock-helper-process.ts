@@ -9,12 +9,13 @@
 // each starting with the request's id. The helper never blocks on a lock (F_OFD_SETLK only, never
 // SETLKW): waiting is the caller's polling, so one owner's wait never stalls another's request.
 //   V id                       → id ok PID FLOCKSIZE               (ping: FLOCKSIZE must be 32)
-//   O id KEY r|w HEXPATH       → id ok | id err ERRNO TEXT        (open, never creates)
+//   O id KEY r|w HEXPATH [INO] → id ok | id err ERRNO TEXT        (open, never creates; INO below)
 //   L id KEY TYPE START LEN …  → id ok | id busy I,J… | id err ERRNO TEXT
 //                                 (TYPE 0 read, 1 write, 2 unlock; every range is tried, busy lists the
 //                                 indexes of those not taken; LEN 0 is "to end of file")
 //   R id KEY OFFSET LEN        → id ok HEX | id err ERRNO TEXT    (pread)
-//   C id KEY                   → id ok                            (close: drops that descriptor's locks)
+//   C id KEY                   → id ok                            (close: drops that descriptor's locks;
+//                                 answered once they are gone, before the spare bookkeeping below)
 // The helper exits when its stdin closes: when the node closes it, and when the node dies (kill -9
 // closes the pipe), so it never outlives the node holding locks.
 // Bounded: a request not answered within `answerTimeoutMs` (default 30 s; the helper answers in order,
@@ -34,10 +35,14 @@ import { NodeLockError } from "./node-locks.js";
  * The ping's answer carries the packed size, checked at start (a perl without 64-bit integers, or a
  * 32-bit system, is refused there). A closed descriptor is unlocked and kept (at most 4 per path and
  * mode, for owners that overlap: apply, HALT, export) for the next open of the same path, which reuses
- * it only if it is still the file at that path (same device and inode): an open and a close through
- * the mount are ~3 FUSE requests, a replica applies a transaction under a new owner each time. When a
- * descriptor is put back, the spares of its path that no longer are the file there (a removed `-shm`,
- * a deleted database) are closed, so none keeps a removed file alive in the mount for long.
+ * it only if it is still the file at that path — its inode number, read once when it was opened, is the
+ * one there now: an open and a close through the mount are ~3 FUSE requests, a replica applies a
+ * transaction under a new owner each time. Which inode is there now: the node says so itself when it
+ * can (INO, the node id it would answer for the path: st_ino in the mount is the node id), and the
+ * reuse costs no request to the mount at all; without INO the helper stats the path (one FUSE request,
+ * answered on the node's busy event loop). Once a descriptor's locks are gone the close is answered; then the spares of its path that no longer
+ * are the file there (a removed `-shm`, a deleted database) are closed, so none keeps a removed file
+ * alive in the mount for long, and the descriptor joins them if it still is that file.
  */
 const HELPER_SOURCE = String.raw`
 use strict; use warnings; use Fcntl qw(O_RDONLY O_RDWR O_NOFOLLOW);
@@ -52,25 +57,36 @@ while (defined(my $line = <STDIN>)) {
   if ($op eq 'V') {
     $reply = "ok $$ " . length(eval { pack('s s x4 q q l x4', 0, 0, 0, 0, 0) } // '');
   } elsif ($op eq 'O') {
-    my ($key, $mode, $hex) = @a;
+    my ($key, $mode, $hex, $ino) = @a;
     my $path = pack('H*', $hex);
     my $pk = "$mode $hex";
-    my @st = stat($path);
-    my $h;
-    if (@st) {
-      my $spare = $pool{$pk} // [];
+    my $spare = ($pool{$pk} //= []);
+    my $d;
+    if (defined $ino) {
+      my @same = grep { $_->[1] == $ino ? 1 : (close($_->[0]), 0) } @$spare;
+      $d = pop @same;
+      @$spare = @same;
+    } elsif (my @st = stat($path)) {
       while (defined(my $c = pop @$spare)) {
-        my @cs = stat($c);
-        if (@cs && $cs[0] == $st[0] && $cs[1] == $st[1]) { $h = $c; last; }
-        close($c);
+        if ($c->[1] == $st[1]) { $d = $c; last; }
+        close($c->[0]);
       }
-      if (!defined $h && !sysopen($h, $path, ($mode eq 'w' ? O_RDWR : O_RDONLY) | O_NOFOLLOW)) { undef $h; }
+    } else {
+      close($_->[0]) for @$spare;
+      @$spare = ();
     }
-    if (defined $h) { $fh{$key} = $h; $origin{$key} = $pk; $reply = 'ok'; }
+    if (!defined $d) {
+      my $h;
+      if (sysopen($h, $path, ($mode eq 'w' ? O_RDWR : O_RDONLY) | O_NOFOLLOW)) {
+        my @hs = stat($h);
+        if (@hs) { $d = [$h, $hs[1]]; } else { close($h); }
+      }
+    }
+    if (defined $d) { $fh{$key} = $d; $origin{$key} = $pk; $reply = 'ok'; }
     else { $reply = failure(); }
   } elsif ($op eq 'L') {
     my ($key, $type, @ranges) = @a;
-    my $h = $fh{$key};
+    my $h = ($fh{$key} // [])->[0];
     if (!defined $h) { $reply = 'err 9 no such descriptor'; }
     else {
       my @missed;
@@ -84,23 +100,23 @@ while (defined(my $line = <STDIN>)) {
     }
   } elsif ($op eq 'R') {
     my ($key, $offset, $len) = @a;
-    my $h = $fh{$key};
+    my $h = ($fh{$key} // [])->[0];
     my $buf = '';
     if (!defined $h) { $reply = 'err 9 no such descriptor'; }
     elsif (defined sysseek($h, $offset, 0) && defined sysread($h, $buf, $len)) { $reply = 'ok ' . unpack('H*', $buf); }
     else { $reply = failure(); }
   } elsif ($op eq 'C') {
     my ($key) = @a;
-    my $h = delete $fh{$key};
+    my $d = delete $fh{$key};
     my $pk = delete $origin{$key};
-    if (defined $h) {
-      my @st = stat(pack('H*', (split / /, $pk)[1]));
-      my $same = sub { my @cs = stat($_[0]); return @st && @cs && $cs[0] == $st[0] && $cs[1] == $st[1]; };
-      my $spare = ($pool{$pk} //= []);
-      @$spare = grep { $same->($_) ? 1 : (close($_), 0) } @$spare;
-      if (@$spare < 4 && $same->($h) && defined setlk($h, 2, 0, 0)) { push @$spare, $h; } else { close($h); }
-    }
-    $reply = 'ok';
+    if (defined $d && !defined setlk($d->[0], 2, 0, 0)) { close($d->[0]); undef $d; }
+    print "$id ok\n";
+    next if !defined $d;
+    my @st = stat(pack('H*', (split / /, $pk)[1]));
+    my $spare = ($pool{$pk} //= []);
+    @$spare = grep { @st && $_->[1] == $st[1] ? 1 : (close($_->[0]), 0) } @$spare;
+    if (@$spare < 4 && @st && $d->[1] == $st[1]) { push @$spare, $d; } else { close($d->[0]); }
+    next;
   } else {
     $reply = 'err 22 unknown request';
   }

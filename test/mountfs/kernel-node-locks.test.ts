@@ -257,31 +257,53 @@ test("wal: the export barrier stops writers, a snapshot read stops checkpoints, 
   }
 });
 
-test("a descriptor the helper kept is not reused once the file at its path was replaced", async () => {
-  const name = "renewed.db";
-  const file = await makeDb(name, "wal");
-  const first = new Connection(file);
-  assert.equal(await first.run("SELECT count(*) FROM t"), "ok [(3,)]");
-  await (
-    await guard.replicaApply(name, true, never)
-  )(); // the helper keeps this -shm descriptor
-  await new Promise((r) => setTimeout(r, 100));
-  const inodeBefore = fs.statSync(`${file}-shm`).ino;
-  await first.close(); // the last connection removes -wal and -shm
-  assert.equal(fs.existsSync(`${file}-shm`), false);
-  const reader = await openReader(file); // a new -shm, and a read mark in it
-  try {
-    assert.notEqual(fs.statSync(`${file}-shm`).ino, inodeBefore);
-    const applying = guard.replicaApply(name, true, never);
-    await notSettledWithin(applying, 300); // on the old file it would have been granted at once
-    assert.match(await reader.run("COMMIT"), /^ok/);
-    await (
-      await applying
-    )();
-  } finally {
-    await reader.close();
-  }
-});
+// Twice: the helper stats the path itself, or is told the inode there now (as the node tells it; here
+// the test asks the mount, which answers the same for an existing file).
+for (const told of [false, true]) {
+  test(`a descriptor the helper kept is not reused once the file at its path was replaced (inode ${told ? "told" : "looked up"})`, async () => {
+    const own = told
+      ? await KernelNodeLocks.start({
+          mountDir: mnt,
+          log: SILENT_LOGGER,
+          inodeOf: (db, kind) => {
+            const at = path.join(mnt, db + (kind === "shm" ? "-shm" : ""));
+            return fs.existsSync(at) ? fs.statSync(at).ino : undefined;
+          },
+        })
+      : locks;
+    const ownGuard = told
+      ? new DatabaseLockGuard({ lockTableOf: () => new LockTable(), nodeLocks: own })
+      : guard;
+    const name = `renewed-${told}.db`;
+    const file = await makeDb(name, "wal");
+    const first = new Connection(file);
+    try {
+      assert.equal(await first.run("SELECT count(*) FROM t"), "ok [(3,)]");
+      await (
+        await ownGuard.replicaApply(name, true, never)
+      )(); // the helper keeps this -shm descriptor
+      await new Promise((r) => setTimeout(r, 100));
+      const inodeBefore = fs.statSync(`${file}-shm`).ino;
+      await first.close(); // the last connection removes -wal and -shm
+      assert.equal(fs.existsSync(`${file}-shm`), false);
+      const reader = await openReader(file); // a new -shm, and a read mark in it
+      try {
+        assert.notEqual(fs.statSync(`${file}-shm`).ino, inodeBefore);
+        const applying = ownGuard.replicaApply(name, true, never);
+        await notSettledWithin(applying, 300); // on the old file it would have been granted at once
+        assert.match(await reader.run("COMMIT"), /^ok/);
+        await (
+          await applying
+        )();
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await first.close();
+      if (own !== locks) await own.close();
+    }
+  });
+}
 
 test("wal without -shm: the apply takes the database stand-in, which keeps new connections out", async () => {
   const name = "noshm.db";
