@@ -40,9 +40,10 @@ import { NodeLockError } from "./node-locks.js";
  * transaction under a new owner each time. Which inode is there now: the node says so itself when it
  * can (INO, the node id it would answer for the path: st_ino in the mount is the node id), and the
  * reuse costs no request to the mount at all; without INO the helper stats the path (one FUSE request,
- * answered on the node's busy event loop). Once a descriptor's locks are gone the close is answered; then the spares of its path that no longer
- * are the file there (a removed `-shm`, a deleted database) are closed, so none keeps a removed file
- * alive in the mount for long, and the descriptor joins them if it still is that file.
+ * answered on the node's busy event loop). A close is answered as soon as the descriptor's locks are
+ * gone; only then are the spares of its path that no longer are the file there (a removed `-shm`, a
+ * deleted database) closed, so none keeps a removed file alive in the mount for long, and the
+ * descriptor joins them if it still is that file.
  */
 const HELPER_SOURCE = String.raw`
 use strict; use warnings; use Fcntl qw(O_RDONLY O_RDWR O_NOFOLLOW);
