@@ -70,6 +70,9 @@ for (const mode of JOURNAL_MODES) {
     assert.equal(await b.pos(db), await a.pos(db));
     assert.deepEqual(await readOnlyView(b.path(db)), { integrity: "ok", rows: 50 });
     assert.equal(await b.mode(db), 0o444);
+    // The inode the node names to its lock helper is the one the mount answers (kernel-node-locks.ts).
+    assert.equal(b.fileSystem.inodeOf(db, "database"), fs.statSync(b.path(db)).ino);
+    assert.equal(b.fileSystem.inodeOf("absent.db", "database"), undefined);
     await assert.rejects(shell(b.path(db), mode, ["INSERT INTO t (v) VALUES ('no')"]), (err: unknown) => {
       assert.ok(err instanceof SqlClientError);
       assert.match(err.stderr, /readonly|read-only|disk I\/O/i);
