@@ -355,14 +355,15 @@ async function main(): Promise<void> {
       // The logs are complete up to the target's switch by now (it answered /promote after it).
       const zero = last?.wallMs ?? commit.wallMs - gap;
       const failed = probe.failuresBetween(last?.at ?? started, commit.at);
+      const targetLog = target.node.lastRunLogs();
       const steps = handoffTimeline({
         oldLog: primary.node.lastRunLogs(),
-        targetLog: target.node.lastRunLogs(),
+        targetLog,
         zeroWallMs: zero,
         endWallMs: commit.wallMs + 100,
       });
       const lastApply = targetLastApply({
-        targetLog: target.node.lastRunLogs(),
+        targetLog,
         zeroWallMs: zero,
         endWallMs: commit.wallMs + 100,
       });

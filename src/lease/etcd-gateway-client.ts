@@ -15,7 +15,7 @@
 // or a 5xx — callers make their writes safe to repeat (compare-guarded transactions); reads and
 // keep-alives that are only slow are not cut but doubled on the next endpoint (see `call`).
 import { HttpAnswerTooLargeError, httpRequest } from "../net/http-request.js";
-import { LeaseError } from "./lease-error.js";
+import { asError, LeaseError } from "./lease-error.js";
 
 export interface EtcdGatewayOptions {
   /** Client URLs of the members, e.g. ["http://10.0.0.1:2379"]; at least one. */
@@ -413,10 +413,6 @@ function parseJson(text: string, where: string): unknown {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw abortReason(signal);
-}
-
-function asError(thrown: unknown): Error {
-  return thrown instanceof Error ? thrown : new Error(String(thrown));
 }
 
 function abortReason(signal: AbortSignal): Error {

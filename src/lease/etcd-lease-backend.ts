@@ -5,7 +5,7 @@
 import { asRecord, int64Field, toBase64, type EtcdGatewayClient } from "./etcd-gateway-client.js";
 import { encodeHandoffMarker, decodeHandoffMarker } from "./handoff-marker.js";
 import type { LeaseBackend } from "./kept-lease.js";
-import { LeaseError, LeaseLostError } from "./lease-error.js";
+import { asError, LeaseError, LeaseLostError } from "./lease-error.js";
 import type { RenewalConfirmation } from "./lease-keeper.js";
 import type { NodeIdentity } from "./leaser.js";
 import { encodeLastHolder, keyValuesByName, txn, txnOutcome, type EtcdLeaseKeys } from "./etcd-lease-keys.js";
@@ -133,8 +133,4 @@ export class EtcdLeaseBackend implements LeaseBackend {
       state,
     });
   }
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

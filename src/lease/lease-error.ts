@@ -85,3 +85,8 @@ export type LeaseLostReason =
 export function isLeaseError(error: unknown, code?: LeaseErrorCode): error is LeaseError {
   return error instanceof LeaseError && (code === undefined || error.code === code);
 }
+
+/** `thrown` as an Error (a non-Error value wrapped), for callbacks and rejections that take one. */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
+}

@@ -278,7 +278,7 @@ export class KernelNodeLocks implements NodeLocks {
       const opening = this.#open(state, kind, call);
       if (opening.writable || type === "read") {
         firstTry = this.#helper.request(lockRequest(opening.key, type, ranges));
-        firstTry.catch(() => undefined); // settled below, or moot when the open fails
+        firstTry.catch(() => undefined); // awaited below, or moot: the open failed ("no such descriptor")
       }
       file = await this.#opened(state, kind, opening);
     }
@@ -287,8 +287,6 @@ export class KernelNodeLocks implements NodeLocks {
         throw new Error(`kernel node locks: ${kind} of ${state.db} was opened read-only for this owner`);
       }
       await this.#lockRanges(state.db, file.key, type, ranges, opts, firstTry);
-    } else if (firstTry !== undefined) {
-      await firstTry.catch(() => undefined); // "no such descriptor": the file is missing
     }
     for (const s of run) state.held[kind].set(state.owner, 0, s.start, s.end, s.type);
   }

@@ -672,8 +672,7 @@ export class LitefsFileSystem implements FuseFileSystem {
    * which reuses a descriptor of that very inode without asking the mount (kernel-node-locks.ts).
    */
   inodeOf(db: string, kind: "database" | "shm"): number | undefined {
-    if (this.#store.db(db)?.exists(kind) !== true) return undefined;
-    return this.#nodes.current(db, kind)?.nodeId;
+    return this.#store.db(db)?.exists(kind) === true ? this.currentNodeId(db, kind) : undefined;
   }
 
   /** Names of a database's files, for invalidating the kernel's cached entries after a change. */
