@@ -22,7 +22,7 @@
 //   node dist/bench/failover.js [--runs N] [--failover-runs N] [--handoff-runs N] [--ttl 2s]
 //                               [--lock-delay 0s] [--handoff-back] [--json FILE] [--logs DIR]
 //                               [--proxy-handoff-runs N] [--info-logs] [--journal-mode delete|wal]
-//                               [--connections everywhere|lazy]
+//                               [--connections everywhere|lazy] [--load-seconds N]
 //   (default 5 runs of each; about 15 s per failover run and 3 s per handoff run here). Each handoff
 //   goes to a replica other than the node the previous one demoted; --handoff-back targets that node.
 //   Before each handoff the bench waits until every replica is connected to the primary. A handoff
@@ -35,7 +35,9 @@
 //   (the default in DELETE mode) has the probe open a connection on every node before each handoff, as
 //   an application on every node keeps one (on a replica it opens read-write and writes once the node
 //   is promoted); lazy (the default in WAL mode, where a replica's connection stays read-only) opens
-//   one on a node only when it first writes there, inside the write gap.
+//   one on a node only when it first writes there, inside the write gap. --load-seconds N (default 0)
+//   has the probe write for N s before the first failover or handoff: a node's code that has not run
+//   for a few full garbage collections is flushed by V8 unless the node keeps it (eager-compile.ts).
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -74,6 +76,7 @@ interface Options {
   infoLogs: boolean;
   journalMode: "delete" | "wal";
   connections: "everywhere" | "lazy";
+  loadSeconds: number;
 }
 
 function journalModeOption(value: string): "delete" | "wal" {
@@ -109,6 +112,7 @@ function options(): Options {
       "info-logs": { type: "boolean", default: false },
       "journal-mode": { type: "string", default: "delete" },
       connections: { type: "string" },
+      "load-seconds": { type: "string", default: "0" },
     },
     strict: true,
   });
@@ -126,6 +130,7 @@ function options(): Options {
     infoLogs: values["info-logs"],
     journalMode,
     connections: connectionsOption(values.connections ?? (journalMode === "wal" ? "lazy" : "everywhere")),
+    loadSeconds: runCount("load-seconds", values["load-seconds"]),
   };
 }
 
@@ -269,11 +274,12 @@ async function main(): Promise<void> {
   process.stdout.write(
     `failover bench: etcd (1 member), 3 candidates, ttl ${opts.ttl}, lock-delay ${opts.lockDelay}, ` +
       `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs, probe in ${opts.journalMode} mode, ` +
-      `connections ${opts.connections}\n`,
+      `connections ${opts.connections}, compile ${process.env.LITEFS_LAZY_COMPILE === "1" ? "lazy" : "eager"}\n`,
   );
   // With proxy runs: a proxy on every node in front of the chaos app on that node.
   const appPorts =
     opts.proxyHandoffRuns > 0 ? await Promise.all([0, 1, 2].map(() => freeLoopbackPort())) : [];
+  const clusterStarted = performance.now();
   const cluster = await LeasedCluster.start({
     nodes: 3,
     ttl: opts.ttl,
@@ -283,8 +289,11 @@ async function main(): Promise<void> {
       ? {}
       : { proxy: { target: (i: number) => `127.0.0.1:${appPorts[i]}`, db: PROXY_DB } }),
   });
+  const clusterStartMs = performance.now() - clusterStarted;
   const apps: TrackedProcess[] = [];
   const proxyGaps: number[] = [];
+  /** Resident memory of each running node at the end (MB). */
+  const nodeRssMb: number[] = [];
   const failovers: number[] = [];
   const handoffs: number[] = [];
   const nodeInternal: number[] = [];
@@ -307,6 +316,13 @@ async function main(): Promise<void> {
     const synchronous = opts.journalMode === "wal" ? "NORMAL" : "FULL";
     probe = new PrimaryWriteProbe({ nodes: () => cluster.running().map(probeNode), db: DB, synchronous });
     await probe.firstCommitAfter(0, 30_000);
+    if (opts.loadSeconds > 0) {
+      const before = probe.commits.length;
+      await sleep(opts.loadSeconds * 1000);
+      process.stdout.write(
+        `  load: ${probe.commits.length - before} commits in ${opts.loadSeconds} s before the first measurement\n`,
+      );
+    }
 
     for (let run = 1; run <= opts.failoverRuns; run++) {
       const primary = await cluster.waitForPrimary({ timeoutMs: 30_000 });
@@ -414,6 +430,11 @@ async function main(): Promise<void> {
     if (probe !== undefined) commitTimes.push(...probe.commits.map((c) => c.tookMs));
     await probe?.stop();
     for (const app of apps) await app.stop(3_000).catch(() => undefined);
+    for (const n of cluster.running()) {
+      const status = fs.readFileSync(`/proc/${n.node.pid}/status`, "utf8");
+      const kb = /VmRSS:\s+(\d+)/.exec(status)?.[1];
+      if (kb !== undefined) nodeRssMb.push(Number(kb) / 1024);
+    }
     if (opts.logs !== undefined) {
       fs.mkdirSync(opts.logs, { recursive: true });
       for (const n of cluster.nodes) fs.writeFileSync(`${opts.logs}/${n.name}.log`, n.node.logs());
@@ -466,6 +487,9 @@ async function main(): Promise<void> {
         {
           ttl: opts.ttl,
           lockDelay: opts.lockDelay,
+          compile: process.env.LITEFS_LAZY_COMPILE === "1" ? "lazy" : "eager",
+          clusterStartMs,
+          nodeRssMb,
           failovers,
           handoffs,
           nodeInternal,

@@ -1,6 +1,8 @@
 // Entry point of `bin/litefs`: picks the subcommand and runs it. Each subcommand lives in its own
 // module, loaded only when used, and returns the process exit code.
 
+import { compileEagerly } from "./eager-compile.js";
+
 export interface Subcommand {
   /** One line for `litefs help`. */
   summary: string;
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`litefs: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
+  // The node's modules compile as they load, once (eager-compile.ts): before they are imported.
+  if (name === "mount") compileEagerly();
   const command = await load();
   return command.run(rest);
 }
