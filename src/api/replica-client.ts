@@ -58,6 +58,15 @@ import { ReplicaLag } from "./replica-lag.js";
 /** Header of the stream request: "true" when the replica is a lease candidate (handoff targets). */
 export const CANDIDATE_HEADER = "Litefs-Candidate";
 
+/**
+ * Stream failures every handoff and failover brings for a moment: no primary known (the lease is
+ * free, or a handoff target has not taken it yet), or the node asked is not primary (not yet, or no
+ * longer). Logged at info, not as errors; a warning once they last ROLE_CHANGE_WARN_MS (default of
+ * `noPrimaryWarnMs`).
+ */
+const ROLE_CHANGE_CODES: ReadonlySet<string> = new Set(["ENOPRIMARY", "ENOTPRIMARY"]);
+const ROLE_CHANGE_WARN_MS = 15_000;
+
 /** What the node does with a planned transaction: lock, apply, invalidate (node/replica-applier.ts). */
 export interface ReplicaApplyHooks {
   /**
@@ -106,6 +115,8 @@ export interface ReplicaClientOptions {
   readonly onHandoff?: (toNodeId: bigint, fromEpoch: bigint) => void;
   /** Sees every frame received with its bytes on the wire (stream metrics). */
   readonly onFrame?: FrameObserver;
+  /** How long attempts may find no primary before a warning (ROLE_CHANGE_CODES); default 15 s. */
+  readonly noPrimaryWarnMs?: number;
 }
 
 /** Why a stream attempt failed, with a stable code (the primary's refusal code, or ours). */
@@ -252,11 +263,20 @@ export class ReplicaClient {
     const { log } = this.#opts;
     const random = this.#opts.random ?? Math.random;
     let failures = 0;
+    /** Since when the attempts have found no primary (ROLE_CHANGE_CODES); null while they have. */
+    let waitingSince: number | null = null;
+    let waitWarned = false;
+    let connectsBefore = this.#connects;
     const stopSignal = this.#stop.signal;
     while (!stopSignal.aborted) {
       if (this.#current.signal.aborted) this.#current = new AbortController();
       const signal = AbortSignal.any([stopSignal, this.#current.signal]);
       this.#ending = { kind: "failure" };
+      if (this.#connects !== connectsBefore) {
+        connectsBefore = this.#connects;
+        waitingSince = null; // a stream was up since: a new wait for a primary starts from here
+        waitWarned = false;
+      }
       this.#readyThisStream = false;
       this.#attemptStartedAt = performance.now();
       try {
@@ -272,15 +292,22 @@ export class ReplicaClient {
           continue;
         }
         const message = (err as Error).message;
+        const code = (err as { code?: string }).code;
         // The same failure again (the primary is down, say) is logged once, not at every attempt.
-        const fields = {
-          primary: this.#opts.primaryUrl(),
-          code: (err as { code?: string }).code,
-          error: message,
-        };
-        if (message !== this.#lastError)
+        const fields = { primary: this.#opts.primaryUrl(), code, error: message };
+        if (code !== undefined && ROLE_CHANGE_CODES.has(code)) {
+          // Every handoff and failover passes through these: info while it may be one, a warning
+          // once it lasts longer than one should (ROLE_CHANGE_WARN_MS).
+          waitingSince ??= performance.now();
+          const waitedMs = Math.round(performance.now() - waitingSince);
+          if (message !== this.#lastError) log.info("no primary to stream from yet; waiting", fields);
+          else if (!waitWarned && waitedMs >= (this.#opts.noPrimaryWarnMs ?? ROLE_CHANGE_WARN_MS)) {
+            log.warn("still no primary to stream from", { ...fields, waitedMs });
+            waitWarned = true;
+          } else log.debug("replication stream failed again", fields);
+        } else if (message !== this.#lastError) {
           log.error("replication stream ended with an error; reconnecting", fields);
-        else log.debug("replication stream failed again", fields);
+        } else log.debug("replication stream failed again", fields);
         this.#lastError = message;
       } finally {
         this.#attemptStartedAt = null;
