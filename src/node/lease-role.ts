@@ -337,8 +337,11 @@ export class LeaseRole {
               log.warn("the HANDOFF frame did not go out", { to: toNodeId, error: (err as Error).message }),
             );
         }
-        await host.enterReplica(failure === null ? "handed-off" : "lease-lost");
+        // Named: `.primary` names the target again at once (it did while commits were closed) rather
+        // than staying blank — "this node is primary" to an application — until the replica has
+        // started, and the replica starts toward the target instead of failing on no primary first.
         if (failure === null && named !== undefined) this.#followNamedTarget(toNodeId, named, lease);
+        await host.enterReplica(failure === null ? "handed-off" : "lease-lost");
       });
       if (failure !== null) throw failure as Error;
       log.info("lease handed off", { to: toNodeId, ms: Math.round(performance.now() - started) });

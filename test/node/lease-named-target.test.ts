@@ -1,5 +1,6 @@
 // A handoff whose target named itself (POST /handoff?to=&hostname=&url=, src/node/lease-role.ts): the
-// old primary follows the target as soon as it stepped down — before the coordinator shows the target
+// old primary follows the target as soon as it stepped down and sent HANDOFF — before it enters the
+// replica role, and before the coordinator shows the target
 // as the holder — and the watch's "no holder" in between does not undo that; once the target holds the
 // lease the old node follows it under its real epoch. A named target that never takes the lease is
 // followed for one TTL at most. On a real etcd, with two role managers and recording hosts.
@@ -116,7 +117,9 @@ test(
     const before = oldHost.events.length;
     await oldRole.handOff(identity("target").nodeId, TARGET);
     const right = oldHost.events.slice(before);
-    assert.deepEqual(right, ["replica handed-off", `follow target@${handedEpoch}`], right.join(", "));
+    // Followed before the replica role starts: `.primary` names the target throughout (never blank,
+    // which says "this node is primary"), and the replica's first stream goes to the target.
+    assert.deepEqual(right, [`follow target@${handedEpoch}`, "replica handed-off"], right.join(", "));
     assert.equal(oldHost.followed.at(-1)?.advertiseURL, TARGET.advertiseURL);
 
     await waitUntil("the target to become primary", () => targetRole.role === "primary", 10_000);
@@ -142,9 +145,10 @@ test(
     const oldRole = await startRole(t, key, "old", oldHost);
     assert.equal(oldRole.role, "primary");
     oldHost.target = { candidate: true, caughtUp: () => true, handOff: async () => undefined };
+    const before = oldHost.events.length;
     const handedAt = performance.now();
     await oldRole.handOff(identity("target").nodeId, TARGET);
-    assert.match(oldHost.events.at(-1) ?? "", /^follow target@/);
+    assert.match(oldHost.events.slice(before).join(", "), /^follow target@\d+, replica handed-off$/);
     await waitUntil("the old node to follow nobody", () => oldHost.events.at(-1) === "follow none", 10_000);
     const ms = performance.now() - handedAt;
     t.diagnostic(`followed the absent target for ${Math.round(ms)} ms (TTL 2000)`);
