@@ -131,7 +131,10 @@ describe("the proxy of a single primary, in front of the guestbook", () => {
 
   test("log.format text: one `msg key=value` line per event, no JSON", () => {
     const logs = gb.node.lastRunLogs();
-    assert.match(logs, /^mount ready dir=\S+ http=:\d+ role=primary proxy=http:\/\/127\.0\.0\.2:\d+$/m);
+    assert.match(
+      logs,
+      /^mount ready dir=\S+ http=:\d+ role=primary proxy=http:\/\/127\.0\.0\.2:\d+ compile=(eager|lazy)$/m,
+    );
     assert.match(logs, /^proxy listening addr=http:\/\/127\.0\.0\.2:\d+ /m);
     assert.match(logs, /^DEBUG commit db=guestbook\.db txid=[0-9a-f]{16} /m); // test nodes log at debug
     const jsonLines = logs.split("\n").filter((line) => line.startsWith("{"));
