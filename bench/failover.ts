@@ -23,6 +23,7 @@
 //                               [--lock-delay 0s] [--handoff-back] [--json FILE] [--logs DIR]
 //                               [--proxy-handoff-runs N] [--info-logs] [--journal-mode delete|wal]
 //                               [--connections everywhere|lazy] [--load-seconds N]
+//                               [--synchronous full|normal]
 //   (default 5 runs of each; about 15 s per failover run and 3 s per handoff run here). Each handoff
 //   goes to a replica other than the node the previous one demoted; --handoff-back targets that node.
 //   Before each handoff the bench waits until every replica is connected to the primary. A handoff
@@ -31,8 +32,9 @@
 //   and per applied transaction for the nodes to write and this process (which runs the probe) to
 //   read, but the timeline then has only its info-level steps. --journal-mode wal has the probe write in
 //   WAL mode with synchronous=NORMAL (what most LiteFS applications run) instead of DELETE with
-//   synchronous=FULL (the default: the costliest commit, so the widest gap). --connections everywhere
-//   (the default in DELETE mode) has the probe open a connection on every node before each handoff, as
+//   synchronous=FULL (the default: the costliest commit, so the widest gap); --synchronous sets it for
+//   either mode (WAL with FULL: an fsync per commit, a slower writer). --connections everywhere (the
+//   default in DELETE mode) has the probe open a connection on every node before each handoff, as
 //   an application on every node keeps one (on a replica it opens read-write and writes once the node
 //   is promoted); lazy (the default in WAL mode, where a replica's connection stays read-only) opens
 //   one on a node only when it first writes there, inside the write gap. --load-seconds N (default 0)
@@ -77,6 +79,7 @@ interface Options {
   journalMode: "delete" | "wal";
   connections: "everywhere" | "lazy";
   loadSeconds: number;
+  synchronous: "FULL" | "NORMAL";
 }
 
 function journalModeOption(value: string): "delete" | "wal" {
@@ -89,6 +92,12 @@ function connectionsOption(value: string): "everywhere" | "lazy" {
   if (value !== "everywhere" && value !== "lazy")
     throw new Error(`--connections must be everywhere or lazy: ${value}`);
   return value;
+}
+
+function synchronousOption(value: string): "FULL" | "NORMAL" {
+  if (value !== "full" && value !== "normal")
+    throw new Error(`--synchronous must be full or normal: ${value}`);
+  return value === "full" ? "FULL" : "NORMAL";
 }
 
 function runCount(flag: string, value: string): number {
@@ -113,6 +122,7 @@ function options(): Options {
       "journal-mode": { type: "string", default: "delete" },
       connections: { type: "string" },
       "load-seconds": { type: "string", default: "0" },
+      synchronous: { type: "string" },
     },
     strict: true,
   });
@@ -131,6 +141,7 @@ function options(): Options {
     journalMode,
     connections: connectionsOption(values.connections ?? (journalMode === "wal" ? "lazy" : "everywhere")),
     loadSeconds: runCount("load-seconds", values["load-seconds"]),
+    synchronous: synchronousOption(values.synchronous ?? (journalMode === "wal" ? "normal" : "full")),
   };
 }
 
@@ -273,7 +284,8 @@ async function main(): Promise<void> {
   const opts = options();
   process.stdout.write(
     `failover bench: etcd (1 member), 3 candidates, ttl ${opts.ttl}, lock-delay ${opts.lockDelay}, ` +
-      `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs, probe in ${opts.journalMode} mode, ` +
+      `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs, probe in ${opts.journalMode} mode ` +
+      `(synchronous ${opts.synchronous}), ` +
       `connections ${opts.connections}, compile ${process.env.LITEFS_LAZY_COMPILE === "1" ? "lazy" : "eager"}\n`,
   );
   // With proxy runs: a proxy on every node in front of the chaos app on that node.
@@ -313,8 +325,11 @@ async function main(): Promise<void> {
         "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, n INTEGER)",
     );
     setup.close();
-    const synchronous = opts.journalMode === "wal" ? "NORMAL" : "FULL";
-    probe = new PrimaryWriteProbe({ nodes: () => cluster.running().map(probeNode), db: DB, synchronous });
+    probe = new PrimaryWriteProbe({
+      nodes: () => cluster.running().map(probeNode),
+      db: DB,
+      synchronous: opts.synchronous,
+    });
     await probe.firstCommitAfter(0, 30_000);
     if (opts.loadSeconds > 0) {
       const before = probe.commits.length;

@@ -5,7 +5,8 @@
 // requests as the new primary), on the event loop that answers the application's FUSE requests, at
 // the moment the application waits to write again. bench/first-handoff.ts (six fresh three-node
 // clusters per mode, alternating): first handoff's write gap p50 96 ms, max 131 compiling lazily; p50
-// 81, max 95 with every module of the node compiled as it loads and kept. The cost: a node starts
+// 81, max 95 with every module of the node compiled as it loads and kept (a second run, after two
+// other handoff changes: p50 73 vs 62 ms, the second handoff p50 69 vs 52). The cost: a node starts
 // ~60 ms later alone (~0.5 s for three starting at once on two cores) and holds ~10 MB more (125 →
 // 135 MB resident, one database). `LITEFS_LAZY_COMPILE=1` keeps V8's defaults.
 
