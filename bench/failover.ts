@@ -52,7 +52,13 @@ import { runLitefsCli } from "../test/support/litefs-cli.js";
 import { REPO_ROOT } from "../test/support/paths.js";
 import { TrackedProcess } from "../test/support/tracked-process.js";
 import { LeasedCluster, type LeasedNode } from "../test/support/leased-cluster.js";
-import { formatTimeline, handoffTimeline, targetLastApply, type TimelineStep } from "./handoff-timeline.js";
+import {
+  formatTimeline,
+  handoffTimeline,
+  targetEnterParts,
+  targetLastApply,
+  type TimelineStep,
+} from "./handoff-timeline.js";
 import {
   PrimaryWriteProbe,
   type ProbeAttempt,
@@ -398,6 +404,7 @@ async function main(): Promise<void> {
         zeroWallMs: zero,
         endWallMs: commit.wallMs + 100,
       });
+      const enterParts = targetEnterParts({ targetLog, zeroWallMs: zero, endWallMs: commit.wallMs + 100 });
       if (lastApply !== undefined) {
         lastApplyLockMs.push(lastApply.lockMs);
         lastApplyTotalMs.push(lastApply.totalMs);
@@ -426,6 +433,7 @@ async function main(): Promise<void> {
           `attempts, ${probe.opened - opened} connections opened; replicas had reconnected in ${reconnectMs} ms)\n` +
           `    ${formatTimeline(steps, probeSteps)}\n` +
           `    target's last apply before the frame: ${lastApply === undefined ? "not logged" : `locks ${lastApply.lockMs} ms of ${lastApply.totalMs.toFixed(2)} ms`}; ` +
+          `entering the role: ${enterParts ?? "not logged"} ms; ` +
           `failed attempts: ${describeFailures(failed)}; first commit on target took ` +
           `${commit.tookMs.toFixed(1)} ms\n` +
           `    lookups: ${describeLookups(

@@ -118,3 +118,30 @@ export function targetLastApply(opts: {
     ),
   };
 }
+
+/**
+ * The target's "primary role entered" line in [zeroWallMs − lookBackMs, endWallMs]: the parts of
+ * entering the role after the lease (stopping the replica, the cluster id, the epoch files' fsyncs,
+ * publishing the role), as "epochs 2.6, publish 0.5, …" (ms), or undefined when not logged.
+ */
+export function targetEnterParts(opts: {
+  targetLog: string;
+  zeroWallMs: number;
+  endWallMs: number;
+  lookBackMs?: number;
+}): string | undefined {
+  const lines = parseLog(opts.targetLog, opts.zeroWallMs - (opts.lookBackMs ?? 200), opts.endWallMs);
+  const entered = lines.find((l) => l.msg === "primary role entered");
+  if (entered === undefined) return undefined;
+  const parts: [string, string][] = [
+    ["stop replica", "stopReplicaMs"],
+    ["cluster id", "clusterIdMs"],
+    ["epochs", "epochsMs"],
+    ["publish", "publishMs"],
+  ];
+  const ms = (field: string): string => {
+    const value = entered.fields[field];
+    return typeof value === "number" ? String(value) : "?";
+  };
+  return parts.map(([label, field]) => `${label} ${ms(field)}`).join(", ");
+}

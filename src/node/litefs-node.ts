@@ -603,10 +603,13 @@ export class LitefsNode {
     const config = this.#config;
     return {
       enterPrimary: async (lease: Lease) => {
+        const t0 = performance.now();
         this.#handoffTail.clear();
         this.#nudge.stop();
         await this.#stopReplica();
+        const t1 = performance.now();
         this.#clusterId = await this.#primaryClusterId();
+        const t2 = performance.now();
         if (lease.epoch < this.#epochs.highest) {
           log.warn("holding a lease epoch below one seen before", {
             epoch: lease.epoch.toString(),
@@ -614,8 +617,17 @@ export class LitefsNode {
           });
         }
         this.#epochs.primaryStarted(lease.epoch);
+        const t3 = performance.now();
         this.#following = null;
         this.#publishRole(true, config.lease.hostname);
+        // Where entering the role takes its time (bench/failover.ts prints it per handoff).
+        const ms = (from: number, to: number): number => Math.round((to - from) * 100) / 100;
+        log.debug("primary role entered", {
+          stopReplicaMs: ms(t0, t1),
+          clusterIdMs: ms(t1, t2),
+          epochsMs: ms(t2, t3),
+          publishMs: ms(t3, performance.now()),
+        });
       },
       enterReplica: async (reason: DemotionReason | "start") => {
         if (reason !== "start") this.#streams.endStreams(reason);
