@@ -616,7 +616,7 @@ export class LitefsNode {
             seen: this.#epochs.highest.toString(),
           });
         }
-        this.#epochs.primaryStarted(lease.epoch);
+        await this.#epochs.primaryStarted(lease.epoch);
         const t3 = performance.now();
         this.#following = null;
         this.#publishRole(true, config.lease.hostname);

@@ -25,6 +25,16 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
+/** `fsyncDirectory` on the thread pool. */
+export async function fsyncDirectoryAsync(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 export interface DurableWriteOptions {
   /** Skip every fsync (config `skip-sync`-like test speedups): atomic against process crash only. */
   noSync?: boolean;

@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { fsyncDirectory, writeFileDurably } from "./durable-file.js";
+import { fsyncDirectory, fsyncDirectoryAsync, writeFileDurably } from "./durable-file.js";
 import { StoreError } from "./store-error.js";
 
 /** One line of a database's epoch history. */
@@ -169,12 +169,9 @@ export class EpochHistoryFile {
    * a line was written. Throws RangeError for an epoch below the last one (nothing is written).
    */
   record(epoch: bigint, firstTxid: bigint): boolean {
-    if (epoch === this.lastEpoch) return false;
-    if (epoch < this.lastEpoch) {
-      throw new RangeError(`${this.file}: epoch ${epoch} is below the recorded ${this.lastEpoch}`);
-    }
+    const line = this.#lineFor(epoch, firstTxid);
+    if (line === null) return false;
     const created = !fs.existsSync(this.file);
-    const line = `${epoch} ${firstTxid.toString(16).padStart(16, "0")}\n`;
     const fd = fs.openSync(this.file, "a", 0o644);
     try {
       fs.writeSync(fd, line);
@@ -185,5 +182,35 @@ export class EpochHistoryFile {
     if (created && !this.#noSync) fsyncDirectory(path.dirname(this.file));
     this.#history.push({ epoch, firstTxid });
     return true;
+  }
+
+  /**
+   * `record` with its writes and fsyncs on the thread pool, so that a primary starting marks all of
+   * its databases at once (their fsyncs overlap) without holding the event loop for each in turn. Not
+   * to be mixed with another record of the same file while it runs.
+   */
+  async recordAsync(epoch: bigint, firstTxid: bigint): Promise<boolean> {
+    const line = this.#lineFor(epoch, firstTxid);
+    if (line === null) return false;
+    const created = !fs.existsSync(this.file);
+    const handle = await fs.promises.open(this.file, "a", 0o644);
+    try {
+      await handle.write(line);
+      if (!this.#noSync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (created && !this.#noSync) await fsyncDirectoryAsync(path.dirname(this.file));
+    this.#history.push({ epoch, firstTxid });
+    return true;
+  }
+
+  /** The line recording `epoch` from `firstTxid`; null when it is the last line's epoch already. */
+  #lineFor(epoch: bigint, firstTxid: bigint): string | null {
+    if (epoch === this.lastEpoch) return null;
+    if (epoch < this.lastEpoch) {
+      throw new RangeError(`${this.file}: epoch ${epoch} is below the recorded ${this.lastEpoch}`);
+    }
+    return `${epoch} ${firstTxid.toString(16).padStart(16, "0")}\n`;
   }
 }

@@ -1,0 +1,53 @@
+// A primary starting under a new epoch (src/node/epoch-recorder.ts `primaryStarted`): the node's epoch
+// file raised, and every database's `epochs` file given a line from its next TXID — their writes on
+// the thread pool, overlapping — exactly as the synchronous `record` writes them.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+
+import { EpochRecorder } from "../../src/node/epoch-recorder.js";
+import { EpochHistoryFile, readHighestEpoch } from "../../src/store/epoch-history.js";
+import { SILENT_LOGGER } from "../../src/store/store-logger.js";
+import { openStore, tempDir } from "../store/store-test-kit.js";
+
+test("recordAsync appends as record does: once per new epoch, never below the last", async (t) => {
+  const dir = tempDir(t, "epochs-async");
+  const file = new EpochHistoryFile(dir);
+  assert.equal(await file.recordAsync(4n, 1n), true);
+  assert.equal(await file.recordAsync(4n, 2n), false);
+  assert.equal(file.record(6n, 3n), true);
+  assert.equal(await file.recordAsync(7n, 9n), true);
+  await assert.rejects(() => file.recordAsync(5n, 10n), RangeError);
+  const text = "4 0000000000000001\n6 0000000000000003\n7 0000000000000009\n";
+  assert.equal(fs.readFileSync(path.join(dir, "epochs"), "utf8"), text);
+  assert.deepEqual(new EpochHistoryFile(dir).history, file.history);
+});
+
+test("primaryStarted raises the node's epoch and marks every database's next TXID", async (t) => {
+  const data = path.join(tempDir(t, "primary-started"), "data");
+  const store = openStore(data);
+  t.after(() => store.close());
+  const names = Array.from({ length: 12 }, (_, i) => `db${i}.db`);
+  for (const name of names) store.createDatabase(name);
+  const recorder = new EpochRecorder({
+    store,
+    log: SILENT_LOGGER,
+    primaryEpoch: () => 0n,
+    streamEpoch: () => 0n,
+  });
+  t.after(() => recorder.close());
+  recorder.raise(3n);
+  await recorder.primaryStarted(9n);
+  assert.equal(recorder.highest, 9n);
+  assert.equal(readHighestEpoch(store.dataDir.root), 9n);
+  for (const name of names) {
+    const history = recorder.historyOf(name).history;
+    assert.deepEqual(history.at(-1), { epoch: 9n, firstTxid: 1n }, name);
+    // What is on disk, read afresh, is what the recorder holds.
+    assert.deepEqual(new EpochHistoryFile(store.dataDir.database(name).dir).history, history, name);
+  }
+  // Again under the same epoch: nothing more is written.
+  await recorder.primaryStarted(9n);
+  for (const name of names) assert.equal(recorder.historyOf(name).history.length, 1, name);
+});
