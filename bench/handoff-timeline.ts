@@ -94,17 +94,24 @@ export interface LastApply {
   readonly totalMs: number;
 }
 
+/** The target's log and the window of one handoff: [zeroWallMs − lookBackMs (200), endWallMs]. */
+export interface TargetLogWindow {
+  readonly targetLog: string;
+  readonly zeroWallMs: number;
+  readonly endWallMs: number;
+  readonly lookBackMs?: number;
+}
+
+function targetLines(opts: TargetLogWindow): LogLine[] {
+  return parseLog(opts.targetLog, opts.zeroWallMs - (opts.lookBackMs ?? 200), opts.endWallMs);
+}
+
 /**
  * The last "replicated transaction applied" line the target logged in [zeroWallMs − lookBackMs, the
  * HANDOFF frame read], or undefined when its log has none there (info-level logs, or nothing applied).
  */
-export function targetLastApply(opts: {
-  targetLog: string;
-  zeroWallMs: number;
-  endWallMs: number;
-  lookBackMs?: number;
-}): LastApply | undefined {
-  const lines = parseLog(opts.targetLog, opts.zeroWallMs - (opts.lookBackMs ?? 200), opts.endWallMs);
+export function targetLastApply(opts: TargetLogWindow): LastApply | undefined {
+  const lines = targetLines(opts);
   const frame = lines.findIndex((l) => l.msg === "the primary hands its lease to this node");
   const before = frame < 0 ? lines : lines.slice(0, frame);
   const applied = before.filter((l) => l.msg === "replicated transaction applied").at(-1);
@@ -124,13 +131,8 @@ export function targetLastApply(opts: {
  * entering the role after the lease (stopping the replica, the cluster id, the epoch files' fsyncs,
  * publishing the role), as "epochs 2.6, publish 0.5, …" (ms), or undefined when not logged.
  */
-export function targetEnterParts(opts: {
-  targetLog: string;
-  zeroWallMs: number;
-  endWallMs: number;
-  lookBackMs?: number;
-}): string | undefined {
-  const lines = parseLog(opts.targetLog, opts.zeroWallMs - (opts.lookBackMs ?? 200), opts.endWallMs);
+export function targetEnterParts(opts: TargetLogWindow): string | undefined {
+  const lines = targetLines(opts);
   const entered = lines.find((l) => l.msg === "primary role entered");
   if (entered === undefined) return undefined;
   const parts: [string, string][] = [
