@@ -135,6 +135,11 @@ export class DatabaseLockGuard {
     return this.#acquire(db, walLocking ? APPLY_WAL : APPLY_ROLLBACK, signal, null, () => undefined);
   }
 
+  /** Kernel mode: the kernel fetches `db`'s attributes now if it dropped them (NodeLocks). */
+  refreshAttributes(db: string): Promise<void> {
+    return this.nodeLocks.refreshAttributes(db);
+  }
+
   async #acquire(
     db: string,
     specs: readonly NodeLockSpan[],

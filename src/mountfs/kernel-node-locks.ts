@@ -158,6 +158,28 @@ export class KernelNodeLocks implements NodeLocks {
     return this.#queued(db, owner, () => this.#releaseOwner(db, owner));
   }
 
+  /**
+   * Has the helper stat `<mount>/<db>`, so that the kernel asks the node for the file's attributes now
+   * if it holds none. A caller that changed the database file under its locks and dropped the
+   * kernel's cached pages and attributes (replica-applier.ts) calls it before it lets go. Why: an
+   * invalidation leaves the old size in the kernel's inode, and the first stat after it fetches the
+   * attributes — but the kernel marks them valid a moment before it writes the size it got
+   * (fuse_change_attributes_i, as we read Linux 6.18). A reader whose transaction started right after
+   * the unlock, while another process's stat was completing (this helper's own, after a close), could
+   * take the old size for valid next to the new page 1, and SQLite finds the header's page count beyond
+   * the file's: "database disk image is malformed" (btree.c lockBtree). Traced with ftrace (FUSE
+   * requests, file locks) and a VFS shim in the reader: its SHARED lock came after the helper's unlock,
+   * its fstat sent no GETATTR and returned the old size ~150 µs after the node had answered the
+   * helper's GETATTR with the new one. Under the locks no reader can stat in that moment, and once this
+   * stat returns the kernel holds the new size as valid. A missing file is fine.
+   */
+  async refreshAttributes(db: string): Promise<void> {
+    const file = path.join(this.#mountDir, db + SUFFIX_OF_KIND.database);
+    const answer = await this.#helper.request(["S", Buffer.from(file).toString("hex")]);
+    if (answer.kind === "err" && answer.errno === osConstants.errno.ENOENT) return;
+    expectOk(answer, `stat ${file}`);
+  }
+
   async close(): Promise<void> {
     this.#states.clear();
     await this.#helper.close();

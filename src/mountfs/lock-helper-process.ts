@@ -16,6 +16,9 @@
 //   R id KEY OFFSET LEN        → id ok HEX | id err ERRNO TEXT    (pread)
 //   C id KEY                   → id ok                            (close: drops that descriptor's locks;
 //                                 answered once they are gone, before the spare bookkeeping below)
+//   S id HEXPATH               → id ok | id err ERRNO TEXT        (stat: the kernel asks the node for
+//                                 the file's attributes if it holds none; see kernel-node-locks.ts
+//                                 `refreshAttributes`)
 // The helper exits when its stdin closes: when the node closes it, and when the node dies (kill -9
 // closes the pipe), so it never outlives the node holding locks.
 // Bounded: a request not answered within `answerTimeoutMs` (default 30 s; the helper answers in order,
@@ -106,6 +109,8 @@ while (defined(my $line = <STDIN>)) {
     if (!defined $h) { $reply = 'err 9 no such descriptor'; }
     elsif (defined sysseek($h, $offset, 0) && defined sysread($h, $buf, $len)) { $reply = 'ok ' . unpack('H*', $buf); }
     else { $reply = failure(); }
+  } elsif ($op eq 'S') {
+    $reply = stat(pack('H*', $a[0])) ? 'ok' : failure();
   } elsif ($op eq 'C') {
     my ($key) = @a;
     my $d = delete $fh{$key};

@@ -58,6 +58,11 @@ export interface NodeLocks {
   drop(db: string, owner: bigint, spans: readonly NodeLockSpan[]): Promise<void>;
   /** Drops everything `owner` holds on `db`. */
   releaseOwner(db: string, owner: bigint): Promise<void>;
+  /**
+   * Kernel mode: makes the kernel fetch the database file's attributes now, if it dropped them
+   * (kernel-node-locks.ts `refreshAttributes`); table mode: nothing to do.
+   */
+  refreshAttributes(db: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -156,6 +161,9 @@ export function tableNodeLocks(tableOf: LockTableOf, holdWalReaders?: (db: strin
       openGateIfDone(db, owner);
       return Promise.resolve();
     },
+    refreshAttributes() {
+      return Promise.resolve();
+    },
     close() {
       return Promise.resolve();
     },
@@ -209,6 +217,9 @@ export function routeLockFileToTable(kernel: NodeLocks, table: NodeLocks): NodeL
     async releaseOwner(db, owner) {
       await table.releaseOwner(db, owner);
       await kernel.releaseOwner(db, owner);
+    },
+    refreshAttributes(db) {
+      return kernel.refreshAttributes(db);
     },
     async close() {
       await kernel.close();

@@ -8,7 +8,10 @@
 //      and in WAL mode publish a new wal-index header in `-shm` (mountfs/wal-index-publisher.ts:
 //      written into the backing file, the kernel's pages that readers map dropped around it), whose
 //      bumped change counter makes every connection drop its page cache at its next transaction;
-//   4. release the locks. Only now can a reader start a transaction, and it finds nothing stale.
+//   4. when the file's size changed, have the kernel fetch the new attributes while the locks are still
+//      held (kernel-node-locks.ts `refreshAttributes`: a reader's fstat racing another process's
+//      attribute refresh could read the old size as valid, and SQLite takes the database for corrupt);
+//   5. release the locks. Only now can a reader start a transaction, and it finds nothing stale.
 // Entries the kernel may have cached as missing (a database that just appeared, a new `-wal`) are
 // invalidated too. When the database leaves WAL mode and no connection has `-shm` open any more, the
 // empty `-wal` and `-shm` go, so that new connections use rollback locking again.
@@ -51,6 +54,8 @@ interface HeldBatch {
   snapshot: boolean;
   namesChanged: boolean;
   firstTimestamp: number;
+  /** The database file's size when the locks were taken (a snapshot may replace a file of any size). */
+  readonly sizeBefore: number;
 }
 
 export class ReplicaApplier {
@@ -104,6 +109,7 @@ export class ReplicaApplier {
         snapshot: false,
         namesChanged: false,
         firstTimestamp: plan.staged.header.timestamp,
+        sizeBefore: db.files.size("database"),
       };
       this.#held = held;
     }
@@ -147,6 +153,7 @@ export class ReplicaApplier {
       t4 = performance.now();
       if (last.pageCount > 0 && db.exists("shm")) await this.#publishShmHeader(db, last.pageCount);
       if (held.namesChanged) await this.#invalidateNames(db.name);
+      if (db.files.size("database") !== held.sizeBefore) await this.#refreshAttributes(db.name);
     } finally {
       // Awaited: with kernel locks the helper drops them a round trip later, and a reader that sees
       // the new position (syncApplied) must find the database unlocked.
@@ -186,6 +193,16 @@ export class ReplicaApplier {
     } finally {
       clearInterval(timer);
     }
+  }
+
+  /** Step 4 (see the header); a failure leaves the kernel to fetch the attributes at the next stat. */
+  async #refreshAttributes(db: string): Promise<void> {
+    await this.#opts.locks.refreshAttributes(db).catch((err: unknown) => {
+      this.#opts.log.warn("could not refresh the kernel's attributes of a database", {
+        db,
+        error: (err as Error).message,
+      });
+    });
   }
 
   #publishShmHeader(db: Database, pageCount: number): Promise<void> {

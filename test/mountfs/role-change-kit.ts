@@ -13,6 +13,7 @@ import type { TestContext } from "node:test";
 
 import { FuseSession } from "../../src/fuse/session.js";
 import { DatabaseLockGuard } from "../../src/mountfs/database-lock-guard.js";
+import { KernelNodeLocks } from "../../src/mountfs/kernel-node-locks.js";
 import { LitefsFileSystem } from "../../src/mountfs/litefs-file-system.js";
 import type { NodeRole } from "../../src/mountfs/replica-access.js";
 import { ReplicaApplier } from "../../src/node/replica-applier.js";
@@ -71,6 +72,8 @@ export class TestMount {
   readonly session: FuseSession;
   readonly dir: string;
   readonly applier: ReplicaApplier;
+  /** The node's own locks as kernel locks held by the helper (start's `kernelNodeLocks`), else null. */
+  readonly kernelNodeLocks: KernelNodeLocks | null;
 
   private constructor(
     dir: string,
@@ -78,26 +81,32 @@ export class TestMount {
     store: Store,
     fileSystem: LitefsFileSystem,
     session: FuseSession,
+    kernelNodeLocks: KernelNodeLocks | null,
   ) {
     this.dir = dir;
     this.role = role;
     this.store = store;
     this.fileSystem = fileSystem;
     this.session = session;
+    this.kernelNodeLocks = kernelNodeLocks;
     const locks = new DatabaseLockGuard({
       lockTableOf: (db, kind) => fileSystem.lockTableOf(db, kind),
       holdWalReaders: (db) => fileSystem.locks.holdWalReaders(db),
+      ...(kernelNodeLocks === null ? {} : { nodeLocks: kernelNodeLocks }),
     });
     this.applier = new ReplicaApplier({ fileSystem, session, locks, log: SILENT_LOGGER });
   }
 
-  /** `kernelLocks`: the kernel keeps every fcntl lock (config fuse.kernel-locks). */
+  /**
+   * `kernelLocks`: the kernel keeps every fcntl lock (config fuse.kernel-locks); `kernelNodeLocks`
+   * (with it): the applier's locks are kernel locks held by the lock helper, as on a node.
+   */
   static async start(
     defer: (fn: () => unknown) => void,
     root: string,
     name: string,
     role: NodeRole,
-    opts: { kernelLocks?: boolean } = {},
+    opts: { kernelLocks?: boolean; kernelNodeLocks?: boolean } = {},
   ): Promise<TestMount> {
     const dir = path.join(root, name);
     fs.mkdirSync(path.join(dir, "mnt"), { recursive: true });
@@ -111,6 +120,7 @@ export class TestMount {
       mayCommit: () => self.mount?.mayCommit ?? true,
       primaryHostname: () => self.mount?.primaryHostname ?? null,
       kernelLocks: opts.kernelLocks === true,
+      lockHelperPid: () => self.mount?.kernelNodeLocks?.helperPid ?? null,
     });
     let session: FuseSession;
     try {
@@ -127,10 +137,25 @@ export class TestMount {
       throw err;
     }
     fileSystem.attachSession(session);
-    const mount = new TestMount(dir, role, store, fileSystem, session);
+    let nodeLocks: KernelNodeLocks | null = null;
+    try {
+      if (opts.kernelNodeLocks === true) {
+        nodeLocks = await KernelNodeLocks.start({
+          mountDir: path.join(dir, "mnt"),
+          log: SILENT_LOGGER,
+          inodeOf: (db, kind) => fileSystem.inodeOf(db, kind),
+        });
+      }
+    } catch (err) {
+      await session.unmount();
+      store.close();
+      throw err;
+    }
+    const mount = new TestMount(dir, role, store, fileSystem, session, nodeLocks);
     self.mount = mount;
     defer(async () => {
       await mount.applier.close();
+      await nodeLocks?.close();
       await session.unmount();
       store.close();
     });

@@ -1,0 +1,86 @@
+// A replica apply that changes the database file's size has the kernel fetch the new attributes while
+// the apply's locks are still held (replica-applier.ts step 4, kernel-node-locks.ts
+// `refreshAttributes`). Without it the kernel fetched them at the first stat after the unlock — the
+// lock helper's own, racing the readers' — and a reader could take the old size for valid next to the
+// new page 1: SQLite's "database disk image is malformed" (README "Reliability"). That race needs many
+// runs to show; what these tests check is the order that closes it: a GETATTR of the database, answered
+// with the new size, while the applier's kernel locks are held — and none needed after it.
+import assert from "node:assert/strict";
+import fsp from "node:fs/promises";
+import { test } from "node:test";
+
+import type { RequestContext } from "../../src/fuse/file-system.js";
+import { makeTempDir } from "../support/temp-dir.js";
+import { cleanupStack, removeUnmountedTempDir, rows, shell, TestMount } from "./role-change-kit.js";
+
+for (const mode of ["DELETE", "WAL"] as const) {
+  test(`${mode}: an apply that grows the database refreshes the kernel's size before it lets go`, async (t) => {
+    const defer = cleanupStack(t);
+    const root = makeTempDir("apply-attributes");
+    defer(() => removeUnmountedTempDir(root));
+    const a = await TestMount.start(defer, root, "a", "primary");
+    const b = await TestMount.start(defer, root, "b", "replica", {
+      kernelLocks: true,
+      kernelNodeLocks: true,
+    });
+    const db = `grow-${mode.toLowerCase()}.db`;
+    await shell(a.path(db), mode, ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
+    assert.ok((await b.applyFrom(a, db)) >= 1);
+    const sizeBefore = (await fsp.stat(b.path(db))).size; // the kernel holds b's attributes now
+    const nodeId = b.fileSystem.inodeOf(db, "database");
+    assert.ok(nodeId !== undefined);
+
+    // Every GETATTR b answers for the database, with whether the applier's kernel locks were held then.
+    const answered: { size: number; locked: boolean }[] = [];
+    const getattr = b.fileSystem.getattr.bind(b.fileSystem);
+    b.fileSystem.getattr = (ctx: RequestContext, id: number) => {
+      const reply = getattr(ctx, id);
+      if (id === nodeId) {
+        const locked = b.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0);
+        answered.push({ size: reply.attr.size, locked });
+      }
+      return reply;
+    };
+
+    await shell(a.path(db), mode, [`INSERT INTO t (v) SELECT hex(randomblob(3000)) FROM ${rows(40)}`]);
+    assert.equal(await b.applyFrom(a, db), 1);
+    const sizeAfter = b.store.mustDb(db).files.size("database");
+    assert.ok(sizeAfter > sizeBefore, `the transaction grew the file (${sizeBefore} → ${sizeAfter})`);
+    assert.ok(
+      answered.some((g) => g.locked && g.size === sizeAfter),
+      `no GETATTR answered with the new size under the apply's locks: ${JSON.stringify(answered)}`,
+    );
+
+    // The kernel holds the new size as valid: a stat through the mount needs no GETATTR.
+    const count = answered.length;
+    assert.equal((await fsp.stat(b.path(db))).size, sizeAfter);
+    assert.equal(answered.length, count, "a stat after the apply still asked the node");
+  });
+}
+
+test("an apply that leaves the size as it was asks the kernel for nothing more", async (t) => {
+  const defer = cleanupStack(t);
+  const root = makeTempDir("apply-attributes-same");
+  defer(() => removeUnmountedTempDir(root));
+  const a = await TestMount.start(defer, root, "a", "primary");
+  const b = await TestMount.start(defer, root, "b", "replica", { kernelLocks: true, kernelNodeLocks: true });
+  const db = "same.db";
+  await shell(a.path(db), "DELETE", [
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+    "INSERT INTO t (v) VALUES ('a')",
+  ]);
+  await b.applyFrom(a, db);
+  const nodeId = b.fileSystem.inodeOf(db, "database");
+  let locked = 0;
+  const getattr = b.fileSystem.getattr.bind(b.fileSystem);
+  b.fileSystem.getattr = (ctx: RequestContext, id: number) => {
+    if (id === nodeId && b.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0))
+      locked++;
+    return getattr(ctx, id);
+  };
+  const sizeBefore = b.store.mustDb(db).files.size("database");
+  await shell(a.path(db), "DELETE", ["UPDATE t SET v = 'b'"]);
+  assert.equal(await b.applyFrom(a, db), 1);
+  assert.equal(b.store.mustDb(db).files.size("database"), sizeBefore);
+  assert.equal(locked, 0, "a GETATTR under the apply's locks although the size did not change");
+});
