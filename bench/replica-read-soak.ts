@@ -27,8 +27,8 @@ const runs = Number(values.runs);
 const handoffs = Number(values.handoffs);
 const gapMs = Number(values["gap-ms"]);
 const readersPerNode = Number(values.readers);
-for (const [name, n] of Object.entries({ runs, handoffs, gapMs, readersPerNode })) {
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: a whole number ≥ 0 is needed, got ${n}`);
+for (const [flag, n] of Object.entries({ runs, handoffs, "gap-ms": gapMs, readers: readersPerNode })) {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: a whole number ≥ 0 is needed, got ${n}`);
 }
 
 /** One run: returns the failed reads' descriptions (empty: none failed). */
