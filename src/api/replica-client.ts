@@ -21,14 +21,14 @@ import https from "node:https";
 import path from "node:path";
 
 import { formatFileName } from "../ltx/file-name.js";
-import { formatPos, posEqual } from "../ltx/pos.js";
+import { formatPos, posEqual, type Pos } from "../ltx/pos.js";
 import type { Database } from "../store/database.js";
 import { readLtxHeaderAndTrailer } from "../store/ltx-file-reader.js";
 import { listLtxFiles } from "../store/ltx-directory.js";
 import { LtxStager, type StagedLtx } from "../store/ltx-stager.js";
 import { quarantineHistory, type QuarantineResult } from "../store/quarantine.js";
 import type { AppliedReplica } from "../store/replica-apply.js";
-import { planReplicaApply, type ReplicaApplyPlan } from "../store/replica-apply-plan.js";
+import type { ReplicaApplyPlan } from "../store/replica-apply-plan.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
 import { reconnectDelayMs, STREAM_IDLE_TIMEOUT_MS, type StreamEnding } from "./stream-backoff.js";
@@ -69,18 +69,24 @@ const ROLE_CHANGE_WARN_MS = 15_000;
 
 /** What the node does with a planned transaction: lock, apply, invalidate (node/replica-applier.ts). */
 export interface ReplicaApplyHooks {
+  /** The position `db` will be at once what the applier has queued for it is applied. */
+  plannedPos(db: Database): Pos;
+  /** Checks a staged file against the state `db` will be in once its queued transactions are applied. */
+  plan(db: Database, staged: StagedLtx): ReplicaApplyPlan;
   /**
-   * `more`: the next transaction of the same database is at hand already — the applier may keep its
-   * locks and finish both together (`flush`).
+   * `more`: the next transaction of the same database is at hand already — the applier may queue this
+   * one (null is returned) and apply both together (`flush`). Otherwise returns the last applied.
    */
   apply(
     db: Database,
     plan: ReplicaApplyPlan,
     signal: AbortSignal,
     opts?: { more?: boolean },
-  ): Promise<AppliedReplica>;
-  /** Finishes what `apply` left pending (called before anything else waits). */
-  flush(): Promise<void>;
+  ): Promise<AppliedReplica | null>;
+  /** Applies what `apply` queued (called before anything else waits); its last transaction, or null. */
+  flush(signal: AbortSignal): Promise<AppliedReplica | null>;
+  /** Drops what `apply` queued without applying it (the stream ended). */
+  discardQueued(): void;
   /** Releases what the applier keeps open (called once the client has stopped). */
   close(): Promise<void>;
 }
@@ -380,19 +386,24 @@ export class ReplicaClient {
         const frames = decoder.push(next.value);
         for (let i = 0; i < frames.length; i++) {
           // Frames other than an LTX file's must see every transaction before them finished.
-          if (!LTX_FRAME_TYPES.has(frames[i].type)) await this.#opts.applier.flush();
+          if (!LTX_FRAME_TYPES.has(frames[i].type)) await this.#flush(signal);
           await this.#onFrame(frames[i], signal, nextFileComplete(frames, i));
         }
-        await this.#opts.applier.flush(); // before waiting for the socket
+        await this.#flush(signal); // before waiting for the socket
         if (decoder.ended) break;
       }
       decoder.finish();
     } finally {
       res.destroy();
-      await this.#opts.applier.flush().catch((err: unknown) => {
-        log.error("could not finish the transactions applied last", { error: (err as Error).message });
-      });
+      // Received but not applied (the stream failed in the middle of a read): sent again next time.
+      this.#opts.applier.discardQueued();
     }
+  }
+
+  /** Applies what the applier queued; the lag hears of the last transaction applied. */
+  async #flush(signal: AbortSignal): Promise<void> {
+    const applied = await this.#opts.applier.flush(signal);
+    if (applied !== null) this.#lag.applied(applied.timestamp);
   }
 
   /** `more`: the frame ends an LTX file and the next file is whole among the frames read with it. */
@@ -410,7 +421,8 @@ export class ReplicaClient {
         return;
       case "ltx-begin": {
         const existing = store.db(frame.db);
-        const admission = admitLtx(frame, existing === undefined ? null : existing.pos, (min, max) =>
+        const pos = existing === undefined ? null : this.#opts.applier.plannedPos(existing);
+        const admission = admitLtx(frame, pos, (min, max) =>
           existing === undefined ? null : ownLink(existing, min, max),
         );
         if (admission.kind === "present") {
@@ -486,12 +498,14 @@ export class ReplicaClient {
     const { db, begin, admission } = open;
     const staged = open.stager.finish();
     try {
-      const plan = planReplicaApply(db.name, db.replicaState, staged);
+      const plan = this.#opts.applier.plan(db, staged);
       if (admission.kind === "snapshot" && admission.quarantine !== null) {
+        await this.#flush(signal); // what is queued goes first: the quarantine moves files aside
         this.#quarantine(db, admission.quarantine, begin);
       }
       const applied = await this.#opts.applier.apply(db, plan, signal, { more });
-      this.#lag.applied(staged.header.timestamp);
+      if (applied === null) return; // queued: applied with the next, or at the flush
+      this.#lag.applied(applied.timestamp);
       if (applied.snapshot) {
         this.#opts.log.info("snapshot applied", {
           db: db.name,

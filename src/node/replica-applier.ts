@@ -19,14 +19,23 @@
 // The applier never opens a file in the node's own mount, nor makes any system call on it: a process
 // holding a file there hangs forever in the kernel when it is SIGKILLed (wal-index-publisher.ts).
 
+import fs from "node:fs";
+
 import type { FuseSession } from "../fuse/session.js";
+import { formatPos, posEqual, type Pos } from "../ltx/pos.js";
 import type { DatabaseLockGuard, ReleaseLocks } from "../mountfs/database-lock-guard.js";
 import type { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
 import { publishWalIndexHeader } from "../mountfs/wal-index-publisher.js";
 import type { Database } from "../store/database.js";
-import type { AppliedReplica } from "../store/replica-apply.js";
-import type { ReplicaApplyPlan } from "../store/replica-apply-plan.js";
+import type { StagedLtx } from "../store/ltx-stager.js";
+import { REPLICA_RUN_MAX_FILES, type AppliedReplica } from "../store/replica-apply.js";
+import {
+  planReplicaApply,
+  stateAfterPlan,
+  type ReplicaApplyPlan,
+  type ReplicaState,
+} from "../store/replica-apply-plan.js";
 import type { StoreLogger } from "../store/store-logger.js";
 
 export interface ReplicaApplierOptions {
@@ -38,17 +47,27 @@ export interface ReplicaApplierOptions {
   readonly slowLockWarnMs?: number;
 }
 
-/** Transactions applied under locks still held (see `apply`'s `more`): what the flush owes them. */
-interface HeldBatch {
+/** Incremental transactions of one database planned and waiting to be applied as one run. */
+interface QueuedRun {
+  readonly db: Database;
+  readonly plans: ReplicaApplyPlan[];
+  /** The state after the last queued plan: what the next transaction is planned against. */
+  state: ReplicaState;
+  /** Their LTX files' bytes (a staged file may hold its pages in memory too). */
+  bytes: number;
+}
+
+/** One lock round of a run: the transactions written under locks taken once. */
+interface LockRound {
   readonly db: Database;
   readonly release: ReleaseLocks;
   /** The locks were taken for WAL mode. */
   readonly walLocking: boolean;
   readonly lockMs: number;
-  persistMs: number;
+  readonly persistMs: number;
   writeMs: number;
   count: number;
-  /** The batch's latest transaction; null while none is applied yet (locked only). */
+  /** The round's latest transaction; null while none is applied yet (locked only). */
   last: AppliedReplica | null;
   created: boolean;
   snapshot: boolean;
@@ -58,92 +77,182 @@ interface HeldBatch {
   readonly sizeBefore: number;
 }
 
+/** A run stops growing at this many bytes of LTX files (their pages may be held in memory). */
+const RUN_MAX_BYTES = 64 << 20;
+
 export class ReplicaApplier {
   readonly #opts: ReplicaApplierOptions;
-  #held: HeldBatch | null = null;
+  #queued: QueuedRun | null = null;
 
   constructor(opts: ReplicaApplierOptions) {
     this.#opts = opts;
   }
 
+  /** The position `db` will be at once the transactions queued for it are applied. */
+  plannedPos(db: Database): Pos {
+    return this.#queued?.db === db ? this.#queued.state.pos : db.pos;
+  }
+
+  /** Checks `staged` against the state `db` will be in once the transactions queued for it are applied. */
+  plan(db: Database, staged: StagedLtx): ReplicaApplyPlan {
+    const state = this.#queued?.db === db ? this.#queued.state : db.replicaState;
+    return planReplicaApply(db.name, state, staged);
+  }
+
   /**
-   * Applies `plan` to `db` as described above. Rejects with the signal's reason when aborted first.
+   * Applies `plan` (made by `plan`) to `db` as described above; rejects with the signal's reason when
+   * aborted first.
    *
-   * With `more` (the caller has the next transaction of the same database at hand already), steps 3
-   * and 4 and the database's fsync may wait for the next `apply` or `flush`: a batch of transactions
-   * then costs one lock round, one invalidation, one wal-index header and one fsync instead of one
-   * each — a replica applying one at a time kept up with ~180 tx/s (session 9) while a WAL writer on
-   * the primary commits several times faster. Readers wait while a batch holds the locks, as they
-   * would for each transaction; the caller must `flush` before it waits for anything else.
+   * With `more` (the caller has the next transaction of the same database at hand already), an
+   * incremental transaction is only queued (null is returned): the queued run is applied by the next
+   * `apply` without `more`, or by `flush`, and costs two fsyncs for all its LTX files (in parallel, off
+   * the event loop), one lock round, one invalidation, one wal-index header and one fsync of the
+   * database, instead of that much per transaction — a replica applying one at a time kept up with
+   * ~180 tx/s (session 9) while a WAL writer on the primary commits several times faster. Readers wait
+   * only while the pages are written. The caller must `flush` before it waits for anything else, and
+   * plan the next transaction with `plan` (the database itself has not moved yet).
    */
   async apply(
     db: Database,
     plan: ReplicaApplyPlan,
     signal: AbortSignal,
     opts: { more?: boolean } = {},
-  ): Promise<AppliedReplica> {
-    if (this.#held !== null && this.#held.db !== db) await this.flush();
-    const t0 = performance.now();
-    let held = this.#held;
-    let persisted: ReturnType<Database["persistStaged"]>;
-    try {
-      persisted = db.persistStaged(plan); // before the locks, unless a batch holds them already
-    } catch (err) {
-      await this.flush();
-      throw err;
+  ): Promise<AppliedReplica | null> {
+    if (this.#queued !== null && this.#queued.db !== db) await this.flush(signal);
+    if (plan.snapshot) {
+      await this.flush(signal);
+      return this.#applyRun(db, [plan], signal);
     }
-    const t1 = performance.now();
-    if (held === null) {
-      const walLocking = db.exists("wal");
-      const release = await this.#lock(db.name, walLocking, signal);
-      held = {
-        db,
-        release,
-        walLocking,
-        lockMs: performance.now() - t1,
-        persistMs: 0,
-        writeMs: 0,
-        count: 0,
-        last: null,
-        created: false,
-        snapshot: false,
-        namesChanged: false,
-        firstTimestamp: plan.staged.header.timestamp,
-        sizeBefore: db.files.size("database"),
-      };
-      this.#held = held;
+    const run = this.#queued ?? { db, plans: [], state: db.replicaState, bytes: 0 };
+    if (!posEqual(plan.from, run.state.pos)) {
+      throw new Error(`replica apply: a plan from ${formatPos(plan.from)} after ${formatPos(run.state.pos)}`);
     }
-    held.persistMs += t1 - t0;
-    const t2 = performance.now();
-    let applied: AppliedReplica;
-    try {
-      applied = db.applyStaged(plan, persisted);
-    } catch (err) {
-      await this.flush(); // the batch's earlier transactions are finished; the locks released
-      throw err;
-    }
-    held.writeMs += performance.now() - t2;
-    held.count++;
-    held.last = applied;
-    held.created ||= applied.created;
-    held.snapshot ||= applied.snapshot;
-    held.namesChanged ||= applied.created || applied.pageCount === 0 || (applied.walMode && !held.walLocking);
-    // Only plain transactions in the mode the locks were taken for wait for the next one.
-    const plain = !applied.snapshot && !applied.created && applied.pageCount > 0;
-    if (opts.more !== true || !plain || applied.walMode !== held.walLocking) await this.flush();
-    return applied;
+    this.#queued = run;
+    run.plans.push(plan);
+    run.bytes += plan.staged.size;
+    run.state = stateAfterPlan(run.state, plan);
+    const full = run.plans.length >= REPLICA_RUN_MAX_FILES || run.bytes >= RUN_MAX_BYTES;
+    if (opts.more === true && !full) return null;
+    return this.flush(signal);
+  }
+
+  /** Applies the queued run, if any; returns its last transaction (null when nothing was queued). */
+  async flush(signal: AbortSignal): Promise<AppliedReplica | null> {
+    const run = this.#queued;
+    if (run === null) return null;
+    this.#queued = null;
+    return this.#applyRun(run.db, run.plans, signal);
+  }
+
+  /** Drops the queued run without applying it (the stream ended): its staged files are removed. */
+  discardQueued(): void {
+    const run = this.#queued;
+    if (run === null) return;
+    this.#queued = null;
+    discardFrom(run.plans, 0);
+    this.#opts.log.debug("dropped transactions received but not applied", {
+      db: run.db.name,
+      transactions: run.plans.length,
+    });
+  }
+
+  /** Nothing is held between calls; a queued run is dropped. */
+  close(): Promise<void> {
+    this.discardQueued();
+    return Promise.resolve();
   }
 
   /**
-   * Finishes the transactions applied under locks still held: drops the kernel's cached pages, publishes
-   * the wal-index header, releases the locks, fsyncs the database. A no-op when nothing is held.
+   * Persists `plans` (one snapshot, or incremental files in TXID order), then writes them under the
+   * locks, in as few lock rounds as the journal mode allows: a round ends after a snapshot, a created
+   * or emptied database, or a change of journal mode, whose readers need other locks.
    */
-  async flush(): Promise<void> {
-    const held = this.#held;
-    if (held === null) return;
-    this.#held = null;
-    const { db, last } = held;
-    if (last === null) return held.release(); // locked, nothing applied yet
+  async #applyRun(
+    db: Database,
+    plans: readonly ReplicaApplyPlan[],
+    signal: AbortSignal,
+  ): Promise<AppliedReplica> {
+    let next = 0; // plans before it are written (or being written)
+    let persistMs: number;
+    let persisted = { supersededFiles: 0 };
+    try {
+      const t0 = performance.now();
+      if (plans.length === 1 && plans[0].snapshot) persisted = db.persistStaged(plans[0]);
+      else await db.persistStagedBatch(plans);
+      persistMs = performance.now() - t0;
+    } catch (err) {
+      discardFrom(plans, 0);
+      throw err;
+    }
+    let last: AppliedReplica | null = null;
+    while (next < plans.length) {
+      let round: LockRound;
+      try {
+        round = await this.#lockRound(db, persistMs, plans[next], signal);
+      } catch (err) {
+        discardFrom(plans, next);
+        throw err;
+      }
+      persistMs = 0;
+      try {
+        while (next < plans.length) {
+          const t = performance.now();
+          const plan = plans[next++];
+          const applied = db.applyStaged(plan, persisted);
+          round.writeMs += performance.now() - t;
+          round.count++;
+          round.last = last = applied;
+          round.created ||= applied.created;
+          round.snapshot ||= applied.snapshot;
+          round.namesChanged ||=
+            applied.created || applied.pageCount === 0 || (applied.walMode && !round.walLocking);
+          // Only plain transactions in the mode the locks were taken for share a round with the next.
+          const plain = !applied.snapshot && !applied.created && applied.pageCount > 0;
+          if (!plain || applied.walMode !== round.walLocking) break;
+        }
+      } catch (err) {
+        discardFrom(plans, next); // the failed one's file stays: its pages may be partly written
+        await this.#finishRound(round); // the round's earlier transactions are finished; locks released
+        throw err;
+      }
+      await this.#finishRound(round);
+    }
+    return last!;
+  }
+
+  async #lockRound(
+    db: Database,
+    persistMs: number,
+    first: ReplicaApplyPlan,
+    signal: AbortSignal,
+  ): Promise<LockRound> {
+    const t = performance.now();
+    const walLocking = db.exists("wal");
+    const release = await this.#lock(db.name, walLocking, signal);
+    return {
+      db,
+      release,
+      walLocking,
+      lockMs: performance.now() - t,
+      persistMs,
+      writeMs: 0,
+      count: 0,
+      last: null,
+      created: false,
+      snapshot: false,
+      namesChanged: false,
+      firstTimestamp: first.staged.header.timestamp,
+      sizeBefore: db.files.size("database"),
+    };
+  }
+
+  /**
+   * Finishes a lock round: drops the kernel's cached pages, publishes the wal-index header, releases
+   * the locks, fsyncs the database.
+   */
+  async #finishRound(round: LockRound): Promise<void> {
+    const { db, last } = round;
+    if (last === null) return round.release(); // locked, nothing applied
     const { fileSystem, session } = this.#opts;
     const t3 = performance.now();
     let t4 = t3;
@@ -152,26 +261,26 @@ export class ReplicaApplier {
       if (nodeId !== undefined) await session.invalidateInode(nodeId);
       t4 = performance.now();
       if (last.pageCount > 0 && db.exists("shm")) await this.#publishShmHeader(db, last.pageCount);
-      if (held.namesChanged) await this.#invalidateNames(db.name);
-      if (db.files.size("database") !== held.sizeBefore) await this.#refreshAttributes(db.name);
+      if (round.namesChanged) await this.#invalidateNames(db.name);
+      if (db.files.size("database") !== round.sizeBefore) await this.#refreshAttributes(db.name);
     } finally {
       // Awaited: with kernel locks the helper drops them a round trip later, and a reader that sees
       // the new position (syncApplied) must find the database unlocked.
-      await held.release();
+      await round.release();
     }
     const t5 = performance.now();
-    db.syncApplied({ ...last, created: held.created, snapshot: held.snapshot });
+    db.syncApplied({ ...last, created: round.created, snapshot: round.snapshot });
     this.#opts.log.debug("replicated transaction applied", {
       db: db.name,
       txid: last.pos.txid.toString(16).padStart(16, "0"),
-      transactions: held.count,
-      persistMs: round(held.persistMs),
-      lockMs: round(held.lockMs),
-      writeMs: round(held.writeMs),
-      invalidateMs: round(t4 - t3),
-      shmMs: round(t5 - t4),
-      syncMs: round(performance.now() - t5),
-      sinceCommitMs: Date.now() - held.firstTimestamp,
+      transactions: round.count,
+      persistMs: round3(round.persistMs),
+      lockMs: round3(round.lockMs),
+      writeMs: round3(round.writeMs),
+      invalidateMs: round3(t4 - t3),
+      shmMs: round3(t5 - t4),
+      syncMs: round3(performance.now() - t5),
+      sinceCommitMs: Date.now() - round.firstTimestamp,
     });
     if (!last.walMode && db.exists("wal") && !fileSystem.shmInUse(db.name)) {
       await this.#dropWalFiles(db);
@@ -214,11 +323,6 @@ export class ReplicaApplier {
     });
   }
 
-  /** Finishes a batch still held (the applier holds no file in the mount). */
-  close(): Promise<void> {
-    return this.flush();
-  }
-
   /** Synchronous from the caller's check to the unlinks: no connection can open `-shm` in between. */
   #dropWalFiles(db: Database): Promise<void> {
     db.unlink("shm");
@@ -239,6 +343,22 @@ export class ReplicaApplier {
   }
 }
 
-function round(ms: number): number {
+/**
+ * Removes what `plans[from..]` left on disk: their temporary files, or their LTX files when already
+ * renamed into place (no page of theirs was written: the database never moves to them, and the stream
+ * sends them again), a snapshot's temporary database file. Failures are ignored (leftover temporary
+ * files are removed at the next start; a leftover LTX file is overwritten when its transaction comes).
+ */
+function discardFrom(plans: readonly ReplicaApplyPlan[], from: number): void {
+  for (const { staged, snapshot } of plans.slice(from)) {
+    // A snapshot's LTX file is never removed: the older files it superseded may be gone already.
+    const files = snapshot
+      ? [staged.tempPath, staged.snapshot?.databasePath]
+      : [staged.tempPath, staged.finalPath];
+    for (const file of files) if (file !== undefined) fs.rmSync(file, { force: true });
+  }
+}
+
+function round3(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }

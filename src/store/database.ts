@@ -38,6 +38,7 @@ import type { DatabaseSnapshotView } from "./snapshot-page-reader.js";
 import {
   applyStagedPages,
   persistStagedLtx,
+  persistStagedLtxBatch,
   syncAppliedDatabase,
   type AppliedReplica,
   type ReplicaApplyTarget,
@@ -326,8 +327,9 @@ export class Database {
   }
 
   /**
-   * Saves the page checksums and position (checksums-file.ts). `clean` only at a shutdown after which
-   * nothing can touch the files; otherwise the file is a base for a faster recovery after a crash.
+   * Saves the page checksums and position (checksums-file.ts), after making the database file durable.
+   * `clean` only at a shutdown after which nothing can touch the files; otherwise the file is a base
+   * for a faster recovery after a crash.
    */
   saveChecksums(clean: boolean): void {
     const checksums = this.#log.checksums;
@@ -336,7 +338,10 @@ export class Database {
       removeFile(this.dir.checksumsFile);
       return;
     }
-    if (clean) this.files.sync("database");
+    // Saved for `pos`, the file must hold `pos` durably: recovery trusts the saved checksums of every
+    // page no later LTX file names. A replica's applier fsyncs the database only after its locks are
+    // released, and this runs on a timer that can fall in between (a no-op when nothing is unsynced).
+    this.files.sync("database");
     const stamp = stampOf(this.files.path("database")) ?? { size: 0n, mtimeNs: 0n, ino: 0n };
     writeChecksumsFile(
       this.dir.checksumsFile,
@@ -446,6 +451,16 @@ export class Database {
     } finally {
       this.#ctx.ltxFilesRewritten(this.name);
     }
+  }
+
+  /**
+   * Step 1 for a run of incremental plans at once (replica-apply.ts `persistStagedLtxBatch`): their LTX
+   * files durable together, off the event loop. Each is then applied with `applyStaged(plan, NONE)`.
+   */
+  async persistStagedBatch(plans: readonly ReplicaApplyPlan[]): Promise<void> {
+    this.#assertOpen();
+    this.#log.makeDurable(); // durable files must not follow lazy ones (pending-ltx-sync.ts)
+    await persistStagedLtxBatch(this.#replicaTarget(), plans);
   }
 
   applyStaged(plan: ReplicaApplyPlan, persisted: { supersededFiles: number }): AppliedReplica {

@@ -30,7 +30,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { EMPTY_DATABASE_CHECKSUM, pageChecksum } from "../ltx/checksum.js";
+import { EMPTY_DATABASE_CHECKSUM, lockPgno, pageChecksum } from "../ltx/checksum.js";
 import type { Header } from "../ltx/header.js";
 import { formatPos, type Pos, ZERO_POS } from "../ltx/pos.js";
 import { applyLtxToDatabaseFile } from "./apply-ltx.js";
@@ -44,7 +44,9 @@ import { readLtxFileSync, readLtxHeaderAndTrailer } from "./ltx-file-reader.js";
 import { listLtxFiles, removeTempFiles, type LtxFileEntry } from "./ltx-directory.js";
 import { cutBackIndex, inspectLtxTail, type LostLtxFile } from "./ltx-tail.js";
 import { PageChecksums } from "./page-checksums.js";
+import { PlannedChecksums, type PageChecksumsView } from "./planned-checksums.js";
 import { committedShape, positionWal } from "./recovered-wal.js";
+import { REPLICA_RUN_MAX_FILES } from "./replica-apply.js";
 import { checksumAfterPages } from "./replica-apply-plan.js";
 import { StoreError } from "./store-error.js";
 import type { StoreLogger } from "./store-logger.js";
@@ -204,43 +206,50 @@ export function recoverDatabase(
     const actual = checksums.pageCount === 0 ? EMPTY_DATABASE_CHECKSUM : checksums.checksum;
     if (actual === pos.checksum) break;
     const preApply = lastHeader!.minTxid === 1n ? EMPTY_DATABASE_CHECKSUM : lastHeader!.preApplyChecksum;
-    const replicated = opts.nodeId !== undefined && lastHeader!.nodeId !== opts.nodeId;
-    const rollable = replicated
-      ? wal.capture.header === null && rollForwardYields(checksums, last!.path, lastHeader!, pos.checksum)
-      : lastHeader!.walOffset === 0 && actual === preApply;
-    if (!rolledForward && rollable) {
+    // This node's id when the last file was written by another (a replica's copy of the primary's).
+    const replicaOf = opts.nodeId !== undefined && lastHeader!.nodeId !== opts.nodeId ? opts.nodeId : null;
+    let run: readonly LtxFileEntry[] | null = null;
+    if (!rolledForward && replicaOf !== null) {
+      if (wal.capture.header === null) run = replicaRunYielding(checksums, ltxFiles, replicaOf, pos.checksum);
+    } else if (!rolledForward && lastHeader!.walOffset === 0 && actual === preApply) {
+      run = [last!];
+    }
+    if (run !== null) {
       // The last transaction's LTX is durable but its journal was rolled back (or never finished), or
-      // a replica crashed while writing its pages: redo it from the LTX so the database and the chain
-      // agree.
-      const applied = applyLtxToDatabaseFile(files, last!.path);
-      opts.log.info("rolled the last transaction forward from its LTX file", {
-        db: name,
-        txid: hexTxid(pos.txid),
-      });
+      // a replica crashed while writing the pages of a run of transactions whose LTX files it had made
+      // durable first: redo them from their LTX files so the database and the chain agree.
+      let pageSize = checksums.pageSize;
+      let commit = checksums.pageCount;
+      const written = new Set<number>();
+      for (const entry of run) {
+        const applied = applyLtxToDatabaseFile(files, entry.path);
+        if (applied.header.pageSize !== pageSize) written.clear();
+        pageSize = applied.header.pageSize;
+        commit = applied.header.commit;
+        for (const pgno of applied.pgnos) written.add(pgno);
+      }
+      opts.log.info(
+        run.length === 1
+          ? "rolled the last transaction forward from its LTX file"
+          : "rolled the last transactions forward from their LTX files",
+        { db: name, txid: hexTxid(pos.txid), files: run.length },
+      );
       rolledForward = true;
-      if (applied.header.commit === 0) {
-        checksums = new PageChecksums(applied.header.pageSize, 0);
+      if (commit === 0) {
+        checksums = new PageChecksums(pageSize, 0);
         continue;
       }
-      if (checksums.pageSize !== applied.header.pageSize) {
-        checksums = new PageChecksums(applied.header.pageSize, 0);
+      if (checksums.pageSize !== pageSize) checksums = new PageChecksums(pageSize, 0);
+      checksums.resize(commit);
+      for (const pgno of written) {
+        if (pgno > commit) continue;
+        checksums.setPage(pgno, files.readPadded("database", (pgno - 1) * pageSize, pageSize));
       }
-      checksums.resize(applied.header.commit);
-      for (const pgno of applied.pgnos) {
-        checksums.setPage(
-          pgno,
-          files.readPadded("database", (pgno - 1) * applied.header.pageSize, applied.header.pageSize),
-        );
-      }
-      pagesRead += applied.pgnos.length;
+      pagesRead += written.size;
       if (checksums.unknownCount > 0) {
-        // Pages the LTX did not carry were never in doubt before: recompute the array honestly.
-        checksums = PageChecksums.scanFile(
-          files.create("database"),
-          applied.header.pageSize,
-          applied.header.commit,
-        );
-        pagesRead += applied.header.commit;
+        // Pages the LTX files did not carry were never in doubt before: recompute the array honestly.
+        checksums = PageChecksums.scanFile(files.create("database"), pageSize, commit);
+        pagesRead += commit;
       }
       continue;
     }
@@ -313,28 +322,71 @@ function removeLost(dir: DatabaseDir, lost: readonly LostLtxFile[], opts: Recove
 }
 
 /**
- * True when writing the pages of the LTX file at `file` over the database whose page checksums are
- * `checksums` gives `post`: always for a snapshot (it holds every page), otherwise computed from the
- * file's page checksums without touching the database.
+ * The newest LTX files that, written in order over the database whose page checksums are `checksums`,
+ * give `post` — computed from the files' page checksums, without touching the database — or null when
+ * no such run exists. Only files written by another node (a replica's copies of the primary's) are
+ * considered, consecutive TXIDs, the newest REPLICA_RUN_MAX_FILES at most (replica-apply.ts: a replica
+ * makes a run's LTX files durable before it writes any of its pages, and the database durable after;
+ * a crash in between leaves a database that only the whole run, or its end, rolls forward). The
+ * shortest run that works is taken; a longer one only rewrites pages with what they already hold.
  */
-function rollForwardYields(checksums: PageChecksums, file: string, header: Header, post: bigint): boolean {
-  if (header.minTxid === 1n) return true;
-  const pgnos: number[] = [];
-  const pageChecksums: bigint[] = [];
-  try {
-    readLtxFileSync(file, (page) => {
-      pgnos.push(page.pgno);
-      pageChecksums.push(pageChecksum(page.pgno, page.data));
-    });
-    const fail = (detail: string): never => {
-      throw new Error(detail);
-    };
-    return (
-      checksumAfterPages(checksums, header.pageSize, header.commit, { pgnos, pageChecksums }, fail) === post
-    );
-  } catch {
-    return false; // a file that cannot describe the database cannot fix it either
+function replicaRunYielding(
+  checksums: PageChecksums,
+  ltxFiles: readonly LtxFileEntry[],
+  nodeId: bigint,
+  post: bigint,
+): LtxFileEntry[] | null {
+  const files: { entry: LtxFileEntry; header: Header; pgnos: number[]; sums: bigint[] }[] = [];
+  const fail = (detail: string): never => {
+    throw new Error(detail);
+  };
+  for (let i = ltxFiles.length - 1; i >= 0 && files.length < REPLICA_RUN_MAX_FILES; i--) {
+    const entry = ltxFiles[i];
+    if (files.length > 0 && entry.maxTxid + 1n !== files[0].entry.minTxid) break;
+    const pgnos: number[] = [];
+    const sums: bigint[] = [];
+    let header: Header;
+    try {
+      header = readLtxFileSync(entry.path, (page) => {
+        pgnos.push(page.pgno);
+        sums.push(pageChecksum(page.pgno, page.data));
+      }).header;
+    } catch {
+      break; // a file that cannot describe the database cannot fix it either
+    }
+    if (header.nodeId === nodeId) break;
+    files.unshift({ entry, header, pgnos, sums });
+    try {
+      let view: PageChecksumsView | null = checksums;
+      let result = 0n;
+      for (const file of files) {
+        const { pageSize, commit } = file.header;
+        result = checksumAfterPages(
+          view,
+          pageSize,
+          commit,
+          { pgnos: file.pgnos, pageChecksums: file.sums },
+          fail,
+        );
+        view =
+          commit === 0
+            ? null
+            : PlannedChecksums.after(view, {
+                pageSize,
+                commit,
+                pgnos: file.pgnos,
+                pageChecksums: file.sums,
+                checksum: result,
+                lockPgno: lockPgno(pageSize),
+              });
+      }
+      if (result === post) return files.map((file) => file.entry);
+    } catch {
+      // These pages cannot make a whole database of this one (a page it grows by is missing): a longer
+      // run may.
+    }
   }
+  return null;
 }
 
 function report(

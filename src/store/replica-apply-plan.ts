@@ -11,7 +11,7 @@
 import { CHECKSUM_FLAG, EMPTY_DATABASE_CHECKSUM, lockPgno } from "../ltx/checksum.js";
 import type { Pos } from "../ltx/pos.js";
 import type { StagedLtx } from "./ltx-stager.js";
-import type { PageChecksums } from "./page-checksums.js";
+import { PlannedChecksums, type PageChecksumsView } from "./planned-checksums.js";
 import { StoreError } from "./store-error.js";
 
 export interface ReplicaApplyPlan {
@@ -26,7 +26,7 @@ export interface ReplicaApplyPlan {
 export interface ReplicaState {
   readonly pos: Pos;
   /** The committed database's page checksums (null before its first transaction). Not modified. */
-  readonly checksums: PageChecksums | null;
+  readonly checksums: PageChecksumsView | null;
 }
 
 /** Checks `staged` against `state`; throws StoreError EAPPLY (naming the rule) when it must not apply. */
@@ -66,13 +66,32 @@ export function planReplicaApply(db: string, state: ReplicaState, staged: Staged
 }
 
 /**
+ * The state a database will be in once the incremental `plan`, made against `state`, is applied: what
+ * the next transaction of a queued run is planned against (node/replica-applier.ts). `state.checksums`
+ * must be the database's own array or a view from an earlier call, unchanged since.
+ */
+export function stateAfterPlan(state: ReplicaState, plan: ReplicaApplyPlan): ReplicaState {
+  if (plan.snapshot) throw new Error("replica apply plan: a snapshot is not planned on top of");
+  const { header } = plan.staged;
+  const checksums = PlannedChecksums.after(state.checksums, {
+    pageSize: header.pageSize,
+    commit: header.commit,
+    pgnos: plan.staged.pgnos,
+    pageChecksums: plan.staged.pageChecksums,
+    checksum: plan.pos.checksum,
+    lockPgno: lockPgno(header.pageSize),
+  });
+  return { pos: plan.pos, checksums };
+}
+
+/**
  * The database's checksum after writing `pages` (page numbers ascending, with their LTX checksums) and
  * cutting it to `commit` pages, from the current checksum array alone. Calls `fail` (which throws)
  * when the pages cannot describe a whole database: a page beyond `commit`, or a page the database
  * grows by that is missing.
  */
 export function checksumAfterPages(
-  current: PageChecksums | null,
+  current: PageChecksumsView | null,
   pageSize: number,
   commit: number,
   pages: { readonly pgnos: readonly number[]; readonly pageChecksums: readonly bigint[] },

@@ -61,8 +61,13 @@ test("no primary, or a node not primary: info, one warning when it lasts; other 
     clusterId: { get: () => null, adopt: () => undefined },
     authToken: null,
     applier: {
+      plannedPos: (db) => db.pos,
+      plan: () => {
+        throw new Error("nothing to apply in this test");
+      },
       apply: () => Promise.reject(new Error("nothing to apply in this test")),
-      flush: () => Promise.resolve(),
+      flush: () => Promise.resolve(null),
+      discardQueued: () => undefined,
       close: () => Promise.resolve(),
     },
     log,

@@ -18,7 +18,11 @@ import { recentHistoryLinks } from "../../src/store/history-links.js";
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
 import { LtxStager, type StagedLtx } from "../../src/store/ltx-stager.js";
 import { quarantineHistory } from "../../src/store/quarantine.js";
-import { planReplicaApply } from "../../src/store/replica-apply-plan.js";
+import {
+  planReplicaApply,
+  stateAfterPlan,
+  type ReplicaApplyPlan,
+} from "../../src/store/replica-apply-plan.js";
 import { SnapshotPageReader } from "../../src/store/snapshot-page-reader.js";
 import type { Store } from "../../src/store/store.js";
 import { Prng } from "../support/prng.js";
@@ -258,6 +262,90 @@ test("a replica crashing in the middle of an apply is rolled forward at restart"
   assert.equal(reopened.mustDb("r.db").pos.txid, 5n);
   assert.equal(reopened.recoveryReport("r.db")?.rolledForward, true);
   assert.ok(expected.has(5n));
+});
+
+/** Plans `staged` (in order) as one run: each against the state the ones before it will leave. */
+function planRun(db: Database, staged: readonly StagedLtx[]): ReplicaApplyPlan[] {
+  let state = db.replicaState;
+  return staged.map((file) => {
+    const plan = planReplicaApply(db.name, state, file);
+    state = stateAfterPlan(state, plan);
+    return plan;
+  });
+}
+
+test("a run planned ahead, its LTX files persisted together, gives the primary's database", async (t) => {
+  const { primary, replica, data } = setup(t, "replica-run");
+  const prng = new Prng(5);
+  const files = primaryFiles(primary);
+  apply(replica, stage(replica, "r.db", files[0], prng));
+  const db = replica.mustDb("r.db");
+  // TXIDs 2..9: inserts that grow the database, a delete, a VACUUM that shrinks it.
+  const plans = planRun(
+    db,
+    files.slice(1).map((bytes) => stage(replica, "r.db", bytes, prng)),
+  );
+  assert.equal(db.pos.txid, 1n, "planning moves nothing");
+  await db.persistStagedBatch(plans);
+  assert.deepEqual(
+    listLtxFiles(db.dir.ltxDir).map((f) => f.maxTxid),
+    files.map((_, i) => BigInt(i + 1)),
+    "every file of the run in place before any page is written",
+  );
+  assert.equal(db.pos.txid, 1n);
+  const applied = plans.map((plan) => db.applyStaged(plan, { supersededFiles: 0 }));
+  db.syncApplied(applied[applied.length - 1]);
+  const source = primary.mustDb("r.db");
+  assert.deepEqual(db.pos, source.pos);
+  assert.ok(
+    fs.readFileSync(db.files.path("database")).equals(fs.readFileSync(source.files.path("database"))),
+  );
+  replica.close();
+  const reopened = openStore(data);
+  t.after(() => reopened.close());
+  assert.deepEqual(reopened.mustDb("r.db").pos, source.pos, "recovery agrees");
+  assert.equal(reopened.recoveryReport("r.db")?.rolledForward, false);
+});
+
+test("a replica crashing while it writes a run is rolled forward over the run at restart", async (t) => {
+  // The run's LTX files are durable; the database file holds, page by page, any value the run wrote
+  // there or the one before (what a power failure can leave of writes not yet fsynced), or nothing
+  // of the run at all.
+  for (const [seed, torn] of [
+    [6, false],
+    [7, true],
+    [8, true],
+    [9, true],
+  ] as const) {
+    const { primary, replica, data } = setup(t, `replica-run-crash-${seed}`);
+    const prng = new Prng(seed);
+    const files = primaryFiles(primary);
+    for (const bytes of files.slice(0, 3)) apply(replica, stage(replica, "r.db", bytes, prng));
+    const db = replica.mustDb("r.db");
+    const staged = files.slice(3).map((bytes) => stage(replica, "r.db", bytes, prng));
+    const plans = planRun(db, staged);
+    await db.persistStagedBatch(plans);
+    const written = new Map<number, Uint8Array[]>();
+    for (const file of staged) {
+      file.pgnos.forEach((pgno, i) => written.set(pgno, [...(written.get(pgno) ?? []), file.pages![i]]));
+    }
+    if (torn) {
+      for (const [pgno, values] of written) {
+        const pick = prng.int(0, values.length); // values.length: the page keeps its old value
+        if (pick < values.length) db.files.write("database", (pgno - 1) * PAGE, values[pick]);
+      }
+    }
+    const source = primary.mustDb("r.db");
+    const reopened = openStore(data); // the crashed store is simply abandoned
+    t.after(() => reopened.close());
+    const again = reopened.mustDb("r.db");
+    assert.deepEqual(again.pos, source.pos, `seed ${seed}`);
+    assert.equal(reopened.recoveryReport("r.db")?.rolledForward, true, `seed ${seed}`);
+    assert.ok(
+      fs.readFileSync(again.files.path("database")).equals(fs.readFileSync(source.files.path("database"))),
+      `seed ${seed}: the primary's database`,
+    );
+  }
 });
 
 test("quarantine moves the diverged files, or keeps the diverged state when files are missing", (t) => {
