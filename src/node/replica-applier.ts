@@ -1,9 +1,11 @@
 // Applying a replicated transaction on a replica so that a reader connected through the mount sees it
 // whole — never half of one, never a stale page — in every journal mode:
 //
+//   0. make its LTX file durable — with those of the transactions queued before it (a run: `apply`'s
+//      `more`), before any lock is taken (store/replica-apply.ts);
 //   1. take the locks a SQLite writer would (mountfs/database-lock-guard.ts `replicaApply`): readers
 //      finish their transactions, new ones wait;
-//   2. write it (store: LTX durable, pages, truncate, fsync, position);
+//   2. write it (store: pages, truncate, position) — every transaction of the run, in TXID order;
 //   3. drop the kernel's cached pages and attributes of the database file (FUSE notify inval inode),
 //      and in WAL mode publish a new wal-index header in `-shm` (mountfs/wal-index-publisher.ts:
 //      written into the backing file, the kernel's pages that readers map dropped around it), whose
@@ -11,7 +13,8 @@
 //   4. when the file's size changed, have the kernel fetch the new attributes while the locks are still
 //      held (kernel-node-locks.ts `refreshAttributes`: a reader's fstat racing another process's
 //      attribute refresh could read the old size as valid, and SQLite takes the database for corrupt);
-//   5. release the locks. Only now can a reader start a transaction, and it finds nothing stale.
+//   5. release the locks. Only now can a reader start a transaction, and it finds nothing stale;
+//   6. fsync the database file (store), before the next run's step 0.
 // Entries the kernel may have cached as missing (a database that just appeared, a new `-wal`) are
 // invalidated too. When the database leaves WAL mode and no connection has `-shm` open any more, the
 // empty `-wal` and `-shm` go, so that new connections use rollback locking again.
