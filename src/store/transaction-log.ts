@@ -87,7 +87,8 @@ export class TransactionLog {
    * files in `ltx/` tell them — kept here so that a replica's stream request and a primary's catch-up
    * need not read hundreds of file headers and list the directory each time (they did: tens of ms at
    * every reconnect, more with every file retention keeps). Null while unknown (at open, after the
-   * files were rewritten behind the log): `seedRecentLinks` sets it from the files.
+   * files were rewritten behind the log): `seedRecentLinks` sets it from the files, a file from TXID 1
+   * sets it whole.
    */
   #recent: ChainLink[] | null = null;
 
@@ -340,17 +341,22 @@ export class TransactionLog {
     });
   }
 
-  /** The file holding TXIDs `minTxid`…`txid`, just adopted, as the chain's newest link. */
+  /**
+   * The file holding TXIDs `minTxid`…`txid`, just adopted, as the chain's newest link. A file from
+   * TXID 1 (a snapshot, whose apply removed every other file, or a database's first transaction) is
+   * the whole chain, known even when the links before were not: a replica that joined by snapshot
+   * would otherwise read its files at its first handoff, on the way to accepting writes.
+   */
   #addRecentLink(prevPos: Pos, minTxid: bigint, txid: bigint): void {
-    if (this.#recent === null) return;
+    if (this.#recent === null && minTxid !== 1n) return;
     const link: ChainLink = {
       minTxid,
       maxTxid: txid,
       preApplyChecksum: minTxid === 1n ? 0n : prevPos.checksum,
       postApplyChecksum: this.#pos.checksum,
     };
-    if (minTxid === 1n) {
-      this.#recent = [link]; // a snapshot: the files before it are superseded (or overlap it)
+    if (minTxid === 1n || this.#recent === null) {
+      this.#recent = [link];
     } else {
       this.#recent.push(link);
       if (this.#recent.length > RECENT_LINKS_KEPT) this.#recent.shift();

@@ -192,6 +192,44 @@ test("files applied one by one, or a snapshot, give the primary's database and p
   assert.equal(listLtxFiles(again.mustDb("r.db").dir.ltxDir).length, 1, "only the snapshot remains");
 });
 
+test("a snapshot, or a database's first transaction, is the whole chain: known without the files", (t) => {
+  const { primary, writer, data } = setup(t, "replica-chain-known");
+  const prng = new Prng(5);
+  const linkTuples = (db: Database): unknown[] =>
+    db.recentHistory(256).map((l) => [l.minTxid, l.maxTxid, l.preApplyChecksum, l.postApplyChecksum]);
+  /** What `db` reports with its LTX files moved aside (the files alone would tell no chain). */
+  const reportedWithoutFiles = (db: Database): unknown[] => {
+    const files = listLtxFiles(db.dir.ltxDir);
+    for (const f of files) fs.renameSync(f.path, `${f.path}.aside`);
+    try {
+      assert.deepEqual(recentHistoryLinks(db.dir.ltxDir, db.pos.txid, 256), [], "the files tell nothing");
+      return linkTuples(db);
+    } finally {
+      for (const f of files) fs.renameSync(`${f.path}.aside`, f.path);
+    }
+  };
+
+  // A replica that joins by snapshot (a store just opened: no chain known before).
+  const joined = openStore(path.join(path.dirname(data), "joined"));
+  t.after(() => joined.close());
+  apply(joined, stage(joined, "r.db", snapshotOf(primary), prng));
+  const db = joined.mustDb("r.db");
+  assert.deepEqual(reportedWithoutFiles(db), [[1n, db.pos.txid, 0n, db.pos.checksum]]);
+  // The next file extends it, as the files on disk tell.
+  writer.commit(primary.mustDb("r.db"), "INSERT INTO t (v) VALUES (randomblob(100))");
+  apply(joined, stage(joined, "r.db", primaryFiles(primary).at(-1)!, prng));
+  assert.equal(db.recentHistory(256).length, 2);
+  assertRecentHistoryOnDisk(db, "snapshot, then one file");
+
+  // A database's first transaction on a primary.
+  const fresh = primary.createDatabase("n.db");
+  const own = new PrimaryWriter(path.join(path.dirname(data), "plain-n.db"));
+  t.after(() => own.sqlite.close());
+  own.commit(fresh, "CREATE TABLE u (x)");
+  assert.equal(fresh.pos.txid, 1n);
+  assert.deepEqual(reportedWithoutFiles(fresh), [[1n, 1n, 0n, fresh.pos.checksum]]);
+});
+
 test("a file that does not continue the position, or lies about its checksum, changes nothing", (t) => {
   const { primary, replica } = setup(t, "replica-refuse");
   const prng = new Prng(2);
