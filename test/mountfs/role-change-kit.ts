@@ -18,7 +18,6 @@ import { LitefsFileSystem } from "../../src/mountfs/litefs-file-system.js";
 import type { NodeRole } from "../../src/mountfs/replica-access.js";
 import { ReplicaApplier } from "../../src/node/replica-applier.js";
 import { LtxStager } from "../../src/store/ltx-stager.js";
-import { planReplicaApply } from "../../src/store/replica-apply-plan.js";
 import { SILENT_LOGGER, type StoreLogger } from "../../src/store/store-logger.js";
 import { Store } from "../../src/store/store.js";
 import { listLtxFiles, readLtxHeader } from "../support/ltx-chain.js";
@@ -185,20 +184,28 @@ export class TestMount {
     await this.fileSystem.roleChanged(role);
   }
 
-  /** Applies `from`'s LTX files after this node's position through the replica applier (as a replica does). */
-  async applyFrom(from: TestMount, db: string): Promise<number> {
+  /**
+   * Applies `from`'s LTX files after this node's position through the replica applier (as a replica
+   * does): one by one; with `run` as one queued run (each but the last applied with `more`, as a stream
+   * read bringing them all would); with `queueOnly` all of them with `more` (left queued: the caller
+   * flushes). `signal` goes to every `apply`.
+   */
+  async applyFrom(
+    from: TestMount,
+    db: string,
+    opts: { run?: boolean; queueOnly?: boolean; signal?: AbortSignal } = {},
+  ): Promise<number> {
     const target = this.store.replicaDatabase(db);
-    let applied = 0;
-    for (const file of from.ltxFiles(db)) {
+    const files = from.ltxFiles(db).filter((file) => readLtxHeader(file).maxTxid > target.pos.txid);
+    for (const [i, file] of files.entries()) {
       const header = readLtxHeader(file);
-      if (header.maxTxid <= target.pos.txid) continue;
       const stager = new LtxStager(target.dir, db, { minTxid: header.minTxid, maxTxid: header.maxTxid });
       stager.push(fs.readFileSync(file));
-      const plan = planReplicaApply(db, target.replicaState, stager.finish());
-      await this.applier.apply(target, plan, AbortSignal.timeout(20_000));
-      applied++;
+      const plan = this.applier.plan(target, stager.finish());
+      const more = opts.queueOnly === true || (opts.run === true && i < files.length - 1);
+      await this.applier.apply(target, plan, opts.signal ?? AbortSignal.timeout(20_000), { more });
     }
-    return applied;
+    return files.length;
   }
 
   /** The LTX chain replays to the database byte for byte (checked on copies taken out of the mount). */

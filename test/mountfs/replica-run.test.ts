@@ -1,0 +1,109 @@
+// A replica applies the transactions one stream read brings as a run (node/replica-applier.ts `more`):
+// queued without touching the database, their LTX files made durable together, then written under one
+// lock round. On a real mount with SQLite readers:
+// - while queued, nothing moves: not the position, not the LTX directory, not what a reader sees; then
+//   the whole run lands at once, and the chain replays to the database byte for byte;
+// - a run whose locks cannot be taken (a reader keeps its read transaction open past the abort) leaves
+//   nothing behind — no LTX file ahead of the position, no temporary file — and the same transactions
+//   apply when sent again.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+
+import { formatPos } from "../../src/ltx/pos.js";
+import { listLtxFiles } from "../../src/store/ltx-directory.js";
+import { makeTempDir } from "../support/temp-dir.js";
+import {
+  cleanupStack,
+  removeUnmountedTempDir,
+  rows,
+  shell,
+  SqlSession,
+  TestMount,
+} from "./role-change-kit.js";
+
+const MODES = ["DELETE", "WAL"] as const;
+
+async function cluster(t: Parameters<typeof cleanupStack>[0], label: string) {
+  const defer = cleanupStack(t);
+  const root = makeTempDir(label);
+  defer(() => removeUnmountedTempDir(root));
+  const a = await TestMount.start(defer, root, "a", "primary");
+  const b = await TestMount.start(defer, root, "b", "replica", { kernelLocks: true, kernelNodeLocks: true });
+  return { defer, root, a, b };
+}
+
+/** Six transactions on `a`; the last two grow the file by many pages. */
+async function writeSix(a: TestMount, db: string, mode: (typeof MODES)[number]): Promise<void> {
+  for (let i = 0; i < 6; i++) {
+    await shell(a.path(db), mode, [
+      `INSERT INTO t (v) SELECT hex(randomblob(${i < 4 ? 10 : 3000})) FROM ${rows(20)}`,
+    ]);
+  }
+}
+
+function leftovers(dir: string): string[] {
+  return fs.readdirSync(dir).filter((name) => name.endsWith(".tmp"));
+}
+
+for (const mode of MODES) {
+  test(`${mode}: a queued run moves nothing until it is applied, then lands whole`, async (t) => {
+    const { defer, root, a, b } = await cluster(t, "replica-run");
+    const db = `run-${mode.toLowerCase()}.db`;
+    await shell(a.path(db), mode, ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
+    await b.applyFrom(a, db);
+    await writeSix(a, db, mode);
+    const target = b.store.mustDb(db);
+    const before = formatPos(target.pos);
+    const filesBefore = listLtxFiles(target.dir.ltxDir).length;
+    const reader = new SqlSession(defer, `file:${b.path(db)}?mode=ro`);
+    assert.deepEqual(await reader.ok("SELECT count(*) FROM t"), [[0]]);
+
+    assert.equal(await b.applyFrom(a, db, { queueOnly: true }), 6);
+    assert.equal(formatPos(target.pos), before, "queued: the position has not moved");
+    assert.equal(b.applier.plannedPos(target).txid, target.pos.txid + 6n, "the queue's end is six ahead");
+    assert.equal(listLtxFiles(target.dir.ltxDir).length, filesBefore, "queued: no LTX file in place yet");
+    assert.deepEqual(await reader.ok("SELECT count(*) FROM t"), [[0]]);
+
+    const applied = await b.applier.flush(AbortSignal.timeout(20_000));
+    assert.ok(applied !== null);
+    assert.equal(formatPos(applied.pos), await a.pos(db));
+    assert.equal(formatPos(target.pos), await a.pos(db));
+    assert.equal(listLtxFiles(target.dir.ltxDir).length, filesBefore + 6);
+    assert.deepEqual(leftovers(target.dir.ltxDir), []);
+    assert.deepEqual(await reader.ok("SELECT count(*), sum(length(v)) FROM t"), [
+      [120, 4 * 20 * 20 + 2 * 20 * 6000],
+    ]);
+    assert.deepEqual(await reader.ok("PRAGMA integrity_check"), [["ok"]]);
+    await b.verifyChain(db, fs.mkdtempSync(path.join(root, "scratch-")));
+  });
+
+  test(`${mode}: a run that cannot take its locks leaves nothing behind and applies when sent again`, async (t) => {
+    const { defer, root, a, b } = await cluster(t, "replica-run-abort");
+    const db = `abort-${mode.toLowerCase()}.db`;
+    await shell(a.path(db), mode, ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
+    await b.applyFrom(a, db);
+    await writeSix(a, db, mode);
+    const target = b.store.mustDb(db);
+    const before = formatPos(target.pos);
+    const names = fs.readdirSync(target.dir.ltxDir).sort();
+
+    // A read transaction held open: the run's files are made durable, then the locks wait — aborted.
+    const reader = new SqlSession(defer, `file:${b.path(db)}?mode=ro`);
+    await reader.ok("BEGIN");
+    assert.deepEqual(await reader.ok("SELECT count(*) FROM t"), [[0]]);
+    await assert.rejects(b.applyFrom(a, db, { run: true, signal: AbortSignal.timeout(300) }));
+    assert.equal(formatPos(target.pos), before, "the position did not move");
+    assert.deepEqual(fs.readdirSync(target.dir.ltxDir).sort(), names, "no LTX file ahead, no temporary file");
+    assert.equal(b.applier.plannedPos(target).txid, target.pos.txid, "nothing is left queued");
+    assert.deepEqual(await reader.ok("SELECT count(*) FROM t"), [[0]]);
+    await reader.ok("COMMIT");
+
+    assert.equal(await b.applyFrom(a, db, { run: true }), 6);
+    assert.equal(formatPos(target.pos), await a.pos(db));
+    assert.deepEqual(await reader.ok("SELECT count(*) FROM t"), [[120]]);
+    assert.deepEqual(leftovers(target.dir.ltxDir), []);
+    await b.verifyChain(db, fs.mkdtempSync(path.join(root, "scratch-")));
+  });
+}
