@@ -86,6 +86,12 @@ const RUN_MAX_BYTES = 64 << 20;
 export class ReplicaApplier {
   readonly #opts: ReplicaApplierOptions;
   #queued: QueuedRun | null = null;
+  /**
+   * The LTX file of a transaction whose page writes failed part way (an I/O error): the database file
+   * may hold some of its pages, and only that file rolls them forward after a crash, so it is never
+   * discarded — until the database has moved past it.
+   */
+  #torn: { readonly db: Database; readonly txid: bigint; readonly file: string } | null = null;
 
   constructor(opts: ReplicaApplierOptions) {
     this.#opts = opts;
@@ -178,13 +184,15 @@ export class ReplicaApplier {
     let next = 0; // plans before it are written (or being written)
     let persistMs: number;
     let persisted = { supersededFiles: 0 };
+    if (this.#torn !== null && (this.#torn.db !== db || db.pos.txid >= this.#torn.txid)) this.#torn = null;
+    const keep = this.#torn?.file ?? null;
     try {
       const t0 = performance.now();
       if (plans.length === 1 && plans[0].snapshot) persisted = db.persistStaged(plans[0]);
       else await db.persistStagedBatch(plans);
       persistMs = performance.now() - t0;
     } catch (err) {
-      discardFrom(plans, 0);
+      discardFrom(plans, 0, keep);
       throw err;
     }
     let last: AppliedReplica | null = null;
@@ -193,7 +201,7 @@ export class ReplicaApplier {
       try {
         round = await this.#lockRound(db, persistMs, plans[next], signal);
       } catch (err) {
-        discardFrom(plans, next);
+        discardFrom(plans, next, keep);
         throw err;
       }
       persistMs = 0;
@@ -214,7 +222,9 @@ export class ReplicaApplier {
           if (!plain || applied.walMode !== round.walLocking) break;
         }
       } catch (err) {
-        discardFrom(plans, next); // the failed one's file stays: its pages may be partly written
+        const failed = plans[next - 1];
+        if (!failed.snapshot) this.#torn = { db, txid: failed.pos.txid, file: failed.staged.finalPath };
+        discardFrom(plans, next, keep); // the failed one's file stays: its pages may be partly written
         await this.#finishRound(round); // the round's earlier transactions are finished; locks released
         throw err;
       }
@@ -349,16 +359,24 @@ export class ReplicaApplier {
 /**
  * Removes what `plans[from..]` left on disk: their temporary files, or their LTX files when already
  * renamed into place (no page of theirs was written: the database never moves to them, and the stream
- * sends them again), a snapshot's temporary database file. Failures are ignored (leftover temporary
- * files are removed at the next start; a leftover LTX file is overwritten when its transaction comes).
+ * sends them again), a snapshot's temporary database file — but never `keep`. Failures are ignored
+ * (leftover temporary files are removed at the next start; a leftover LTX file is overwritten when its
+ * transaction comes).
  */
-function discardFrom(plans: readonly ReplicaApplyPlan[], from: number): void {
+function discardFrom(plans: readonly ReplicaApplyPlan[], from: number, keep: string | null = null): void {
   for (const { staged, snapshot } of plans.slice(from)) {
     // A snapshot's LTX file is never removed: the older files it superseded may be gone already.
     const files = snapshot
       ? [staged.tempPath, staged.snapshot?.databasePath]
       : [staged.tempPath, staged.finalPath];
-    for (const file of files) if (file !== undefined) fs.rmSync(file, { force: true });
+    for (const file of files) {
+      if (file === undefined || file === keep) continue;
+      try {
+        fs.rmSync(file, { force: true });
+      } catch {
+        // Left for the next start (a temporary file) or for the transaction's next arrival.
+      }
+    }
   }
 }
 

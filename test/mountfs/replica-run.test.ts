@@ -107,3 +107,50 @@ for (const mode of MODES) {
     await b.verifyChain(db, fs.mkdtempSync(path.join(root, "scratch-")));
   });
 }
+
+test("a transaction whose page writes failed keeps its LTX file until the database moves past it", async (t) => {
+  const { defer, root, a, b } = await cluster(t, "replica-run-torn");
+  const db = "torn.db";
+  await shell(a.path(db), "DELETE", ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
+  await b.applyFrom(a, db);
+  await writeSix(a, db, "DELETE");
+  const target = b.store.mustDb(db);
+
+  // An I/O error on the database file's second write of the run: the transaction being written is
+  // torn (some of its pages may be on disk), those before it applied, those after it discarded.
+  const files = target.files;
+  const write = files.write.bind(files);
+  let writes = 0;
+  files.write = (kind, offset, data) => {
+    if (kind === "database" && ++writes === 2) throw new Error("EIO (injected)");
+    write(kind, offset, data);
+  };
+  await assert.rejects(b.applyFrom(a, db, { run: true }), /EIO \(injected\)/);
+  files.write = write;
+  const tornTxid = target.pos.txid + 1n;
+  const tornName = (txid: bigint) =>
+    `${txid.toString(16).padStart(16, "0")}-${txid.toString(16).padStart(16, "0")}.ltx`;
+  const ahead = () =>
+    listLtxFiles(target.dir.ltxDir)
+      .filter((f) => f.maxTxid > target.pos.txid)
+      .map((f) => f.name);
+  assert.deepEqual(
+    ahead(),
+    [tornName(tornTxid)],
+    "only the torn transaction's file is ahead of the position",
+  );
+
+  // The run comes again, and its locks cannot be taken: everything of it goes but the torn file.
+  const reader = new SqlSession(defer, `file:${b.path(db)}?mode=ro`);
+  await reader.ok("BEGIN");
+  await reader.ok("SELECT count(*) FROM t");
+  await assert.rejects(b.applyFrom(a, db, { run: true, signal: AbortSignal.timeout(300) }));
+  assert.deepEqual(ahead(), [tornName(tornTxid)], "the torn transaction's file is kept");
+  await reader.ok("COMMIT");
+
+  assert.ok((await b.applyFrom(a, db, { run: true })) >= 1);
+  assert.equal(formatPos(target.pos), await a.pos(db));
+  assert.deepEqual(ahead(), []);
+  assert.deepEqual(await reader.ok("PRAGMA integrity_check"), [["ok"]]);
+  await b.verifyChain(db, fs.mkdtempSync(path.join(root, "scratch-")));
+});
