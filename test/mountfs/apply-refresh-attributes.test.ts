@@ -30,16 +30,23 @@ for (const mode of ["DELETE", "WAL"] as const) {
     const nodeId = b.fileSystem.inodeOf(db, "database");
     assert.ok(nodeId !== undefined);
 
-    // Every GETATTR b answers for the database, with whether the applier's kernel locks were held then.
+    // Every GETATTR b answers for the database — or LOOKUP of its name, which carries the attributes
+    // too (the kernel looks the name up again once its entry timeout, 1 s, has passed: a loaded machine)
+    // — with whether the applier's kernel locks were held then.
     const answered: { size: number; locked: boolean }[] = [];
+    const heldByApplier = () =>
+      b.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0);
     const getattr = b.fileSystem.getattr.bind(b.fileSystem);
     b.fileSystem.getattr = (ctx: RequestContext, id: number) => {
       const reply = getattr(ctx, id);
-      if (id === nodeId) {
-        const locked = b.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0);
-        answered.push({ size: reply.attr.size, locked });
-      }
+      if (id === nodeId) answered.push({ size: reply.attr.size, locked: heldByApplier() });
       return reply;
+    };
+    const lookup = b.fileSystem.lookup.bind(b.fileSystem);
+    b.fileSystem.lookup = (ctx: RequestContext, parent: number, name: string) => {
+      const entry = lookup(ctx, parent, name);
+      if (entry?.nodeId === nodeId) answered.push({ size: entry.attr.size, locked: heldByApplier() });
+      return entry;
     };
 
     await shell(a.path(db), mode, [`INSERT INTO t (v) SELECT hex(randomblob(3000)) FROM ${rows(40)}`]);
@@ -48,10 +55,10 @@ for (const mode of ["DELETE", "WAL"] as const) {
     assert.ok(sizeAfter > sizeBefore, `the transaction grew the file (${sizeBefore} → ${sizeAfter})`);
     assert.ok(
       answered.some((g) => g.locked && g.size === sizeAfter),
-      `no GETATTR answered with the new size under the apply's locks: ${JSON.stringify(answered)}`,
+      `no GETATTR or LOOKUP answered with the new size under the apply's locks: ${JSON.stringify(answered)}`,
     );
 
-    // The kernel holds the new size as valid: a stat through the mount needs no GETATTR.
+    // The kernel holds the new size as valid: a stat through the mount needs no GETATTR (nor LOOKUP).
     const count = answered.length;
     assert.equal((await fsp.stat(b.path(db))).size, sizeAfter);
     assert.equal(answered.length, count, "a stat after the apply still asked the node");
