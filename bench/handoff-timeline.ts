@@ -119,7 +119,7 @@ export function targetLastApply(opts: TargetLogWindow): LastApply | undefined {
   const ms = (name: string): number => (typeof applied.fields[name] === "number" ? applied.fields[name] : 0);
   return {
     lockMs: ms("lockMs"),
-    totalMs: ["persistMs", "lockMs", "writeMs", "invalidateMs", "shmMs", "syncMs"].reduce(
+    totalMs: ["persistMs", "settleMs", "lockMs", "writeMs", "invalidateMs", "shmMs", "syncMs"].reduce(
       (s, n) => s + ms(n),
       0,
     ),

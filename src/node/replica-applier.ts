@@ -14,7 +14,8 @@
 //      held (kernel-node-locks.ts `refreshAttributes`: a reader's fstat racing another process's
 //      attribute refresh could read the old size as valid, and SQLite takes the database for corrupt);
 //   5. release the locks. Only now can a reader start a transaction, and it finds nothing stale;
-//   6. fsync the database file (store), before the next run's step 0.
+//   6. fsync the database file (store), on the thread pool: the next round's pages wait for it (its
+//      LTX files need not).
 // Entries the kernel may have cached as missing (a database that just appeared, a new `-wal`) are
 // invalidated too. When the database leaves WAL mode and no connection has `-shm` open any more, the
 // empty `-wal` and `-shm` go, so that new connections use rollback locking again.
@@ -67,6 +68,8 @@ interface LockRound {
   /** The locks were taken for WAL mode. */
   readonly walLocking: boolean;
   readonly lockMs: number;
+  /** Waiting for the previous round's database fsync. */
+  readonly settleMs: number;
   readonly persistMs: number;
   writeMs: number;
   count: number;
@@ -92,6 +95,16 @@ export class ReplicaApplier {
    * discarded — until the database has moved past it.
    */
   #torn: { readonly db: Database; readonly txid: bigint; readonly file: string } | null = null;
+  /**
+   * The last lock round's database fsync, on the thread pool (`done`: its error, or null). The next
+   * round writes no page before it has finished (`#settle`): recovery needs the database durable at a
+   * run's first position.
+   */
+  #durable: {
+    readonly db: Database;
+    readonly applied: AppliedReplica;
+    readonly done: Promise<Error | null>;
+  } | null = null;
 
   constructor(opts: ReplicaApplierOptions) {
     this.#opts = opts;
@@ -165,10 +178,34 @@ export class ReplicaApplier {
     });
   }
 
-  /** Nothing is held between calls; a queued run is dropped. */
-  close(): Promise<void> {
+  /** A queued run is dropped; the last database fsync is waited for (a failure is logged). */
+  async close(): Promise<void> {
     this.discardQueued();
-    return Promise.resolve();
+    await this.#settle().catch((err: unknown) => {
+      this.#opts.log.error("could not make the last replicated transactions durable", {
+        error: (err as Error).message,
+      });
+    });
+  }
+
+  /**
+   * Waits for the last round's database fsync; if it failed, fsyncs again here (throwing if that
+   * fails too, and then again at the next call). Returns the time waited.
+   */
+  async #settle(): Promise<number> {
+    const pending = this.#durable;
+    if (pending === null) return 0;
+    const t = performance.now();
+    const err = await pending.done;
+    if (err !== null) {
+      this.#opts.log.warn("fsync of a replicated database failed; retrying", {
+        db: pending.db.name,
+        error: err.message,
+      });
+      pending.db.syncApplied(pending.applied);
+    }
+    if (this.#durable === pending) this.#durable = null;
+    return performance.now() - t;
   }
 
   /**
@@ -239,6 +276,7 @@ export class ReplicaApplier {
     first: ReplicaApplyPlan,
     signal: AbortSignal,
   ): Promise<LockRound> {
+    const settleMs = await this.#settle(); // the last round's pages durable before this one's
     const t = performance.now();
     const walLocking = db.exists("wal");
     const release = await this.#lock(db.name, walLocking, signal);
@@ -247,6 +285,7 @@ export class ReplicaApplier {
       release,
       walLocking,
       lockMs: performance.now() - t,
+      settleMs,
       persistMs,
       writeMs: 0,
       count: 0,
@@ -282,12 +321,18 @@ export class ReplicaApplier {
       await round.release();
     }
     const t5 = performance.now();
-    db.syncApplied({ ...last, created: round.created, snapshot: round.snapshot });
+    const applied = { ...last, created: round.created, snapshot: round.snapshot };
+    const done = db.syncAppliedAsync(applied).then(
+      () => null,
+      (err: unknown) => err as Error,
+    );
+    this.#durable = { db, applied, done };
     this.#opts.log.debug("replicated transaction applied", {
       db: db.name,
       txid: last.pos.txid.toString(16).padStart(16, "0"),
       transactions: round.count,
       persistMs: round3(round.persistMs),
+      settleMs: round3(round.settleMs),
       lockMs: round3(round.lockMs),
       writeMs: round3(round.writeMs),
       invalidateMs: round3(t4 - t3),

@@ -16,6 +16,8 @@ export class BackingFiles {
   readonly #noSync: boolean;
   /** Files written or truncated since their last fsync: an fsync of a clean file is skipped. */
   readonly #unsynced = new Set<DatabaseFileKind>();
+  /** Writes and truncations so far, per file: tells `syncAsync` whether one came in during its fsync. */
+  readonly #changes = new Map<DatabaseFileKind, number>();
 
   constructor(dir: DatabaseDir, opts: { noSync: boolean }) {
     this.#dir = dir;
@@ -68,12 +70,12 @@ export class BackingFiles {
   /** Writes all of `data` at `offset`, creating the file if needed. */
   write(kind: DatabaseFileKind, offset: number, data: Uint8Array): void {
     writeAll(this.#fd(kind, true), data, offset);
-    this.#unsynced.add(kind);
+    this.#changed(kind);
   }
 
   truncate(kind: DatabaseFileKind, size: number): void {
     fs.ftruncateSync(this.#fd(kind, true), size);
-    this.#unsynced.add(kind);
+    this.#changed(kind);
   }
 
   /**
@@ -89,6 +91,31 @@ export class BackingFiles {
       else fs.fsyncSync(fd);
     }
     this.#unsynced.delete(kind);
+  }
+
+  /**
+   * `sync` on the thread pool, through a descriptor of its own (the cached one may be closed while the
+   * fsync runs: a snapshot replacing the file). The file counts as synced afterwards only if nothing
+   * was written to it meanwhile; until then `sync` still fsyncs it.
+   */
+  async syncAsync(kind: DatabaseFileKind): Promise<void> {
+    if (this.#noSync || !this.#unsynced.has(kind)) return;
+    const changes = this.#changes.get(kind) ?? 0;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path(kind), fs.constants.O_RDONLY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    try {
+      await new Promise<void>((resolve, reject) =>
+        fs.fsync(fd, (err) => (err === null ? resolve() : reject(err))),
+      );
+    } finally {
+      fs.closeSync(fd);
+    }
+    if ((this.#changes.get(kind) ?? 0) === changes) this.#unsynced.delete(kind);
   }
 
   /** Closes and removes the file; a missing file is fine. Does not fsync the directory. */
@@ -119,6 +146,11 @@ export class BackingFiles {
       if (fd !== undefined) fs.closeSync(fd);
     }
     this.#fds.clear();
+  }
+
+  #changed(kind: DatabaseFileKind): void {
+    this.#unsynced.add(kind);
+    this.#changes.set(kind, (this.#changes.get(kind) ?? 0) + 1);
   }
 
   #fdIfExists(kind: DatabaseFileKind): number | undefined {

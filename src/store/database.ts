@@ -40,6 +40,7 @@ import {
   persistStagedLtx,
   persistStagedLtxBatch,
   syncAppliedDatabase,
+  syncAppliedDatabaseAsync,
   type AppliedReplica,
   type ReplicaApplyTarget,
 } from "./replica-apply.js";
@@ -478,6 +479,12 @@ export class Database {
   syncApplied(applied: AppliedReplica): void {
     this.#assertOpen();
     syncAppliedDatabase(this.#replicaTarget(), applied);
+  }
+
+  /** `syncApplied` with the database file's fsync off the event loop (replica-apply.ts). */
+  syncAppliedAsync(applied: AppliedReplica): Promise<void> {
+    this.#assertOpen();
+    return syncAppliedDatabaseAsync(this.#replicaTarget(), applied);
   }
 
   /**

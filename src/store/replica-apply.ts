@@ -167,6 +167,19 @@ export function syncAppliedDatabase(target: ReplicaApplyTarget, applied: Applied
   if (applied.created || applied.pageCount === 0 || applied.snapshot) fsyncDirectory(target.dir.dir);
 }
 
+/**
+ * Step 3 with the database file's fsync on the thread pool (the directory's, rare, on the caller's
+ * thread first). The caller must let it finish before any page of the next transaction is written.
+ */
+export async function syncAppliedDatabaseAsync(
+  target: ReplicaApplyTarget,
+  applied: AppliedReplica,
+): Promise<void> {
+  if (target.noSync) return;
+  if (applied.created || applied.pageCount === 0 || applied.snapshot) fsyncDirectory(target.dir.dir);
+  if (applied.pageCount > 0) await target.files.syncAsync("database");
+}
+
 function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void {
   assert.ok(
     posEqual(target.log.pos, plan.from),
