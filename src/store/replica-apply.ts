@@ -10,10 +10,12 @@
 //   2. applyStagedPages — under every lock a SQLite writer would take (the caller's), once per file in
 //      TXID order: the pages go into the database file (a snapshot's file is renamed over it), the file
 //      is cut to the commit size, the position moves and subscribers hear of it;
-//   3. syncAppliedDatabase — after the locks: the database file (and directory) fsynced.
+//   3. syncAppliedDatabase — after the locks: the database file (and directory) fsynced; the replica
+//      applier uses syncAppliedDatabaseAsync and lets it finish before its next lock round.
 //
-// The database file is durable at the run's first position before step 1 begins (the previous run's
-// step 3), and no page of the run is written before all of its LTX files are durable. So a crash at any
+// The database file is durable at the run's first position before the run's first page is written
+// (the previous run's step 3), and no page of the run is written before all of its LTX files are
+// durable. So a crash at any
 // point leaves the database at that position, or partly written over by pages of the run, with every
 // LTX file of the run on disk: recovery rolls the run forward from its files when that provably yields
 // the last file's post-apply checksum (recovery.ts), trying the newest REPLICA_RUN_MAX_FILES files.
