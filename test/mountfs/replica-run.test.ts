@@ -25,22 +25,29 @@ import {
 
 const MODES = ["DELETE", "WAL"] as const;
 
-async function cluster(t: Parameters<typeof cleanupStack>[0], label: string) {
+/**
+ * A primary mount `a` and a replica mount `b` (kernel locks) sharing database `db`: created on `a`,
+ * applied on `b`, then six more transactions on `a` (the last two grow the file by many pages) that
+ * `b` has not applied. `target` is `b`'s database.
+ */
+async function replicaSixBehind(
+  t: Parameters<typeof cleanupStack>[0],
+  db: string,
+  mode: (typeof MODES)[number],
+) {
   const defer = cleanupStack(t);
-  const root = makeTempDir(label);
+  const root = makeTempDir(`replica-run-${db.replace(/\W/g, "-")}`);
   defer(() => removeUnmountedTempDir(root));
   const a = await TestMount.start(defer, root, "a", "primary");
   const b = await TestMount.start(defer, root, "b", "replica", { kernelLocks: true, kernelNodeLocks: true });
-  return { defer, root, a, b };
-}
-
-/** Six transactions on `a`; the last two grow the file by many pages. */
-async function writeSix(a: TestMount, db: string, mode: (typeof MODES)[number]): Promise<void> {
+  await shell(a.path(db), mode, ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
+  await b.applyFrom(a, db);
   for (let i = 0; i < 6; i++) {
     await shell(a.path(db), mode, [
       `INSERT INTO t (v) SELECT hex(randomblob(${i < 4 ? 10 : 3000})) FROM ${rows(20)}`,
     ]);
   }
+  return { defer, root, a, b, target: b.store.mustDb(db) };
 }
 
 function leftovers(dir: string): string[] {
@@ -49,12 +56,8 @@ function leftovers(dir: string): string[] {
 
 for (const mode of MODES) {
   test(`${mode}: a queued run moves nothing until it is applied, then lands whole`, async (t) => {
-    const { defer, root, a, b } = await cluster(t, "replica-run");
     const db = `run-${mode.toLowerCase()}.db`;
-    await shell(a.path(db), mode, ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
-    await b.applyFrom(a, db);
-    await writeSix(a, db, mode);
-    const target = b.store.mustDb(db);
+    const { defer, root, a, b, target } = await replicaSixBehind(t, db, mode);
     const before = formatPos(target.pos);
     const filesBefore = listLtxFiles(target.dir.ltxDir).length;
     const reader = new SqlSession(defer, `file:${b.path(db)}?mode=ro`);
@@ -80,12 +83,8 @@ for (const mode of MODES) {
   });
 
   test(`${mode}: a run that cannot take its locks leaves nothing behind and applies when sent again`, async (t) => {
-    const { defer, root, a, b } = await cluster(t, "replica-run-abort");
     const db = `abort-${mode.toLowerCase()}.db`;
-    await shell(a.path(db), mode, ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
-    await b.applyFrom(a, db);
-    await writeSix(a, db, mode);
-    const target = b.store.mustDb(db);
+    const { defer, root, a, b, target } = await replicaSixBehind(t, db, mode);
     const before = formatPos(target.pos);
     const names = fs.readdirSync(target.dir.ltxDir).sort();
 
@@ -109,12 +108,8 @@ for (const mode of MODES) {
 }
 
 test("a transaction whose page writes failed keeps its LTX file until the database moves past it", async (t) => {
-  const { defer, root, a, b } = await cluster(t, "replica-run-torn");
   const db = "torn.db";
-  await shell(a.path(db), "DELETE", ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]);
-  await b.applyFrom(a, db);
-  await writeSix(a, db, "DELETE");
-  const target = b.store.mustDb(db);
+  const { defer, root, a, b, target } = await replicaSixBehind(t, db, "DELETE");
 
   // An I/O error on the database file's second write of the run: the transaction being written is
   // torn (some of its pages may be on disk), those before it applied, those after it discarded.
