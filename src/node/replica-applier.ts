@@ -202,7 +202,13 @@ export class ReplicaApplier {
         db: pending.db.name,
         error: err.message,
       });
-      pending.db.syncApplied(pending.applied);
+      try {
+        pending.db.syncApplied(pending.applied);
+      } catch (retryErr) {
+        // A database closed since (the store stopping, the database removed) has nothing left to wait
+        // for here; anything else keeps the next round from writing.
+        if ((retryErr as { code?: string }).code !== "ECLOSED") throw retryErr;
+      }
     }
     if (this.#durable === pending) this.#durable = null;
     return performance.now() - t;
