@@ -659,11 +659,15 @@ async function nextWithin(
   url: string,
 ): Promise<IteratorResult<Buffer>> {
   let timer: NodeJS.Timeout | undefined;
+  // The verdict waits one turn of the event loop past the timer (setImmediate runs after the poll
+  // phase): a process that was stopped or stalled longer than `ms` (SIGSTOP, a long pause) finds its
+  // timer due before it has read what the socket holds — the primary's heartbeats, waiting there.
   const idle = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ReplicaStreamError("ESTREAMIDLE", `nothing from ${url} for ${ms} ms (no heartbeat)`)),
-      ms,
-    );
+    timer = setTimeout(() => {
+      setImmediate(() =>
+        reject(new ReplicaStreamError("ESTREAMIDLE", `nothing from ${url} for ${ms} ms (no heartbeat)`)),
+      );
+    }, ms);
   });
   try {
     return await Promise.race([chunks.next(), idle]);
