@@ -8,7 +8,7 @@
 import fs from "node:fs";
 
 import { type DatabaseDir, type DatabaseFileKind, DATABASE_FILE_KINDS } from "./data-dir.js";
-import { readFully, removeFile, writeAll } from "./durable-file.js";
+import { fsyncFdAsync, readFully, removeFile, writeAll } from "./durable-file.js";
 
 export class BackingFiles {
   readonly #dir: DatabaseDir;
@@ -109,9 +109,7 @@ export class BackingFiles {
       throw err;
     }
     try {
-      await new Promise<void>((resolve, reject) =>
-        fs.fsync(fd, (err) => (err === null ? resolve() : reject(err))),
-      );
+      await fsyncFdAsync(fd);
     } finally {
       fs.closeSync(fd);
     }

@@ -25,6 +25,11 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
+/** fsync of an open descriptor on the thread pool (one hop; the caller opens and closes it). */
+export function fsyncFdAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err === null ? resolve() : reject(err))));
+}
+
 /** `fsyncDirectory` on the thread pool. */
 export async function fsyncDirectoryAsync(dir: string): Promise<void> {
   const handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);

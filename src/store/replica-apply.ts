@@ -25,7 +25,7 @@ import fs from "node:fs";
 import { posEqual, type Pos } from "../ltx/pos.js";
 import type { BackingFiles } from "./backing-files.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { fsyncDirectory, removeFile } from "./durable-file.js";
+import { fsyncDirectory, fsyncFdAsync, removeFile } from "./durable-file.js";
 import { listLtxFiles } from "./ltx-directory.js";
 import { readLtxFileSync } from "./ltx-file-reader.js";
 import type { ReplicaApplyPlan } from "./replica-apply-plan.js";
@@ -196,9 +196,7 @@ function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void
 async function syncFileAsync(file: string): Promise<void> {
   const fd = fs.openSync(file, "r");
   try {
-    await new Promise<void>((resolve, reject) =>
-      fs.fsync(fd, (err) => (err === null ? resolve() : reject(err))),
-    );
+    await fsyncFdAsync(fd);
   } finally {
     fs.closeSync(fd);
   }
