@@ -251,6 +251,15 @@ export class Store {
     if (recovered.report.needsSnapshot) db.captureExisting();
     const late = db.captureWal();
     if (late > 0) this.#log.info("captured WAL transactions left by a crash", { db: name, count: late });
+    // A `-shm` the last run left may describe files that have moved on since: a replica killed between
+    // a run's page writes and the wal-index header it publishes after them leaves a header with the
+    // old page count beside a longer database (and recovery may roll more forward); a primary's may
+    // count WAL frames recovery has just voided. A connection that opens it while the node holds its
+    // DMS lock (an apply) is not the first, so SQLite keeps the header and trusts it: a new reader's
+    // first read then fails with "database disk image is malformed". No connection can have it open
+    // now (the mount is not served yet): it goes, and the first connection rebuilds it from the WAL.
+    const staleShm = files.exists("shm");
+    if (staleShm) files.unlink("shm");
     markChecksumsFileDirty(dir.checksumsFile, { noSync: this.#ctx.noSync });
     if (recovered.report.checksumSource !== "clean" || late > 0 || recovered.report.needsSnapshot) {
       db.saveChecksums(false);
@@ -261,6 +270,7 @@ export class Store {
       pos: db.posText.trim(),
       checksums: recovered.report.checksumSource,
       pagesRead: recovered.report.pagesRead,
+      ...(staleShm ? { removedShm: true } : {}),
       ...(recovered.report.fullPassReason === undefined
         ? {}
         : { fullPassReason: recovered.report.fullPassReason }),

@@ -10,9 +10,11 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import { formatPos } from "../../src/ltx/pos.js";
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
+import { parseShmHeader } from "../../src/store/shm-format.js";
 import { makeTempDir } from "../support/temp-dir.js";
 import {
   cleanupStack,
@@ -148,4 +150,48 @@ test("a transaction whose page writes failed keeps its LTX file until the databa
   assert.deepEqual(ahead(), []);
   assert.deepEqual(await reader.ok("PRAGMA integrity_check"), [["ok"]]);
   await b.verifyChain(db, fs.mkdtempSync(path.join(root, "scratch-")));
+});
+
+// A replica killed between a run's page writes and the wal-index header it publishes after them
+// (caught in CI: test/node/kill-wal-replica) left a `-shm` whose header counted fewer pages than the
+// database file. At the next start, a reader that opened it while the node held its apply locks (DMS
+// among them) was not the first connection, so SQLite kept that header: its first read failed with
+// "database disk image is malformed". The kill is stood in for by an I/O error on the `-shm` write.
+test("WAL: a -shm left stale by a run that stopped before publishing its header is gone at the next start", async (t) => {
+  const db = "stale-shm.db";
+  const { defer, root, a, b, target } = await replicaSixBehind(t, db, "WAL");
+  const reader = new SqlSession(defer, `file:${b.path(db)}?mode=ro`);
+  assert.deepEqual(await reader.ok("SELECT count(*) FROM t"), [[0]]);
+  await reader.stop();
+
+  // One by one: the four small transactions publish their headers; the fifth grows the file by many
+  // pages, and its header's write fails.
+  const files = target.files;
+  const write = files.write.bind(files);
+  let shmWrites = 0;
+  files.write = (kind, offset, data) => {
+    if (kind === "shm" && ++shmWrites === 5) throw new Error("EIO (injected)");
+    write(kind, offset, data);
+  };
+  await assert.rejects(b.applyFrom(a, db), /EIO \(injected\)/);
+  files.write = write;
+  const fifth = formatPos(target.pos);
+  const shm = parseShmHeader(fs.readFileSync(target.dir.file("shm")));
+  const dbPages = fs.statSync(target.dir.file("database")).size / 4096;
+  assert.ok(shm.usable && shm.header.nPage < dbPages, "the -shm's header counts fewer pages than the file");
+  await b.stop();
+
+  const restarted = await TestMount.start(defer, root, "b", "replica", {
+    kernelLocks: true,
+    kernelNodeLocks: true,
+  });
+  assert.equal(await restarted.pos(db), fifth);
+  // A reader opening while the node holds its WAL apply locks (as at the start of an apply).
+  const release = await restarted.locks.replicaApply(db, true, AbortSignal.timeout(10_000));
+  const fresh = new SqlSession(defer, `file:${restarted.path(db)}?mode=ro`);
+  const answer = fresh.run("SELECT count(*), sum(length(v)) FROM t");
+  await sleep(300);
+  await release();
+  assert.deepEqual(await answer, { ok: true, rows: [[100, 4 * 20 * 20 + 20 * 6000]] });
+  assert.deepEqual(await fresh.ok("PRAGMA integrity_check"), [["ok"]]);
 });

@@ -71,8 +71,11 @@ export class TestMount {
   readonly session: FuseSession;
   readonly dir: string;
   readonly applier: ReplicaApplier;
+  /** The node's own locks (what the applier takes: `replicaApply`, …). */
+  readonly locks: DatabaseLockGuard;
   /** The node's own locks as kernel locks held by the helper (start's `kernelNodeLocks`), else null. */
   readonly kernelNodeLocks: KernelNodeLocks | null;
+  #stopped = false;
 
   private constructor(
     dir: string,
@@ -88,11 +91,11 @@ export class TestMount {
     this.fileSystem = fileSystem;
     this.session = session;
     this.kernelNodeLocks = kernelNodeLocks;
-    const locks = new DatabaseLockGuard({
+    const locks = (this.locks = new DatabaseLockGuard({
       lockTableOf: (db, kind) => fileSystem.lockTableOf(db, kind),
       holdWalReaders: (db) => fileSystem.locks.holdWalReaders(db),
       ...(kernelNodeLocks === null ? {} : { nodeLocks: kernelNodeLocks }),
-    });
+    }));
     this.applier = new ReplicaApplier({ fileSystem, session, locks, log: SILENT_LOGGER });
   }
 
@@ -152,13 +155,18 @@ export class TestMount {
     }
     const mount = new TestMount(dir, role, store, fileSystem, session, nodeLocks);
     self.mount = mount;
-    defer(async () => {
-      await mount.applier.close();
-      await nodeLocks?.close();
-      await session.unmount();
-      store.close();
-    });
+    defer(() => mount.stop());
     return mount;
+  }
+
+  /** Closes the applier and the lock helper, unmounts, closes the store (once; also run at cleanup). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.applier.close();
+    await this.kernelNodeLocks?.close();
+    await this.session.unmount();
+    this.store.close();
   }
 
   path(db: string): string {
@@ -273,6 +281,14 @@ export class SqlSession {
 
   close(): void {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill("SIGKILL");
+  }
+
+  /** Kills the connection's process and waits until it has exited (its files and locks are gone). */
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.#child.once("exit", resolve));
+    this.close();
+    await exited;
   }
 }
 
