@@ -6,7 +6,11 @@
 // - `publish`: drop the kernel's cached pages and, when `-shm` exists, write a wal-index header with
 //   mxFrame 0 and a bumped change counter into the backing `-shm` (mountfs/wal-index-publisher.ts —
 //   never through the node's own mount, which would make the node unkillable): every connection then
-//   reads the database file alone and drops its page cache at its next transaction.
+//   reads the database file alone and drops its page cache at its next transaction; when the file's
+//   size changed, the kernel fetches the new attributes before the caller lets go of its locks
+//   (`refreshAttributes`, as replica-applier.ts step 4: fetched at the first stat after the unlock, the
+//   lock helper's own could race a reader's fstat, which then took the old size for valid next to the
+//   new page 1 — "database disk image is malformed", docs/reliability.md finding 5).
 // The caller holds every lock a SQLite writer would, and READ0..4 (no connection is inside a
 // transaction, none can write the wal-index header).
 
@@ -19,6 +23,8 @@ import type { Database } from "../store/database.js";
 export interface HaltDatabaseWriterOptions {
   readonly fileSystem: LitefsFileSystem;
   readonly session: FuseSession;
+  /** Kernel-locks mode: has the kernel fetch `db`'s attributes now (DatabaseLockGuard.refreshAttributes). */
+  readonly refreshAttributes?: (db: string) => Promise<void>;
 }
 
 export class HaltDatabaseWriter {
@@ -61,9 +67,13 @@ export class HaltDatabaseWriter {
     await this.#opts.session.invalidateEntry(ROOT_NODE_ID, `${db.name}-wal`).catch(() => undefined);
   }
 
-  /** Makes local connections see the database file as it is now (see the header). */
-  async publish(db: Database): Promise<void> {
-    const { fileSystem, session } = this.#opts;
+  /**
+   * Makes local connections see the database file as it is now (see the header). `sizeBefore`: the
+   * database file's size when the caller took its locks. A failed attribute refresh is left to the
+   * kernel's next stat (the change itself is done).
+   */
+  async publish(db: Database, sizeBefore: number): Promise<void> {
+    const { fileSystem, session, refreshAttributes } = this.#opts;
     const nodeId = fileSystem.currentNodeId(db.name, "database");
     if (nodeId !== undefined) await session.invalidateInode(nodeId);
     if (db.pageCount > 0 && db.exists("shm")) {
@@ -73,6 +83,9 @@ export class HaltDatabaseWriter {
         shmNodeId: fileSystem.currentNodeId(db.name, "shm"),
         pageCount: db.pageCount,
       });
+    }
+    if (refreshAttributes !== undefined && db.files.size("database") !== sizeBefore) {
+      await refreshAttributes(db.name).catch(() => undefined);
     }
   }
 }

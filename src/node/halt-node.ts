@@ -72,7 +72,11 @@ export class NodeHalt implements MountHaltHooks, HaltService {
 
   attach(parts: NodeHaltParts): void {
     const { store, log } = this.#opts;
-    const writer = new HaltDatabaseWriter({ fileSystem: parts.fileSystem, session: parts.session });
+    const writer = new HaltDatabaseWriter({
+      fileSystem: parts.fileSystem,
+      session: parts.session,
+      refreshAttributes: (db) => parts.locks.refreshAttributes(db),
+    });
     this.#parts = parts;
     this.#primary = new PrimaryHalts({
       store,

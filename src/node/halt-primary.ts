@@ -181,9 +181,10 @@ export class PrimaryHalts {
     });
     let applied;
     try {
+      const sizeBefore = db.files.size("database");
       if (walLocking) this.#opts.writer.foldWal(db);
       applied = db.applyStaged(plan, persisted);
-      await this.#opts.writer.publish(db);
+      await this.#opts.writer.publish(db, sizeBefore);
     } finally {
       await dropLocks(this.#opts.locks, db.name, halt.owner, spans);
     }

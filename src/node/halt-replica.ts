@@ -328,7 +328,8 @@ export class ReplicaHalts {
     if (!database.exists("wal") || database.size("wal") === 0) return;
     const release = await this.#opts.locks.replicaApply(db, true, AbortSignal.timeout(30_000));
     try {
-      if (this.#opts.writer.foldWal(database)) await this.#opts.writer.publish(database);
+      const sizeBefore = database.files.size("database");
+      if (this.#opts.writer.foldWal(database)) await this.#opts.writer.publish(database, sizeBefore);
     } finally {
       await release();
     }

@@ -10,8 +10,16 @@ import fsp from "node:fs/promises";
 import { test } from "node:test";
 
 import type { RequestContext } from "../../src/fuse/file-system.js";
+import { HaltDatabaseWriter } from "../../src/node/halt-database-writer.js";
 import { makeTempDir } from "../support/temp-dir.js";
-import { cleanupStack, removeUnmountedTempDir, rows, shell, TestMount } from "./role-change-kit.js";
+import {
+  cleanupStack,
+  removeUnmountedTempDir,
+  rows,
+  shell,
+  SqlSession,
+  TestMount,
+} from "./role-change-kit.js";
 
 for (const mode of ["DELETE", "WAL"] as const) {
   test(`${mode}: an apply that grows the database refreshes the kernel's size before it lets go`, async (t) => {
@@ -90,4 +98,60 @@ test("an apply that leaves the size as it was asks the kernel for nothing more",
   assert.equal(await b.applyFrom(a, db), 1);
   assert.equal(b.store.mustDb(db).files.size("database"), sizeBefore);
   assert.equal(locked, 0, "a GETATTR under the apply's locks although the size did not change");
+});
+
+// The HALT lock's WAL fold (halt-database-writer.ts, used by both HALT sides) changes the database file
+// behind SQLite's back under the same kind of locks: folding WAL frames into the file grows it.
+test("a HALT fold that grows the database refreshes the kernel's size before the locks go", async (t) => {
+  const defer = cleanupStack(t);
+  const root = makeTempDir("halt-fold-attributes");
+  defer(() => removeUnmountedTempDir(root));
+  const a = await TestMount.start(defer, root, "a", "primary", { kernelLocks: true, kernelNodeLocks: true });
+  const db = "fold.db";
+  // Kept open: its commits stay in the WAL (no checkpoint at close).
+  const writerSession = new SqlSession(defer, a.path(db));
+  await writerSession.ok("PRAGMA journal_mode=WAL");
+  await writerSession.ok("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  await writerSession.ok(`INSERT INTO t (v) SELECT hex(randomblob(3000)) FROM ${rows(40)}`);
+  const database = a.store.mustDb(db);
+  const sizeBefore = (await fsp.stat(a.path(db))).size; // the kernel holds a's attributes now
+  assert.equal(sizeBefore, database.files.size("database"));
+  const nodeId = a.fileSystem.inodeOf(db, "database");
+  assert.ok(nodeId !== undefined);
+
+  const answered: { size: number; locked: boolean }[] = [];
+  const heldByNode = () => a.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0);
+  const getattr = a.fileSystem.getattr.bind(a.fileSystem);
+  a.fileSystem.getattr = (ctx: RequestContext, id: number) => {
+    const reply = getattr(ctx, id);
+    if (id === nodeId) answered.push({ size: reply.attr.size, locked: heldByNode() });
+    return reply;
+  };
+  const lookup = a.fileSystem.lookup.bind(a.fileSystem);
+  a.fileSystem.lookup = (ctx: RequestContext, parent: number, name: string) => {
+    const entry = lookup(ctx, parent, name);
+    if (entry?.nodeId === nodeId) answered.push({ size: entry.attr.size, locked: heldByNode() });
+    return entry;
+  };
+
+  const writer = new HaltDatabaseWriter({
+    fileSystem: a.fileSystem,
+    session: a.session,
+    refreshAttributes: (name) => a.locks.refreshAttributes(name),
+  });
+  const release = await a.locks.replicaApply(db, true, AbortSignal.timeout(10_000));
+  try {
+    assert.ok(writer.foldWal(database), "the WAL held frames to fold");
+    await writer.publish(database, sizeBefore);
+  } finally {
+    await release();
+  }
+  const sizeAfter = database.files.size("database");
+  assert.ok(sizeAfter > sizeBefore, `the fold grew the file (${sizeBefore} → ${sizeAfter})`);
+  assert.ok(
+    answered.some((g) => g.locked && g.size === sizeAfter),
+    `no GETATTR or LOOKUP answered with the new size under the fold's locks: ${JSON.stringify(answered)}`,
+  );
+  assert.deepEqual(await writerSession.ok("SELECT count(*) FROM t"), [[40]]);
+  assert.deepEqual(await writerSession.ok("PRAGMA integrity_check"), [["ok"]]);
 });
