@@ -134,7 +134,11 @@ test(
     for (let round = 1; round <= KILLS; round++) {
       const reader = await python(`reader ${round}`, READER, replica.dbPath(DB));
       extra.push(reader);
-      await waitForGrowth(reader, 3, 30_000);
+      await waitForGrowth(reader, 3, 30_000).catch((err: Error) => {
+        // The replica's side of it (what it applied, recovered, published) for whoever reads the failure.
+        const tail = replica.lastRunLogs().split("\n").slice(-40).join("\n");
+        throw new Error(`round ${round}: ${err.message}\n--- replica log (last lines) ---\n${tail}`);
+      });
       assert.ok(fs.existsSync(path.join(replica.storeDir(DB), "shm")), "the reader's -shm exists");
       assert.equal(writer.status, undefined, `the writer died:\n${writer.describe()}`);
 
