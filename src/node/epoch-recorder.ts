@@ -1,6 +1,10 @@
 // Keeps the node's epoch records (store/epoch-history.ts) up to date:
-//   - `<data>/epoch`: raised (durably) whenever this node holds or follows a newer lease epoch, so that
-//     a replica still refuses an older primary after a restart;
+//   - `<data>/epoch`: raised (durably) whenever this node follows a newer lease epoch, or holds one
+//     while it has no database, so that a replica still refuses an older primary after a restart. A
+//     primary with databases records its epoch in their `epochs` lines (below) instead, and the
+//     highest epoch seen is read back as the highest of the file and every database's last line: the
+//     file's write (temp file, fsync, rename, directory fsync — two fsyncs in a row on the event loop)
+//     was the largest part of entering the primary role (handoff benchmarks: ~8 ms of ~10);
 //   - per database `epochs`: a line when the first transaction under a new epoch is committed here
 //     (primary: written at once when the lease is taken, for every database it has) or applied from a
 //     stream (replica), so every transaction's epoch can be recovered from the data directory.
@@ -41,7 +45,12 @@ export class EpochRecorder {
 
   constructor(opts: EpochRecorderOptions) {
     this.#opts = opts;
-    this.#highest = readHighestEpoch(opts.store.dataDir.root);
+    let highest = readHighestEpoch(opts.store.dataDir.root);
+    for (const db of opts.store.databases()) {
+      const last = this.historyOf(db.name).lastEpoch;
+      if (last > highest) highest = last;
+    }
+    this.#highest = highest;
     this.#unsubscribe = opts.store.subscribe((event) => this.#onCommit(event));
   }
 
@@ -58,20 +67,21 @@ export class EpochRecorder {
   }
 
   /**
-   * This node took the lease under `epoch`: raise the epoch and mark every database's next TXID. The
-   * databases' lines are written on the thread pool while the epoch file is written here, so their
-   * fsyncs overlap it and each other (in turn, entering the role took three fsyncs with one database
-   * and one more per database, two for a new file: in isolation 200 appends held the event loop for
-   * 64–138 ms, against 42–45 ms in parallel on the thread pool).
+   * This node took the lease under `epoch`: mark every database's next TXID, and raise the epoch. The
+   * databases' lines are written on the thread pool, their fsyncs overlapping (in turn, 200 appends
+   * held the event loop for 64–138 ms, against 42–45 ms in parallel). They record `epoch` durably, so
+   * the epoch file is written only when no database took a line (none exists, or every append failed;
+   * see the header); when that write fails too, this throws and the node does not act as primary.
    */
   async primaryStarted(epoch: bigint): Promise<void> {
     const lines = this.#opts.store
       .databases()
       .map((db) => this.#recordAsync(db.name, epoch, db.pos.txid + 1n));
-    try {
-      this.raise(epoch);
-    } finally {
-      await Promise.all(lines);
+    const recorded = await Promise.all(lines);
+    if (recorded.includes(true)) {
+      if (epoch > this.#highest) this.#highest = epoch;
+    } else {
+      this.raise(epoch); // no database, or none could take the line: the epoch file is its record
     }
   }
 
@@ -106,12 +116,15 @@ export class EpochRecorder {
       this.#record(event.db, run.epoch, run.firstTxid);
   }
 
-  async #recordAsync(db: string, epoch: bigint, firstTxid: bigint): Promise<void> {
+  /** True when `db`'s epochs file holds `epoch` (or a later one) durably afterwards. */
+  async #recordAsync(db: string, epoch: bigint, firstTxid: bigint): Promise<boolean> {
     try {
       const file = this.historyOf(db);
       if (epoch > file.lastEpoch) await file.recordAsync(epoch, firstTxid);
+      return true;
     } catch (err) {
       this.#recordFailed(db, epoch, err);
+      return false;
     }
   }
 

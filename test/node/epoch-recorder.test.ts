@@ -1,6 +1,8 @@
-// A primary starting under a new epoch (src/node/epoch-recorder.ts `primaryStarted`): the node's epoch
-// file raised, and every database's `epochs` file given a line from its next TXID — their writes on
-// the thread pool, overlapping — exactly as the synchronous `record` writes them.
+// A primary starting under a new epoch (src/node/epoch-recorder.ts `primaryStarted`): every
+// database's `epochs` file given a line from its next TXID — their writes on the thread pool,
+// overlapping — exactly as the synchronous `record` writes them; those lines are the epoch's durable
+// record (the node's epoch file is written only when there is no database), and a restarted node
+// reads its highest epoch back from the file and the lines together.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -24,7 +26,7 @@ test("recordAsync appends as record does: once per new epoch, never below the la
   assert.deepEqual(new EpochHistoryFile(dir).history, file.history);
 });
 
-test("primaryStarted raises the node's epoch and marks every database's next TXID", async (t) => {
+test("primaryStarted marks every database's next TXID, which a restart reads back as the highest epoch", async (t) => {
   const data = path.join(tempDir(t, "primary-started"), "data");
   const store = openStore(data);
   t.after(() => store.close());
@@ -40,7 +42,11 @@ test("primaryStarted raises the node's epoch and marks every database's next TXI
   recorder.raise(3n);
   await recorder.primaryStarted(9n);
   assert.equal(recorder.highest, 9n);
-  assert.equal(readHighestEpoch(store.dataDir.root), 9n);
+  assert.equal(
+    readHighestEpoch(store.dataDir.root),
+    3n,
+    "the lines record 9: the epoch file is not rewritten",
+  );
   for (const name of names) {
     const history = recorder.historyOf(name).history;
     assert.deepEqual(history.at(-1), { epoch: 9n, firstTxid: 1n }, name);
@@ -50,4 +56,48 @@ test("primaryStarted raises the node's epoch and marks every database's next TXI
   // Again under the same epoch: nothing more is written.
   await recorder.primaryStarted(9n);
   for (const name of names) assert.equal(recorder.historyOf(name).history.length, 1, name);
+
+  // A restart (a new recorder on the same data) has seen 9, though the epoch file says 3.
+  const restarted = new EpochRecorder({
+    store,
+    log: SILENT_LOGGER,
+    primaryEpoch: () => 0n,
+    streamEpoch: () => 0n,
+  });
+  t.after(() => restarted.close());
+  assert.equal(restarted.highest, 9n);
+});
+
+test("primaryStarted with no database writes the epoch file, its only record", async (t) => {
+  const data = path.join(tempDir(t, "primary-started-empty"), "data");
+  const store = openStore(data);
+  t.after(() => store.close());
+  const recorder = new EpochRecorder({
+    store,
+    log: SILENT_LOGGER,
+    primaryEpoch: () => 0n,
+    streamEpoch: () => 0n,
+  });
+  t.after(() => recorder.close());
+  await recorder.primaryStarted(5n);
+  assert.equal(recorder.highest, 5n);
+  assert.equal(readHighestEpoch(store.dataDir.root), 5n);
+});
+
+test("primaryStarted falls back to the epoch file when no database can take its line", async (t) => {
+  const data = path.join(tempDir(t, "primary-started-fallback"), "data");
+  const store = openStore(data);
+  t.after(() => store.close());
+  store.createDatabase("a.db");
+  const recorder = new EpochRecorder({
+    store,
+    log: SILENT_LOGGER,
+    primaryEpoch: () => 0n,
+    streamEpoch: () => 0n,
+  });
+  t.after(() => recorder.close());
+  const file = recorder.historyOf("a.db");
+  file.recordAsync = () => Promise.reject(new Error("EIO (injected)"));
+  await recorder.primaryStarted(6n);
+  assert.equal(readHighestEpoch(store.dataDir.root), 6n);
 });
