@@ -21,6 +21,29 @@ import {
   TestMount,
 } from "./role-change-kit.js";
 
+/**
+ * Records every GETATTR `mount` answers for `db`'s database file — or LOOKUP of its name, which carries
+ * the attributes too (the kernel looks the name up again once its entry timeout, 1 s, has passed: a
+ * loaded machine) — with the size answered and whether the node's kernel locks on `db` were held then.
+ */
+function attributeAnswers(mount: TestMount, db: string, nodeId: number): { size: number; locked: boolean }[] {
+  const answered: { size: number; locked: boolean }[] = [];
+  const held = () => mount.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0);
+  const getattr = mount.fileSystem.getattr.bind(mount.fileSystem);
+  mount.fileSystem.getattr = (ctx: RequestContext, id: number) => {
+    const reply = getattr(ctx, id);
+    if (id === nodeId) answered.push({ size: reply.attr.size, locked: held() });
+    return reply;
+  };
+  const lookup = mount.fileSystem.lookup.bind(mount.fileSystem);
+  mount.fileSystem.lookup = (ctx: RequestContext, parent: number, name: string) => {
+    const entry = lookup(ctx, parent, name);
+    if (entry?.nodeId === nodeId) answered.push({ size: entry.attr.size, locked: held() });
+    return entry;
+  };
+  return answered;
+}
+
 for (const mode of ["DELETE", "WAL"] as const) {
   test(`${mode}: an apply that grows the database refreshes the kernel's size before it lets go`, async (t) => {
     const defer = cleanupStack(t);
@@ -38,24 +61,7 @@ for (const mode of ["DELETE", "WAL"] as const) {
     const nodeId = b.fileSystem.inodeOf(db, "database");
     assert.ok(nodeId !== undefined);
 
-    // Every GETATTR b answers for the database — or LOOKUP of its name, which carries the attributes
-    // too (the kernel looks the name up again once its entry timeout, 1 s, has passed: a loaded machine)
-    // — with whether the applier's kernel locks were held then.
-    const answered: { size: number; locked: boolean }[] = [];
-    const heldByApplier = () =>
-      b.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0);
-    const getattr = b.fileSystem.getattr.bind(b.fileSystem);
-    b.fileSystem.getattr = (ctx: RequestContext, id: number) => {
-      const reply = getattr(ctx, id);
-      if (id === nodeId) answered.push({ size: reply.attr.size, locked: heldByApplier() });
-      return reply;
-    };
-    const lookup = b.fileSystem.lookup.bind(b.fileSystem);
-    b.fileSystem.lookup = (ctx: RequestContext, parent: number, name: string) => {
-      const entry = lookup(ctx, parent, name);
-      if (entry?.nodeId === nodeId) answered.push({ size: entry.attr.size, locked: heldByApplier() });
-      return entry;
-    };
+    const answered = attributeAnswers(b, db, nodeId);
 
     await shell(a.path(db), mode, [`INSERT INTO t (v) SELECT hex(randomblob(3000)) FROM ${rows(40)}`]);
     assert.equal(await b.applyFrom(a, db), 1);
@@ -119,20 +125,7 @@ test("a HALT fold that grows the database refreshes the kernel's size before the
   const nodeId = a.fileSystem.inodeOf(db, "database");
   assert.ok(nodeId !== undefined);
 
-  const answered: { size: number; locked: boolean }[] = [];
-  const heldByNode = () => a.kernelNodeLocks!.heldSnapshot().some((h) => h.db === db && h.spans.length > 0);
-  const getattr = a.fileSystem.getattr.bind(a.fileSystem);
-  a.fileSystem.getattr = (ctx: RequestContext, id: number) => {
-    const reply = getattr(ctx, id);
-    if (id === nodeId) answered.push({ size: reply.attr.size, locked: heldByNode() });
-    return reply;
-  };
-  const lookup = a.fileSystem.lookup.bind(a.fileSystem);
-  a.fileSystem.lookup = (ctx: RequestContext, parent: number, name: string) => {
-    const entry = lookup(ctx, parent, name);
-    if (entry?.nodeId === nodeId) answered.push({ size: entry.attr.size, locked: heldByNode() });
-    return entry;
-  };
+  const answered = attributeAnswers(a, db, nodeId);
 
   const writer = new HaltDatabaseWriter({
     fileSystem: a.fileSystem,

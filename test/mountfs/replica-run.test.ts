@@ -13,6 +13,8 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { formatPos } from "../../src/ltx/pos.js";
+import type { BackingFiles } from "../../src/store/backing-files.js";
+import type { DatabaseFileKind } from "../../src/store/data-dir.js";
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
 import { parseShmHeader } from "../../src/store/shm-format.js";
 import { makeTempDir } from "../support/temp-dir.js";
@@ -50,6 +52,26 @@ async function replicaSixBehind(
     ]);
   }
   return { defer, root, a, b, target: b.store.mustDb(db) };
+}
+
+/** Runs `body` while the `nth` write to `files`' file of `kind` fails with an injected EIO. */
+async function failingWrite(
+  files: BackingFiles,
+  kind: DatabaseFileKind,
+  nth: number,
+  body: () => Promise<void>,
+): Promise<void> {
+  const write = files.write.bind(files);
+  let writes = 0;
+  files.write = (k, offset, data) => {
+    if (k === kind && ++writes === nth) throw new Error("EIO (injected)");
+    write(k, offset, data);
+  };
+  try {
+    await body();
+  } finally {
+    files.write = write;
+  }
 }
 
 function leftovers(dir: string): string[] {
@@ -115,15 +137,9 @@ test("a transaction whose page writes failed keeps its LTX file until the databa
 
   // An I/O error on the database file's second write of the run: the transaction being written is
   // torn (some of its pages may be on disk), those before it applied, those after it discarded.
-  const files = target.files;
-  const write = files.write.bind(files);
-  let writes = 0;
-  files.write = (kind, offset, data) => {
-    if (kind === "database" && ++writes === 2) throw new Error("EIO (injected)");
-    write(kind, offset, data);
-  };
-  await assert.rejects(b.applyFrom(a, db, { run: true }), /EIO \(injected\)/);
-  files.write = write;
+  await failingWrite(target.files, "database", 2, () =>
+    assert.rejects(b.applyFrom(a, db, { run: true }), /EIO \(injected\)/),
+  );
   const tornTxid = target.pos.txid + 1n;
   const tornName = (txid: bigint) =>
     `${txid.toString(16).padStart(16, "0")}-${txid.toString(16).padStart(16, "0")}.ltx`;
@@ -166,15 +182,7 @@ test("WAL: a -shm left stale by a run that stopped before publishing its header 
 
   // One by one: the four small transactions publish their headers; the fifth grows the file by many
   // pages, and its header's write fails.
-  const files = target.files;
-  const write = files.write.bind(files);
-  let shmWrites = 0;
-  files.write = (kind, offset, data) => {
-    if (kind === "shm" && ++shmWrites === 5) throw new Error("EIO (injected)");
-    write(kind, offset, data);
-  };
-  await assert.rejects(b.applyFrom(a, db), /EIO \(injected\)/);
-  files.write = write;
+  await failingWrite(target.files, "shm", 5, () => assert.rejects(b.applyFrom(a, db), /EIO \(injected\)/));
   const fifth = formatPos(target.pos);
   const shm = parseShmHeader(fs.readFileSync(target.dir.file("shm")));
   const dbPages = fs.statSync(target.dir.file("database")).size / 4096;

@@ -6,12 +6,25 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 
 import { EpochRecorder } from "../../src/node/epoch-recorder.js";
 import { EpochHistoryFile, readHighestEpoch } from "../../src/store/epoch-history.js";
 import { SILENT_LOGGER } from "../../src/store/store-logger.js";
+import type { Store } from "../../src/store/store.js";
 import { openStore, tempDir } from "../store/store-test-kit.js";
+
+/** A recorder on `store` (closed after the test), as a node at start would make it. */
+function recorderOf(t: TestContext, store: Store): EpochRecorder {
+  const recorder = new EpochRecorder({
+    store,
+    log: SILENT_LOGGER,
+    primaryEpoch: () => 0n,
+    streamEpoch: () => 0n,
+  });
+  t.after(() => recorder.close());
+  return recorder;
+}
 
 test("recordAsync appends as record does: once per new epoch, never below the last", async (t) => {
   const dir = tempDir(t, "epochs-async");
@@ -32,13 +45,7 @@ test("primaryStarted marks every database's next TXID, which a restart reads bac
   t.after(() => store.close());
   const names = Array.from({ length: 12 }, (_, i) => `db${i}.db`);
   for (const name of names) store.createDatabase(name);
-  const recorder = new EpochRecorder({
-    store,
-    log: SILENT_LOGGER,
-    primaryEpoch: () => 0n,
-    streamEpoch: () => 0n,
-  });
-  t.after(() => recorder.close());
+  const recorder = recorderOf(t, store);
   recorder.raise(3n);
   await recorder.primaryStarted(9n);
   assert.equal(recorder.highest, 9n);
@@ -58,13 +65,7 @@ test("primaryStarted marks every database's next TXID, which a restart reads bac
   for (const name of names) assert.equal(recorder.historyOf(name).history.length, 1, name);
 
   // A restart (a new recorder on the same data) has seen 9, though the epoch file says 3.
-  const restarted = new EpochRecorder({
-    store,
-    log: SILENT_LOGGER,
-    primaryEpoch: () => 0n,
-    streamEpoch: () => 0n,
-  });
-  t.after(() => restarted.close());
+  const restarted = recorderOf(t, store);
   assert.equal(restarted.highest, 9n);
 });
 
@@ -72,13 +73,7 @@ test("primaryStarted with no database writes the epoch file, its only record", a
   const data = path.join(tempDir(t, "primary-started-empty"), "data");
   const store = openStore(data);
   t.after(() => store.close());
-  const recorder = new EpochRecorder({
-    store,
-    log: SILENT_LOGGER,
-    primaryEpoch: () => 0n,
-    streamEpoch: () => 0n,
-  });
-  t.after(() => recorder.close());
+  const recorder = recorderOf(t, store);
   await recorder.primaryStarted(5n);
   assert.equal(recorder.highest, 5n);
   assert.equal(readHighestEpoch(store.dataDir.root), 5n);
@@ -89,13 +84,7 @@ test("primaryStarted falls back to the epoch file when no database can take its 
   const store = openStore(data);
   t.after(() => store.close());
   store.createDatabase("a.db");
-  const recorder = new EpochRecorder({
-    store,
-    log: SILENT_LOGGER,
-    primaryEpoch: () => 0n,
-    streamEpoch: () => 0n,
-  });
-  t.after(() => recorder.close());
+  const recorder = recorderOf(t, store);
   const file = recorder.historyOf("a.db");
   file.recordAsync = () => Promise.reject(new Error("EIO (injected)"));
   await recorder.primaryStarted(6n);
