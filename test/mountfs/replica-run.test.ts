@@ -186,7 +186,10 @@ test("WAL: a -shm left stale by a run that stopped before publishing its header 
   const fifth = formatPos(target.pos);
   const shm = parseShmHeader(fs.readFileSync(target.dir.file("shm")));
   const dbPages = fs.statSync(target.dir.file("database")).size / 4096;
-  assert.ok(shm.usable && shm.header.nPage < dbPages, "the -shm's header counts fewer pages than the file");
+  assert.ok(
+    shm.usable && shm.header.nPage > 0 && shm.header.nPage < dbPages,
+    `the -shm's header (published, ${shm.header.nPage} pages) counts fewer pages than the file (${dbPages})`,
+  );
   await b.stop();
 
   const restarted = await TestMount.start(defer, root, "b", "replica", {
