@@ -8,7 +8,7 @@
 import fs from "node:fs";
 
 import { type DatabaseDir, type DatabaseFileKind, DATABASE_FILE_KINDS } from "./data-dir.js";
-import { fsyncFdAsync, readFully, removeFile, writeAll } from "./durable-file.js";
+import { fsyncPathAsync, readFully, removeFile, writeAll } from "./durable-file.js";
 
 export class BackingFiles {
   readonly #dir: DatabaseDir;
@@ -101,17 +101,11 @@ export class BackingFiles {
   async syncAsync(kind: DatabaseFileKind): Promise<void> {
     if (this.#noSync || !this.#unsynced.has(kind)) return;
     const changes = this.#changes.get(kind) ?? 0;
-    let fd: number;
     try {
-      fd = fs.openSync(this.path(kind), fs.constants.O_RDONLY);
+      await fsyncPathAsync(this.path(kind));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
-    }
-    try {
-      await fsyncFdAsync(fd);
-    } finally {
-      fs.closeSync(fd);
     }
     if ((this.#changes.get(kind) ?? 0) === changes) this.#unsynced.delete(kind);
   }

@@ -26,18 +26,26 @@ export function fsyncDirectory(dir: string): void {
 }
 
 /** fsync of an open descriptor on the thread pool (one hop; the caller opens and closes it). */
-export function fsyncFdAsync(fd: number): Promise<void> {
+function fsyncFdAsync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err === null ? resolve() : reject(err))));
 }
 
-/** `fsyncDirectory` on the thread pool. */
-export async function fsyncDirectoryAsync(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+/**
+ * fsync of a file or directory by path, the fsync on the thread pool: one hop (the open and close are
+ * quick system calls, made here). Throws ENOENT for a missing path.
+ */
+export async function fsyncPathAsync(file: string): Promise<void> {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY);
   try {
-    await handle.sync();
+    await fsyncFdAsync(fd);
   } finally {
-    await handle.close();
+    fs.closeSync(fd);
   }
+}
+
+/** `fsyncDirectory` on the thread pool. */
+export function fsyncDirectoryAsync(dir: string): Promise<void> {
+  return fsyncPathAsync(dir);
 }
 
 export interface DurableWriteOptions {

@@ -16,7 +16,7 @@
 
 import fs from "node:fs";
 
-import { fsyncDirectory, syncFileSystem, syncFileSystemAsync } from "./durable-file.js";
+import { fsyncDirectory, fsyncPathAsync, syncFileSystem, syncFileSystemAsync } from "./durable-file.js";
 import type { StoreLogger } from "./store-logger.js";
 
 /** Most LTX files of one database that may be not yet durable; recovery checks this many newest files. */
@@ -201,17 +201,11 @@ function fsyncFileIfExists(file: string): void {
   }
 }
 
+/** `fsyncPathAsync`, a file removed meanwhile being fine. */
 async function fsyncFileAsync(file: string): Promise<void> {
-  let handle: fs.promises.FileHandle;
   try {
-    handle = await fs.promises.open(file, fs.constants.O_RDONLY);
+    await fsyncPathAsync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
 }

@@ -25,7 +25,7 @@ import fs from "node:fs";
 import { posEqual, type Pos } from "../ltx/pos.js";
 import type { BackingFiles } from "./backing-files.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { fsyncDirectory, fsyncFdAsync, removeFile } from "./durable-file.js";
+import { fsyncDirectory, fsyncPathAsync, removeFile } from "./durable-file.js";
 import { listLtxFiles } from "./ltx-directory.js";
 import { readLtxFileSync } from "./ltx-file-reader.js";
 import type { ReplicaApplyPlan } from "./replica-apply-plan.js";
@@ -76,10 +76,10 @@ export async function persistStagedLtxBatch(
   assertUnmoved(target, plans[0]);
   for (const plan of plans)
     assert.ok(!plan.snapshot, "replica apply: a snapshot in a run of incremental files");
-  if (!target.noSync) await Promise.all(plans.map((plan) => syncFileAsync(plan.staged.tempPath)));
+  if (!target.noSync) await Promise.all(plans.map((plan) => fsyncPathAsync(plan.staged.tempPath)));
   assertUnmoved(target, plans[0]);
   for (const { staged } of plans) fs.renameSync(staged.tempPath, staged.finalPath);
-  if (!target.noSync) await syncFileAsync(target.dir.ltxDir);
+  if (!target.noSync) await fsyncPathAsync(target.dir.ltxDir);
 }
 
 /** Step 1 for one file, a snapshot's included: the LTX file durable under its final name. */
@@ -187,19 +187,6 @@ function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void
     posEqual(target.log.pos, plan.from),
     `replica apply: the database moved from ${plan.from.txid} to ${target.log.pos.txid} since the plan`,
   );
-}
-
-/**
- * fsync of `file` on the thread pool. Opened and closed on the calling thread (no disk I/O there): one
- * thread-pool hop, not three.
- */
-async function syncFileAsync(file: string): Promise<void> {
-  const fd = fs.openSync(file, "r");
-  try {
-    await fsyncFdAsync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 function syncFile(file: string): void {
