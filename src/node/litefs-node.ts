@@ -655,10 +655,13 @@ export class LitefsNode {
         }
       },
       awaitingHandoffFrom: (from: PrimaryInfo) => {
-        const moved = from.advertiseURL !== this.#following?.advertiseURL;
         this.#following = from;
         // A stream to it that is up carries the frame; one that broke (or went elsewhere) goes again now.
-        if (moved || this.#replica?.status().connected !== true) this.#replica?.reconnect();
+        // Compared with the stream's own URL, not with whom this node followed last: the target's watch
+        // usually reports "no holder" first, which leaves the stream to the old primary running — and
+        // it may still hold hundreds of transactions in flight that a reconnect would throw away and
+        // have the old primary read back from its files (session 17: a 306 ms handoff).
+        if (this.#replica?.connectedUrl !== from.advertiseURL) this.#replica?.reconnect();
       },
       replicaSynced: () => this.#replica?.status().synced === true,
       replicationProgress: () => this.store.databases().reduce((sum, db) => sum + db.pos.txid, 0n),
