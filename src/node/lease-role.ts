@@ -69,7 +69,10 @@ export interface LeaseRoleOptions {
 /** A handoff in progress on this primary (see `LeaseRole#handoff`). */
 interface HandoffInProgress {
   step: "proxy" | "mount" | "commits";
+  /** The target's hostname when its request named it (for `.primary`), else null. */
   readonly target: string | null;
+  /** The target's node id (16 hex digits). */
+  readonly targetNodeId: string;
 }
 
 /** How long after `expectHandoff()` a vacancy is taken for the handoff asked for (ms). */
@@ -285,7 +288,11 @@ export class LeaseRole {
     const first = host.handoffTarget(toNodeId);
     if (first === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
     if (!first.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
-    const handoff: HandoffInProgress = { step: "proxy", target: named?.hostname ?? null };
+    const handoff: HandoffInProgress = {
+      step: "proxy",
+      target: named?.hostname ?? null,
+      targetNodeId: toNodeId,
+    };
     this.#handoff = handoff;
     const started = performance.now();
     try {
@@ -629,7 +636,14 @@ export class LeaseRole {
       // or an older holder may be an event from before our acquire: the keeper's renewal decides.)
       if (info !== null && !holderIsSelf(info, leaser.identity) && info.epoch > lease.epoch) {
         this.#holder = info;
-        this.#lost(lease, "another node holds the lease");
+        // The handoff's target, while commits are closed for that handoff: the coordinator's watch was
+        // quicker than the answer to our handoff transaction. Nothing is lost — the handoff goes on
+        // and steps down — so no "lease lost" (a warning, the lost-lease metric and event, and a
+        // second turn to replica after the handoff's own).
+        const handoff = this.#handoff;
+        if (handoff?.step !== "commits" || info.nodeId !== handoff.targetNodeId) {
+          this.#lost(lease, "another node holds the lease");
+        }
         host.primaryChanged(info);
       }
       return;

@@ -4,13 +4,15 @@
 // must not act as primary (stop its stream) before that frame; it must when the frame comes; a frame
 // that never comes delays it only by the bound, counted from the last transaction it applied (a target
 // still applying a backlog from the old primary keeps waiting).
+// And on the sending side: the old primary's own watch may report the target holding the lease before
+// the answer to its handoff transaction arrives — that is the handoff going through, not a lost lease.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { EtcdLeaser } from "../../src/lease/etcd-leaser.js";
-import type { Lease, PrimaryInfo } from "../../src/lease/index.js";
+import type { Lease, Leaser, PrimaryInfo } from "../../src/lease/index.js";
 import { LeaseRole } from "../../src/node/lease-role.js";
-import type { RoleHost } from "../../src/node/role-host.js";
+import type { HandoffTarget, RoleHost } from "../../src/node/role-host.js";
 import { EtcdCluster } from "../support/etcd.js";
 import { freshPrefix, identity, quietLog } from "../lease/lease-test-kit.js";
 
@@ -47,8 +49,11 @@ class RecordingHost implements RoleHost {
   replicaSynced(): boolean {
     return true;
   }
-  handoffTarget(): undefined {
-    return undefined;
+  /** Set on an old primary's host: one connected, caught-up candidate replica to hand off to. */
+  offersTarget = false;
+  handoffTarget(): HandoffTarget | undefined {
+    if (!this.offersTarget) return undefined;
+    return { candidate: true, caughtUp: () => true, handOff: async () => undefined };
   }
   localWritersActive(): boolean {
     return false;
@@ -60,8 +65,12 @@ class RecordingHost implements RoleHost {
     return undefined;
   }
   async requestHandoff(): Promise<void> {}
+  /** The reasons of every lease loss reported. */
+  readonly lost: string[] = [];
   leaseAcquired(): void {}
-  leaseLost(): void {}
+  leaseLost(reason: string): void {
+    this.lost.push(reason);
+  }
 }
 
 async function setUp(
@@ -174,5 +183,119 @@ test(
       `primary ${Math.round(host.primaryAt! - handedAt)} ms after the handoff, ${Math.round(after)} ms after the last apply`,
     );
     assert.ok(after >= 500, `acted ${Math.round(after)} ms after the last apply`);
+  },
+);
+
+/**
+ * A real etcd leaser whose leases answer `handoff()` only once `gate` resolves (after etcd has
+ * recorded it): the coordinator's answer arriving late, as it does under load.
+ */
+function lateHandoffAnswers(leaser: EtcdLeaser, gate: Promise<void>): Leaser {
+  const late = (lease: Lease): Lease => ({
+    get epoch() {
+      return lease.epoch;
+    },
+    get ttlMs() {
+      return lease.ttlMs;
+    },
+    get renewedAt() {
+      return lease.renewedAt;
+    },
+    get expiresAt() {
+      return lease.expiresAt;
+    },
+    get state() {
+      return lease.state;
+    },
+    get viaHandoff() {
+      return lease.viaHandoff;
+    },
+    isHeld: () => lease.isHeld(),
+    assertHeld: () => lease.assertHeld(),
+    renew: () => lease.renew(),
+    release: () => lease.release(),
+    handoff: async (to: string) => {
+      await lease.handoff(to);
+      await gate;
+    },
+    onLost: (callback) => lease.onLost(callback),
+  });
+  return {
+    type: leaser.type,
+    identity: leaser.identity,
+    acquire: async (options) => late(await leaser.acquire(options)),
+    primaryInfo: () => leaser.primaryInfo(),
+    watch: (signal) => leaser.watch(signal),
+    clusterId: () => leaser.clusterId(),
+    setClusterIdIfAbsent: (id) => leaser.setClusterIdIfAbsent(id),
+    close: () => leaser.close(),
+  };
+}
+
+test(
+  "the old primary's watch seeing the target hold the lease before its handoff answer is no loss",
+  { timeout: 30_000 },
+  async (t) => {
+    const key = freshPrefix("handoff-watch-first");
+    const make = (name: string): EtcdLeaser =>
+      new EtcdLeaser({
+        endpoints: etcd.endpoints,
+        key,
+        identity: identity(name),
+        ttlMs: 2000,
+        lockDelayMs: 0,
+      });
+    let answer!: () => void;
+    const gate = new Promise<void>((resolve) => (answer = resolve));
+    t.after(() => answer());
+    const oldLeaser = make("old");
+    t.after(() => oldLeaser.close());
+    const host = new RecordingHost();
+    host.offersTarget = true;
+    const role = new LeaseRole({
+      leaser: lateHandoffAnswers(oldLeaser, gate),
+      host,
+      log: quietLog,
+      candidate: true,
+      promote: false,
+      quietMs: 60_000,
+      periodicMs: 250,
+    });
+    t.after(() => role.stop());
+    await role.start();
+    assert.equal(role.role, "primary");
+
+    // The target takes the reserved lease as soon as etcd has the handoff (refused until then).
+    const targetLeaser = make("target");
+    t.after(() => targetLeaser.close());
+    const stop = AbortSignal.timeout(10_000);
+    const taken = (async (): Promise<Lease> => {
+      for (;;) {
+        try {
+          return await targetLeaser.acquire();
+        } catch (err) {
+          if (stop.aborted) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+    })();
+    const handingOff = role.handOff(identity("target").nodeId);
+    await taken;
+    // The old node's watch reports the new holder while the old node still waits for its answer.
+    await waitUntil(
+      "the old node's watch to report the target",
+      () => host.events.includes("follow target"),
+      10_000,
+    );
+    answer();
+    await handingOff;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // a queued second turn would show by now
+    assert.equal(role.role, "replica");
+    assert.deepEqual(host.lost, [], "a planned handoff was reported as a lost lease");
+    assert.deepEqual(
+      host.events.filter((e) => e.startsWith("replica ")),
+      ["replica handed-off"],
+      `turns to replica: ${host.events.join(", ")}`,
+    );
   },
 );
