@@ -73,31 +73,53 @@ class RecordingHost implements RoleHost {
   }
 }
 
-async function setUp(
+/** An etcd leaser for node `name` on the lease at `key` (TTL 2 s, no lock delay). */
+function leaserOn(key: string, name: string): EtcdLeaser {
+  return new EtcdLeaser({
+    endpoints: etcd.endpoints,
+    key,
+    identity: identity(name),
+    ttlMs: 2000,
+    lockDelayMs: 0,
+  });
+}
+
+/**
+ * A started candidate's role manager on `leaser`, stopped after the test. quietMs: the node is inside
+ * its demote delay — a handoff must not wait for it either.
+ */
+async function startRole(
   t: { after: (fn: () => Promise<void>) => void },
-  label: string,
-  frameWaitMs: number,
-): Promise<{ oldLease: Lease; role: LeaseRole; host: RecordingHost }> {
-  const key = freshPrefix(label);
-  const leaser = (name: string): EtcdLeaser =>
-    new EtcdLeaser({ endpoints: etcd.endpoints, key, identity: identity(name), ttlMs: 2000, lockDelayMs: 0 });
-  const old = leaser("old");
-  t.after(() => old.close());
-  const oldLease = await old.acquire();
-  const host = new RecordingHost();
-  // quietMs: the target is also inside its demote delay — a handoff must not wait for it either.
+  leaser: Leaser,
+  host: RoleHost,
+  handoffFrameWaitMs?: number,
+): Promise<LeaseRole> {
   const role = new LeaseRole({
-    leaser: leaser("target"),
+    leaser,
     host,
     log: quietLog,
     candidate: true,
     promote: false,
     quietMs: 60_000,
     periodicMs: 250,
-    handoffFrameWaitMs: frameWaitMs,
+    handoffFrameWaitMs,
   });
   t.after(() => role.stop());
   await role.start();
+  return role;
+}
+
+async function setUp(
+  t: { after: (fn: () => Promise<void>) => void },
+  label: string,
+  frameWaitMs: number,
+): Promise<{ oldLease: Lease; role: LeaseRole; host: RecordingHost }> {
+  const key = freshPrefix(label);
+  const old = leaserOn(key, "old");
+  t.after(() => old.close());
+  const oldLease = await old.acquire();
+  const host = new RecordingHost();
+  const role = await startRole(t, leaserOn(key, "target"), host, frameWaitMs);
   assert.equal(role.role, "replica");
   role.expectHandoff(); // as `litefs promote` on the target does
   return { oldLease, role, host };
@@ -191,45 +213,25 @@ test(
  * recorded it): the coordinator's answer arriving late, as it does under load.
  */
 function lateHandoffAnswers(leaser: EtcdLeaser, gate: Promise<void>): Leaser {
-  const late = (lease: Lease): Lease => ({
-    get epoch() {
-      return lease.epoch;
+  const late = (lease: Lease): Lease =>
+    overriding(lease, {
+      handoff: async (to: string) => {
+        await lease.handoff(to);
+        await gate;
+      },
+    });
+  return overriding<Leaser>(leaser, { acquire: async (options) => late(await leaser.acquire(options)) });
+}
+
+/** `target` with the members in `own` replaced; the rest run on `target` itself (private fields work). */
+function overriding<T extends object>(target: T, own: Partial<T>): T {
+  return new Proxy(target, {
+    get(object, key) {
+      if (Object.hasOwn(own, key)) return own[key as keyof T];
+      const value: unknown = Reflect.get(object, key, object);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(object) : value;
     },
-    get ttlMs() {
-      return lease.ttlMs;
-    },
-    get renewedAt() {
-      return lease.renewedAt;
-    },
-    get expiresAt() {
-      return lease.expiresAt;
-    },
-    get state() {
-      return lease.state;
-    },
-    get viaHandoff() {
-      return lease.viaHandoff;
-    },
-    isHeld: () => lease.isHeld(),
-    assertHeld: () => lease.assertHeld(),
-    renew: () => lease.renew(),
-    release: () => lease.release(),
-    handoff: async (to: string) => {
-      await lease.handoff(to);
-      await gate;
-    },
-    onLost: (callback) => lease.onLost(callback),
   });
-  return {
-    type: leaser.type,
-    identity: leaser.identity,
-    acquire: async (options) => late(await leaser.acquire(options)),
-    primaryInfo: () => leaser.primaryInfo(),
-    watch: (signal) => leaser.watch(signal),
-    clusterId: () => leaser.clusterId(),
-    setClusterIdIfAbsent: (id) => leaser.setClusterIdIfAbsent(id),
-    close: () => leaser.close(),
-  };
 }
 
 test(
@@ -237,36 +239,18 @@ test(
   { timeout: 30_000 },
   async (t) => {
     const key = freshPrefix("handoff-watch-first");
-    const make = (name: string): EtcdLeaser =>
-      new EtcdLeaser({
-        endpoints: etcd.endpoints,
-        key,
-        identity: identity(name),
-        ttlMs: 2000,
-        lockDelayMs: 0,
-      });
     let answer!: () => void;
     const gate = new Promise<void>((resolve) => (answer = resolve));
     t.after(() => answer());
-    const oldLeaser = make("old");
+    const oldLeaser = leaserOn(key, "old");
     t.after(() => oldLeaser.close());
     const host = new RecordingHost();
     host.offersTarget = true;
-    const role = new LeaseRole({
-      leaser: lateHandoffAnswers(oldLeaser, gate),
-      host,
-      log: quietLog,
-      candidate: true,
-      promote: false,
-      quietMs: 60_000,
-      periodicMs: 250,
-    });
-    t.after(() => role.stop());
-    await role.start();
+    const role = await startRole(t, lateHandoffAnswers(oldLeaser, gate), host);
     assert.equal(role.role, "primary");
 
     // The target takes the reserved lease as soon as etcd has the handoff (refused until then).
-    const targetLeaser = make("target");
+    const targetLeaser = leaserOn(key, "target");
     t.after(() => targetLeaser.close());
     const stop = AbortSignal.timeout(10_000);
     const taken = (async (): Promise<Lease> => {
