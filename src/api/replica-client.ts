@@ -622,10 +622,9 @@ function discardStaged(staged: StagedLtx): void {
 /**
  * How much of a stream the replica reads ahead of its applies (the response's and the socket's buffer).
  * Each read takes everything buffered, and one apply run takes every whole file of a read (up to its
- * own limits), so this bounds how far a run can grow when the replica is behind. Node's default (16 KiB,
- * ~20 files of one page with a 64 KiB socket read) kept runs that small however far behind a replica
- * was: under a steady writer it lagged by up to ~0.6 s (session 17), all of which a handoff's target
- * has to apply before it takes writes.
+ * own limits), so this bounds how far a run can grow when the replica is behind. With Node's default
+ * (16 KiB; a read then held ~80 KiB) the runs of test/replication/batch-apply's few-page files stayed
+ * at 14–18 files however far behind the replica was, each run paying its fsyncs and lock round.
  */
 const STREAM_READ_AHEAD_BYTES = 4 << 20;
 
@@ -639,7 +638,8 @@ function post(
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      // `highWaterMark` (Node 20 applies it to both the socket and the response: checked) is missing from @types/node.
+      // `highWaterMark`: Node 20 applies it to both the socket and the response (checked); it is
+      // missing from @types/node's RequestOptions.
       {
         method: "POST",
         headers: { ...headers, "Content-Length": String(body.length) },
