@@ -1,12 +1,13 @@
 // A handoff to a replica that is still applying a backlog from the old primary, on a real etcd: the
 // target is frozen (SIGSTOP) while the primary commits 200 WAL transactions of ~100 KiB each (more than
 // the target reads ahead plus what the sockets hold, so that the HANDOFF frame is still outside the
-// target's process when it acquires), continued, and promoted at once. The old primary's etcd transaction then goes out while hundreds of transactions are still in
-// flight to the target, so the target's lease watch reports "no holder" — and its acquire through the
-// reservation succeeds — long before it reads the HANDOFF frame behind them. The target must keep the
-// stream that carries them (src/node/litefs-node.ts `awaitingHandoffFrom`): reconnecting threw away
-// what it had buffered and had the old primary read it all back from its LTX files (session 17: a
-// 306 ms handoff in bench/failover.ts). It ends primary with every transaction, on one connection.
+// target's process when it acquires), continued, and promoted at once. The old primary's etcd
+// transaction then goes out while a backlog is still in flight to the target, so the target's lease
+// watch reports "no holder" — and its acquire through the reservation succeeds — before it reads the
+// HANDOFF frame behind them. The target must keep the stream that carries them
+// (src/node/litefs-node.ts `awaitingHandoffFrom`): reconnecting threw away what it had not read yet
+// and had the old primary read it all back from its LTX files (session 17: a 306 ms handoff in
+// bench/failover.ts). It ends primary with every transaction, on one connection.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 
