@@ -662,8 +662,11 @@ export class LeaseRole {
       return;
     }
     if (this.#namedTargetUntilMs !== 0) {
-      // Following a handoff's target already: "no holder" is the handoff itself, not news.
+      // Following a handoff's target already: "no holder" is the handoff itself, not news — and nor is
+      // our own record, which a lagging watch can still report after the handoff (it would reset this
+      // state, and the "no holder" after it would then have this node follow nobody at once).
       if (info === null && performance.now() < this.#namedTargetUntilMs) return;
+      if (info !== null && holderIsSelf(info, this.#opts.leaser.identity)) return;
       this.#namedTargetUntilMs = 0;
     }
     const previous = this.#holder;

@@ -101,3 +101,14 @@ export const quietLog: StoreLogger = {
   warn: () => undefined,
   error: () => undefined,
 };
+
+/** `target` with the members in `own` replaced; the rest run on `target` itself (private fields work). */
+export function overriding<T extends object>(target: T, own: Partial<T>): T {
+  return new Proxy(target, {
+    get(object, key) {
+      if (Object.hasOwn(own, key)) return own[key as keyof T];
+      const value: unknown = Reflect.get(object, key, object);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(object) : value;
+    },
+  });
+}

@@ -14,7 +14,7 @@ import type { Lease, Leaser, PrimaryInfo } from "../../src/lease/index.js";
 import { LeaseRole } from "../../src/node/lease-role.js";
 import type { HandoffTarget, RoleHost } from "../../src/node/role-host.js";
 import { EtcdCluster } from "../support/etcd.js";
-import { freshPrefix, identity, quietLog } from "../lease/lease-test-kit.js";
+import { freshPrefix, identity, overriding, quietLog } from "../lease/lease-test-kit.js";
 
 let etcd: EtcdCluster;
 before(async () => {
@@ -221,17 +221,6 @@ function lateHandoffAnswers(leaser: EtcdLeaser, gate: Promise<void>): Leaser {
       },
     });
   return overriding<Leaser>(leaser, { acquire: async (options) => late(await leaser.acquire(options)) });
-}
-
-/** `target` with the members in `own` replaced; the rest run on `target` itself (private fields work). */
-function overriding<T extends object>(target: T, own: Partial<T>): T {
-  return new Proxy(target, {
-    get(object, key) {
-      if (Object.hasOwn(own, key)) return own[key as keyof T];
-      const value: unknown = Reflect.get(object, key, object);
-      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(object) : value;
-    },
-  });
 }
 
 test(

@@ -13,11 +13,11 @@ import { after, before, test } from "node:test";
 
 import { type HandoffTargetIdentity, leaseRoutes, requestHandoff } from "../../src/api/lease-routes.js";
 import { EtcdLeaser } from "../../src/lease/etcd-leaser.js";
-import type { Lease, PrimaryInfo } from "../../src/lease/index.js";
+import type { Lease, Leaser, PrimaryInfo } from "../../src/lease/index.js";
 import { LeaseRole } from "../../src/node/lease-role.js";
 import type { HandoffTarget, RoleHost } from "../../src/node/role-host.js";
 import { EtcdCluster } from "../support/etcd.js";
-import { freshPrefix, identity, quietLog } from "../lease/lease-test-kit.js";
+import { freshPrefix, identity, overriding, quietLog } from "../lease/lease-test-kit.js";
 
 let etcd: EtcdCluster;
 before(async () => {
@@ -73,15 +73,19 @@ async function waitUntil(what: string, check: () => boolean, timeoutMs: number):
   }
 }
 
-/** A role manager on etcd under `key` as node `name`, stopped after the test. */
+/**
+ * A role manager on etcd under `key` as node `name`, stopped after the test. `wrap` may stand in front
+ * of its leaser.
+ */
 async function startRole(
   t: { after: (fn: () => Promise<void>) => void },
   key: string,
   name: string,
   host: RecordingHost,
+  wrap: (leaser: EtcdLeaser) => Leaser = (leaser) => leaser,
 ): Promise<LeaseRole> {
   const role = new LeaseRole({
-    leaser: new EtcdLeaser({ endpoints: etcd.endpoints, key, identity: identity(name), ttlMs: 2000 }),
+    leaser: wrap(new EtcdLeaser({ endpoints: etcd.endpoints, key, identity: identity(name), ttlMs: 2000 })),
     host,
     log: quietLog,
     candidate: true,
@@ -157,6 +161,42 @@ test(
       `gave the target up after ${Math.round(ms)} ms, before its reservation could lapse`,
     );
     assert.equal(oldRole.holder, null);
+  },
+);
+
+test(
+  "a lagging watch that still reports the old primary after its handoff does not end the following",
+  { timeout: 30_000 },
+  async (t) => {
+    // The old node's watch delivers nothing until the handoff is done: its first report — this node
+    // holding the lease, read before the handoff — then arrives late, followed by the deletion.
+    let handedOff!: () => void;
+    const done = new Promise<void>((resolve) => (handedOff = resolve));
+    t.after(() => handedOff());
+    const lagging = (leaser: EtcdLeaser): Leaser =>
+      overriding<Leaser>(leaser, {
+        watch: async function* (signal: AbortSignal) {
+          for await (const info of leaser.watch(signal)) {
+            await done;
+            yield info;
+          }
+        },
+      });
+    const key = freshPrefix("named-target-lagging");
+    const oldHost = new RecordingHost();
+    const oldRole = await startRole(t, key, "old", oldHost, lagging);
+    assert.equal(oldRole.role, "primary");
+    oldHost.target = { candidate: true, caughtUp: () => true, handOff: async () => undefined };
+    const before = oldHost.events.length;
+    await oldRole.handOff(identity("target").nodeId, TARGET);
+    handedOff();
+    // The late reports come in now; the target stays followed (for up to a TTL, as it never comes).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.match(
+      oldHost.events.slice(before).join(", "),
+      /^follow target@\d+, replica handed-off$/,
+      "the late reports of the old holder and of no holder made the node follow nobody",
+    );
   },
 );
 
