@@ -27,7 +27,9 @@
 //   (default 5 runs of each; about 15 s per failover run and 3 s per handoff run here). Each handoff
 //   goes to a replica other than the node the previous one demoted; --handoff-back targets that node.
 //   Before each handoff the bench waits until every replica is connected to the primary. A handoff
-//   that fails is counted and printed, not retried. --logs writes every node's log to DIR/<name>.log.
+//   that fails is counted and printed, not retried. --logs writes every node's whole log to
+//   DIR/<name>.log (the nodes' output is then kept whole in memory, up to 256 MiB each, not its last
+//   256 KiB).
 //   --info-logs runs the nodes at the default log level (info) instead of debug: no line per commit
 //   and per applied transaction for the nodes to write and this process (which runs the probe) to
 //   read, but the timeline then has only its info-level steps. --journal-mode wal has the probe write in
@@ -50,7 +52,7 @@ import Database from "better-sqlite3";
 import { freeLoopbackPort } from "../test/support/free-port.js";
 import { runLitefsCli } from "../test/support/litefs-cli.js";
 import { REPO_ROOT } from "../test/support/paths.js";
-import { TrackedProcess } from "../test/support/tracked-process.js";
+import { keepOutputTail, TrackedProcess } from "../test/support/tracked-process.js";
 import { LeasedCluster, type LeasedNode } from "../test/support/leased-cluster.js";
 import {
   formatTimeline,
@@ -288,6 +290,7 @@ function stepMs(steps: readonly TimelineStep[], label: string): number | undefin
 
 async function main(): Promise<void> {
   const opts = options();
+  if (opts.logs !== undefined) keepOutputTail(256 << 20);
   process.stdout.write(
     `failover bench: etcd (1 member), 3 candidates, ttl ${opts.ttl}, lock-delay ${opts.lockDelay}, ` +
       `${opts.failoverRuns} failover and ${opts.handoffRuns} handoff runs, probe in ${opts.journalMode} mode ` +

@@ -22,7 +22,16 @@ export interface TrackedProcessOptions {
   stdin?: "pipe" | "ignore";
 }
 
-const OUTPUT_TAIL_BYTES_MAX = 256 * 1024;
+/** How much of each output stream a tracked process keeps (its tail); see `keepOutputTail`. */
+let outputTailBytesMax = 256 * 1024;
+
+/**
+ * Makes processes keep the last `bytes` of each output stream instead of 256 KiB (a bench that writes
+ * whole node logs out, `bench/failover.ts --logs`). Applies to output read from now on.
+ */
+export function keepOutputTail(bytes: number): void {
+  outputTailBytesMax = bytes;
+}
 
 const liveProcesses = new Set<TrackedProcess>();
 const mountsToClean = new Set<string>();
@@ -211,7 +220,7 @@ export class TrackedProcess {
 }
 
 function clip(text: string): string {
-  return text.length > OUTPUT_TAIL_BYTES_MAX ? text.slice(text.length - OUTPUT_TAIL_BYTES_MAX) : text;
+  return text.length > outputTailBytesMax ? text.slice(text.length - outputTailBytesMax) : text;
 }
 
 function tail(text: string, lines = 40): string {
