@@ -168,8 +168,8 @@ test(
   "a lagging watch that still reports the old primary after its handoff does not end the following",
   { timeout: 30_000 },
   async (t) => {
-    // The old node's watch delivers nothing until the handoff is done: its first report — this node
-    // holding the lease, read before the handoff — then arrives late, followed by the deletion.
+    // The old node's watch delivers nothing until the handoff is done: its reports from before it —
+    // this node holding the lease — then arrive late, followed by the handoff's deletion.
     let handedOff!: () => void;
     const done = new Promise<void>((resolve) => (handedOff = resolve));
     t.after(() => handedOff());
