@@ -43,11 +43,6 @@ export async function fsyncPathAsync(file: string): Promise<void> {
   }
 }
 
-/** `fsyncDirectory` on the thread pool. */
-export function fsyncDirectoryAsync(dir: string): Promise<void> {
-  return fsyncPathAsync(dir);
-}
-
 export interface DurableWriteOptions {
   /** Skip every fsync (config `skip-sync`-like test speedups): atomic against process crash only. */
   noSync?: boolean;

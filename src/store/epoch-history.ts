@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { fsyncDirectory, fsyncDirectoryAsync, writeFileDurably } from "./durable-file.js";
+import { fsyncDirectory, fsyncPathAsync, writeFileDurably } from "./durable-file.js";
 import { StoreError } from "./store-error.js";
 
 /** One line of a database's epoch history. */
@@ -200,7 +200,7 @@ export class EpochHistoryFile {
     } finally {
       await handle.close();
     }
-    if (created && !this.#noSync) await fsyncDirectoryAsync(path.dirname(this.file));
+    if (created && !this.#noSync) await fsyncPathAsync(path.dirname(this.file));
     this.#history.push({ epoch, firstTxid });
     return true;
   }

@@ -176,12 +176,7 @@ export class PendingLtxSync {
       }
     }
     await Promise.all(batch.map((file) => fsyncFileAsync(file)));
-    const dir = await fs.promises.open(this.#dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await fsyncPathAsync(this.#dir);
   }
 }
 
