@@ -111,10 +111,10 @@ export interface ReplicaClientOptions {
   /** The highest lease epoch seen before this client started (persisted by the node); default 0. */
   readonly initialEpochSeen?: bigint;
   /**
-   * Called synchronously for each stream's admitted EPOCH frame, before anything of that stream is
-   * applied: the node records a raised epoch durably here (so fencing survives a restart).
+   * Called for each stream's admitted EPOCH frame, and awaited before anything after it in the stream
+   * is handled: the node records a raised epoch durably here (so fencing survives a restart).
    */
-  readonly onEpoch?: (epoch: bigint, primaryNodeId: bigint) => void;
+  readonly onEpoch?: (epoch: bigint, primaryNodeId: bigint) => void | Promise<void>;
   /** This node may take the lease (`lease.candidate`): told to the primary, which hands off only to one. */
   readonly candidate?: boolean;
   /** Called when the primary hands its lease to `toNodeId` (a HANDOFF frame; only the target gets it). */
@@ -424,7 +424,7 @@ export class ReplicaClient {
     switch (frame.type) {
       case "epoch":
         admitEpoch(frame, this.#epochSeen);
-        this.#opts.onEpoch?.(frame.epoch, frame.primaryNodeId);
+        await this.#opts.onEpoch?.(frame.epoch, frame.primaryNodeId);
         if (frame.epoch > this.#epochSeen) this.#epochSeen = frame.epoch;
         // A raised epoch mid-stream: the history sent at the start does not know it.
         if (this.#streamEpoch !== 0n && frame.epoch !== this.#streamEpoch) this.#streamEpochLines = undefined;

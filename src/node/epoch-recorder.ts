@@ -3,8 +3,9 @@
 //     while it has no database, so that a replica still refuses an older primary after a restart. A
 //     primary with databases records its epoch in their `epochs` lines (below) instead, and the
 //     highest epoch seen is read back as the highest of the file and every database's last line: the
-//     file's write (temp file, fsync, rename, directory fsync — two fsyncs in a row on the event loop)
-//     was the largest part of entering the primary role (handoff benchmarks: ~8 ms of ~10);
+//     file's write (temp file, fsync, rename, directory fsync — two fsyncs in a row, then on the event
+//     loop) was the largest part of entering the primary role (handoff benchmarks: ~8 ms of ~10). Its
+//     fsyncs run on the thread pool since session 18 (`raise`);
 //   - per database `epochs`: a line when the first transaction under a new epoch is committed here
 //     (primary: written at once when the lease is taken, for every database it has) or applied from a
 //     stream (replica), so every transaction's epoch can be recovered from the data directory.
@@ -15,7 +16,7 @@ import {
   EpochHistoryFile,
   epochRuns,
   readHighestEpoch,
-  writeHighestEpoch,
+  writeHighestEpochAsync,
 } from "../store/epoch-history.js";
 import type { CommitEvent } from "../store/commit-event.js";
 import type { Store } from "../store/store.js";
@@ -42,6 +43,8 @@ export class EpochRecorder {
   readonly #files = new Map<string, EpochHistoryFile>();
   readonly #unsubscribe: () => void;
   #highest: bigint;
+  /** The last raise, settled: the next one starts after it (one writer of the epoch file). */
+  #raising: Promise<void> = Promise.resolve();
 
   constructor(opts: EpochRecorderOptions) {
     this.#opts = opts;
@@ -59,11 +62,20 @@ export class EpochRecorder {
     return this.#highest;
   }
 
-  /** Records `epoch` as seen (durably) when it is above the highest so far. */
-  raise(epoch: bigint): void {
-    if (epoch <= this.#highest) return;
-    writeHighestEpoch(this.#opts.store.dataDir.root, epoch, { noSync: this.#opts.noSync });
-    this.#highest = epoch;
+  /**
+   * Records `epoch` as seen (durably) when it is above the highest so far; `highest` says it once the
+   * file is on disk. The fsyncs run on the thread pool: a replica raises its epoch when it connects to
+   * a new primary, at a handoff or failover, while its applications read through the mount (2–22 ms
+   * of FUSE requests held when they ran on the event loop, session 18). Raises run one at a time.
+   */
+  raise(epoch: bigint): Promise<void> {
+    const done = this.#raising.then(async () => {
+      if (epoch <= this.#highest) return;
+      await writeHighestEpochAsync(this.#opts.store.dataDir.root, epoch, { noSync: this.#opts.noSync });
+      this.#highest = epoch;
+    });
+    this.#raising = done.catch(() => undefined);
+    return done;
   }
 
   /**
@@ -81,7 +93,7 @@ export class EpochRecorder {
     if (recorded.includes(true)) {
       if (epoch > this.#highest) this.#highest = epoch;
     } else {
-      this.raise(epoch); // no database, or none could take the line: the epoch file is its record
+      await this.raise(epoch); // no database, or none could take the line: the epoch file is its record
     }
   }
 

@@ -758,8 +758,8 @@ export class LitefsNode {
       quarantineDir: this.store.dataDir.quarantineDir,
       onQuarantine: (db, result) => this.observability.quarantined(db, result),
       initialEpochSeen: this.#epochs.highest,
-      onEpoch: (epoch) => {
-        this.#epochs.raise(epoch);
+      onEpoch: async (epoch) => {
+        await this.#epochs.raise(epoch);
         this.observability.metrics.lease.setEpoch(epoch);
       },
       candidate: config.lease.candidate,

@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { fsyncDirectory, fsyncPathAsync, writeFileDurably } from "./durable-file.js";
+import { fsyncDirectory, fsyncPathAsync, writeFileDurablyAsync } from "./durable-file.js";
 import { StoreError } from "./store-error.js";
 
 /** One line of a database's epoch history. */
@@ -43,11 +43,18 @@ export function readHighestEpoch(dataRoot: string): bigint {
   return BigInt(trimmed);
 }
 
-/** Records `epoch` as the highest seen, durably (temp file, fsync, rename, fsync of the directory). */
-export function writeHighestEpoch(dataRoot: string, epoch: bigint, opts: { noSync?: boolean } = {}): void {
+/**
+ * Records `epoch` as the highest seen, durably (temp file, fsync, rename, fsync of the directory; the
+ * fsyncs on the thread pool).
+ */
+export async function writeHighestEpochAsync(
+  dataRoot: string,
+  epoch: bigint,
+  opts: { noSync?: boolean } = {},
+): Promise<void> {
   if (epoch < 0n) throw new RangeError(`epoch ${epoch} is negative`);
   fs.mkdirSync(dataRoot, { recursive: true });
-  writeFileDurably(path.join(dataRoot, EPOCH_FILE_NAME), [Buffer.from(`${epoch}\n`)], opts);
+  await writeFileDurablyAsync(path.join(dataRoot, EPOCH_FILE_NAME), [Buffer.from(`${epoch}\n`)], opts);
 }
 
 /** Parses an epoch history file's text; throws EDBFILE on a malformed line or an epoch going down. */

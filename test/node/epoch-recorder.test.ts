@@ -2,7 +2,8 @@
 // database's `epochs` file given a line from its next TXID — their writes on the thread pool,
 // overlapping — exactly as the synchronous `record` writes them; those lines are the epoch's durable
 // record (the node's epoch file is written only when there is no database), and a restarted node
-// reads its highest epoch back from the file and the lines together.
+// reads its highest epoch back from the file and the lines together. A replica's raise of the epoch
+// file (`raise`): off the event loop, one at a time, `highest` following what is on disk.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
@@ -12,6 +13,7 @@ import { EpochRecorder } from "../../src/node/epoch-recorder.js";
 import { EpochHistoryFile, readHighestEpoch } from "../../src/store/epoch-history.js";
 import { SILENT_LOGGER } from "../../src/store/store-logger.js";
 import type { Store } from "../../src/store/store.js";
+import { TEMP_SUFFIX } from "../../src/store/durable-file.js";
 import { openStore, tempDir } from "../store/store-test-kit.js";
 
 /** A recorder on `store` (closed after the test), as a node at start would make it. */
@@ -46,7 +48,7 @@ test("primaryStarted marks every database's next TXID, which a restart reads bac
   const names = Array.from({ length: 12 }, (_, i) => `db${i}.db`);
   for (const name of names) store.createDatabase(name);
   const recorder = recorderOf(t, store);
-  recorder.raise(3n);
+  await recorder.raise(3n);
   await recorder.primaryStarted(9n);
   assert.equal(recorder.highest, 9n);
   assert.equal(
@@ -89,4 +91,28 @@ test("primaryStarted falls back to the epoch file when no database can take its 
   file.recordAsync = () => Promise.reject(new Error("EIO (injected)"));
   await recorder.primaryStarted(6n);
   assert.equal(readHighestEpoch(store.dataDir.root), 6n);
+});
+
+test("raise writes the epoch file off the event loop, one raise at a time; highest follows the file", async (t) => {
+  const store = openStore(path.join(tempDir(t, "raise"), "data"));
+  t.after(() => store.close());
+  const recorder = recorderOf(t, store);
+  const raises = [recorder.raise(5n), recorder.raise(7n), recorder.raise(6n)];
+  // The calls returned before any file was written: the fsyncs run on the thread pool.
+  assert.equal(recorder.highest, 0n, "raised before the file is on disk");
+  await Promise.all(raises);
+  assert.equal(recorder.highest, 7n);
+  assert.equal(readHighestEpoch(store.dataDir.root), 7n);
+
+  // A raise that cannot write rejects and leaves the highest as it was; the next one writes.
+  const temp = path.join(store.dataDir.root, "epoch" + TEMP_SUFFIX);
+  fs.mkdirSync(temp); // the temporary file cannot be opened for writing
+  await assert.rejects(() => recorder.raise(9n), /EISDIR/);
+  assert.equal(recorder.highest, 7n);
+  assert.equal(readHighestEpoch(store.dataDir.root), 7n);
+  fs.rmdirSync(temp);
+  await recorder.raise(9n);
+  assert.equal(recorder.highest, 9n);
+  assert.equal(readHighestEpoch(store.dataDir.root), 9n);
+  assert.equal(recorderOf(t, store).highest, 9n, "a restart reads it back");
 });

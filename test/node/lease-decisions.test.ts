@@ -11,7 +11,7 @@ import {
   epochOfTxid,
   parseEpochHistory,
   readHighestEpoch,
-  writeHighestEpoch,
+  writeHighestEpochAsync,
 } from "../../src/store/epoch-history.js";
 import type { PrimaryInfo } from "../../src/lease/index.js";
 import {
@@ -98,7 +98,7 @@ test("epochOfTxid replays the history: a later line cuts what earlier ones said 
   assert.deepEqual(parseEpochHistory("5 0000000000000001\n7 00000", "t"), [{ epoch: 5n, firstTxid: 1n }]);
 });
 
-test("EpochHistoryFile appends once per new epoch and reads back; the highest epoch file round-trips", (t) => {
+test("EpochHistoryFile appends once per new epoch and reads back; the highest epoch file round-trips", async (t) => {
   const dir = makeTempDir("epochs");
   t.after(() => removeTempDir(dir));
   const file = new EpochHistoryFile(dir);
@@ -111,7 +111,7 @@ test("EpochHistoryFile appends once per new epoch and reads back; the highest ep
   assert.deepEqual(new EpochHistoryFile(dir).history, file.history);
 
   assert.equal(readHighestEpoch(dir), 0n);
-  writeHighestEpoch(dir, 42n);
+  await writeHighestEpochAsync(dir, 42n);
   assert.equal(readHighestEpoch(dir), 42n);
   fs.writeFileSync(path.join(dir, "epoch"), "forty-two\n");
   assert.throws(() => readHighestEpoch(dir), /not a decimal epoch/);
