@@ -77,6 +77,8 @@ interface HandoffInProgress {
 
 /** How long after `expectHandoff()` a vacancy is taken for the handoff asked for (ms). */
 const HANDOFF_EXPECTED_MS = 5000;
+/** How many of this node's ended terms as primary `mayAcknowledge` remembers the end of. */
+const ENDED_TERMS_KEPT = 8;
 
 export class LeaseRole {
   readonly #opts: LeaseRoleOptions;
@@ -92,6 +94,8 @@ export class LeaseRole {
    * request named (null: none).
    */
   #handoff: HandoffInProgress | null = null;
+  /** How this node's last terms as primary ended, by epoch (oldest first; mayAcknowledge). */
+  readonly #endedTerms = new Map<bigint, DemotionReason>();
   #handoffToMe = false;
   #quietUntilMs = 0;
   #lastAttemptMs = -Infinity;
@@ -160,6 +164,24 @@ export class LeaseRole {
     if (lease !== null && lease.isHeld()) return true;
     if (lease !== null) this.#lost(lease, "the lease was not held at a commit");
     return false;
+  }
+
+  /**
+   * Whether the answer to a write this node ran as primary under `epoch` may tell the client it
+   * succeeded (the proxy asks before relaying the app's answer). Yes while this node is still primary
+   * under `epoch` with its lease held by the clock, and after that term ended in a handoff: its target
+   * took over with every transaction committed here. No once the term ended otherwise — the lease
+   * expired (a node frozen past its TTL finds that only when it runs again), was taken, or was given up
+   * at shutdown: the next primary may go on without the write, since replication is asynchronous.
+   */
+  mayAcknowledge(epoch: bigint): boolean {
+    const lease = this.#lease;
+    if (this.#role === "primary" && lease !== null && lease.epoch === epoch) {
+      if (lease.isHeld()) return true;
+      this.#lost(lease, "the lease was not held when a write was answered");
+      return false;
+    }
+    return this.#endedTerms.get(epoch) === "handed-off";
   }
 
   /**
@@ -335,7 +357,7 @@ export class LeaseRole {
           failure = err;
         }
         // Stepped down either way (a handoff that cannot be confirmed ends the lease as lost).
-        this.#demoteNow("handed-off");
+        this.#demoteNow(failure === null ? "handed-off" : "lease-lost");
         if (failure === null) {
           await target()
             .handOff(lease.epoch)
@@ -598,6 +620,12 @@ export class LeaseRole {
     this.#unsubscribeLost = null;
     const lease = this.#lease;
     this.#lease = null;
+    if (lease !== null) {
+      this.#endedTerms.set(lease.epoch, reason);
+      const oldest = this.#endedTerms.keys().next();
+      if (this.#endedTerms.size > ENDED_TERMS_KEPT && oldest.done !== true)
+        this.#endedTerms.delete(oldest.value);
+    }
     if (
       this.#holder !== undefined &&
       this.#holder !== null &&

@@ -408,6 +408,8 @@ export class LitefsNode {
           advertiseUrl: config.lease.advertiseUrl,
           authToken,
           lagMs: () => node.#replica?.lagMs() ?? 0,
+          primaryEpoch: () => node.#roleManager.lease?.epoch,
+          mayAcknowledge: (epoch) => node.#roleManager.mayAcknowledge(epoch),
         });
       }
       node.#startJobs(config);

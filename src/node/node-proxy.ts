@@ -35,6 +35,9 @@ export interface NodeProxyOptions {
   /** The node API's bearer token, for asking the primary. */
   readonly authToken: string | null;
   readonly lagMs: () => number;
+  /** The epoch this primary commits under, and whether a write of that term may be answered as done. */
+  readonly primaryEpoch?: () => bigint | undefined;
+  readonly mayAcknowledge?: (epoch: bigint) => boolean;
 }
 
 export class NodeProxy {
@@ -84,6 +87,8 @@ export class NodeProxy {
       },
       primaryHostname: opts.primaryHostname,
       lagMs: opts.lagMs,
+      primaryEpoch: opts.primaryEpoch,
+      mayAcknowledge: opts.mayAcknowledge,
     });
     // Writes waiting for a primary (a failover, a handoff) look again every 5 ms: the view is local.
     const server = new ProxyServer({

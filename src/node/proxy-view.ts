@@ -24,6 +24,9 @@ export interface StoreProxyViewOptions {
   readonly primaryHostname: () => string | undefined;
   /** Milliseconds behind the primary (0 on the primary). */
   readonly lagMs: () => number;
+  /** ProxyNodeView.primaryEpoch / mayAcknowledge (LeaseRole); absent: every answer is relayed. */
+  readonly primaryEpoch?: () => bigint | undefined;
+  readonly mayAcknowledge?: (epoch: bigint) => boolean;
 }
 
 interface Waiter {
@@ -57,6 +60,14 @@ export class StoreProxyView implements ProxyNodeView {
 
   isPrimary(): boolean {
     return this.#opts.isPrimary();
+  }
+
+  primaryEpoch(): bigint | undefined {
+    return this.#opts.isPrimary() ? this.#opts.primaryEpoch?.() : undefined;
+  }
+
+  mayAcknowledge(epoch: bigint): boolean {
+    return this.#opts.mayAcknowledge?.(epoch) ?? true;
   }
 
   handingOff(): boolean {

@@ -14,6 +14,7 @@ export type ProxyErrorCode =
   | "EPROXYTXIDBRANCH" // the local history does not hold the client's position and no primary can serve
   | "EPROXYBADTXID" // a `__txid` cookie or `Litefs-Txid` header that is not a TXID
   | "EPROXYWRITETIMEOUT" // the whole exchange took longer than proxy.write-timeout
+  | "EPROXYLEASELOST" // the app answered a write after this primary's lease ended: its outcome is unknown
   | "EPROXYMETHOD"; // a method the proxy's own route does not serve (e.g. POST /litefs/health)
 
 const STATUS_BY_CODE: Record<ProxyErrorCode, number> = {
@@ -26,6 +27,7 @@ const STATUS_BY_CODE: Record<ProxyErrorCode, number> = {
   EPROXYTXIDBRANCH: 503,
   EPROXYBADTXID: 400,
   EPROXYWRITETIMEOUT: 504,
+  EPROXYLEASELOST: 503,
   EPROXYMETHOD: 405,
 };
 

@@ -14,6 +14,18 @@ export interface ProxyNodeView {
    */
   handingOff?(): boolean;
   /**
+   * The lease epoch this primary commits under, read when a write goes to the local app; undefined on
+   * a replica. Optional, with `mayAcknowledge`: a view without them has every answer relayed.
+   */
+  primaryEpoch?(): bigint | undefined;
+  /**
+   * Whether the app's success answer to a write it ran while this node was primary under `epoch` may
+   * reach the client: false once that term ended in a way the next primary may not have the write
+   * (the lease expired or was taken, not handed off) — the answer would promise what replication,
+   * being asynchronous, does not keep. The proxy then answers EPROXYLEASELOST instead.
+   */
+  mayAcknowledge?(epoch: bigint): boolean;
+  /**
    * Base URL of the primary's proxy (e.g. "http://10.0.0.2:8080"), where writes reaching a replica are
    * forwarded; undefined while no primary is known (or on the primary itself).
    */

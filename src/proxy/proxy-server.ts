@@ -373,6 +373,8 @@ export class ProxyServer {
     stampTxid: boolean,
   ): Promise<void> {
     if (stampTxid) this.#localWrites++;
+    // The term the write runs in: its answer is checked against it (mayAcknowledge) before it is relayed.
+    const epoch = stampTxid ? this.#view.primaryEpoch?.() : undefined;
     let response: http.IncomingMessage;
     try {
       response = await this.#sendPlain(req, target, lifetime, {
@@ -383,6 +385,19 @@ export class ProxyServer {
       });
     } finally {
       if (stampTxid) this.#localWrites--;
+    }
+    if (
+      epoch !== undefined &&
+      (response.statusCode ?? 502) < 400 &&
+      this.#view.mayAcknowledge?.(epoch) === false
+    ) {
+      response.resume(); // the app's answer is dropped: its success is not ours to confirm any more
+      throw new ProxyError(
+        "EPROXYLEASELOST",
+        `the app answered this write (${response.statusCode}) after this node's lease (epoch ${epoch}) ` +
+          "ended without a handoff: the write may have been committed here and not reached the next " +
+          "primary — its outcome is unknown; check before retrying",
+      );
     }
     const headers = downstreamResponseHeaders(
       response.rawHeaders,

@@ -215,6 +215,43 @@ describe("proxy: forwarding", () => {
     assert.match(String(answer.headers["litefs-txid"]), /^[0-9a-f]{16}\/[0-9a-f]{16}$/);
   });
 
+  test("a write the app answers after its term ended without a handoff is refused as of unknown outcome", async () => {
+    const local = await app("term");
+    const view = primaryView();
+    view.epoch = 7n;
+    const primary = await proxy(hostPort(local.address), view);
+    // Answered while the term lasts: relayed, with the TXID after it.
+    const kept = httpRequest(primary.url + "/slow", { method: "POST", body: "x" });
+    (await local.nextSlow()).release("stored");
+    assert.equal((await kept).body, "stored");
+
+    // The term ends (the lease expired, or was taken) while the app holds its answer; the node has a
+    // newer term by the time the answer comes: the write is judged by the term it ran in.
+    const lost = httpRequest(primary.url + "/slow", { method: "POST", body: "x" });
+    const slow = await local.nextSlow();
+    view.unacknowledgeable.add(7n);
+    view.epoch = 9n;
+    slow.release("stored");
+    const refused = await lost;
+    assert.equal(refused.status, 503, refused.body);
+    assert.equal(refused.headers[PROXY_ERROR_HEADER], "EPROXYLEASELOST");
+    assert.match(refused.body, /epoch 7\b.*outcome is unknown/s);
+    assert.equal(refused.headers["litefs-txid"], undefined, "no position for a write not acknowledged");
+    assert.deepEqual(view.acknowledgeAsked, [7n, 7n]);
+
+    // The app's own failure is its answer; a read is not a write: both relayed as they are.
+    view.epoch = 7n;
+    const failing = httpRequest(primary.url + "/slow", { method: "POST", body: "x" });
+    (await local.nextSlow()).release("constraint failed", 409);
+    const failed = await failing;
+    assert.equal(failed.status, 409);
+    assert.equal(failed.body, "constraint failed");
+    const read = httpRequest(primary.url + "/slow");
+    (await local.nextSlow()).release("rows");
+    assert.equal((await read).body, "rows");
+    assert.deepEqual(view.acknowledgeAsked, [7n, 7n], "asked about neither");
+  });
+
   test("close with a grace period lets an exchange in progress finish; without one it is cut", async () => {
     const local = await app("closing");
     const graceful = new ProxyServer({ config: proxyConfig(hostPort(local.address)), view: primaryView() });

@@ -54,6 +54,12 @@ export class TestNodeView implements ProxyNodeView {
   primaryUrl: string | undefined;
   primaryHost: string | undefined;
   lag = 0;
+  /** The lease epoch it is primary under (primaryEpoch). */
+  epoch = 1n;
+  /** Terms whose writes may not be acknowledged any more (mayAcknowledge says false). */
+  readonly unacknowledgeable = new Set<bigint>();
+  /** Every epoch mayAcknowledge was asked about, in order. */
+  readonly acknowledgeAsked: bigint[] = [];
   readonly #db: string;
   readonly #readTxid: (() => bigint) | undefined;
   #txid = 0n;
@@ -76,6 +82,15 @@ export class TestNodeView implements ProxyNodeView {
 
   handingOff(): boolean {
     return this.primary && this.handingOffNow;
+  }
+
+  primaryEpoch(): bigint | undefined {
+    return this.primary ? this.epoch : undefined;
+  }
+
+  mayAcknowledge(epoch: bigint): boolean {
+    this.acknowledgeAsked.push(epoch);
+    return !this.unacknowledgeable.has(epoch);
   }
 
   primaryProxyURL(): string | undefined {

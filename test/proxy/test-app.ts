@@ -1,6 +1,7 @@
 // A small real HTTP app for the proxy tests that need behaviour the guestbook does not have: requests
 // that hang, bodies streamed back, answers streamed out slowly, headers shown as they arrived.
-//   GET|POST /slow        answers only when the test releases it; records the request's close
+//   GET|POST /slow        answers only when the test releases it (with a status, 200 by default);
+//                         records the request's close
 //   POST     /echo        streams the request body back (chunked)
 //   GET      /drip?n=N    N chunks "chunk i\n", one every 20 ms
 //   *        /headers     the request's method, url and headers as JSON
@@ -21,7 +22,7 @@ export interface TestApp {
 export interface SlowRequest {
   /** Resolves when the proxy closed the request's connection without an answer. */
   readonly closed: Promise<void>;
-  release(body: string): void;
+  release(body: string, status?: number): void;
 }
 
 export async function startTestApp(tag: string, port = 0): Promise<TestApp> {
@@ -39,8 +40,9 @@ export async function startTestApp(tag: string, port = 0): Promise<TestApp> {
             if (!released) resolve();
           }),
         ),
-        release: (body) => {
+        release: (body, status = 200) => {
           released = true;
+          res.statusCode = status;
           res.end(body);
         },
       };
