@@ -3,9 +3,9 @@
 //     while it has no database, so that a replica still refuses an older primary after a restart. A
 //     primary with databases records its epoch in their `epochs` lines (below) instead, and the
 //     highest epoch seen is read back as the highest of the file and every database's last line: the
-//     file's write (temp file, fsync, rename, directory fsync — two fsyncs in a row, then on the event
-//     loop) was the largest part of entering the primary role (handoff benchmarks: ~8 ms of ~10). Its
-//     fsyncs run on the thread pool since session 18 (`raise`);
+//     file's write (temp file, fsync, rename, directory fsync — two fsyncs in a row, on the event loop
+//     until session 18; on the thread pool since, `raise`) was the largest part of entering the
+//     primary role (handoff benchmarks: ~8 ms of ~10);
 //   - per database `epochs`: a line when the first transaction under a new epoch is committed here
 //     (primary: written at once when the lease is taken, for every database it has) or applied from a
 //     stream (replica), so every transaction's epoch can be recovered from the data directory.
@@ -65,7 +65,7 @@ export class EpochRecorder {
   /**
    * Records `epoch` as seen (durably) when it is above the highest so far; `highest` says it once the
    * file is on disk. The fsyncs run on the thread pool: a replica raises its epoch when it connects to
-   * a new primary, at a handoff or failover, while its applications read through the mount (2–22 ms
+   * a new primary, at a handoff or failover, while its applications read through the mount (1–22 ms
    * of FUSE requests held when they ran on the event loop, session 18). Raises run one at a time.
    */
   raise(epoch: bigint): Promise<void> {
