@@ -166,8 +166,7 @@ export class ReplicaClient {
   #resolveSynced!: () => void;
   #isSynced = false;
   #running: Promise<void> | undefined;
-  #connected = false;
-  /** The primary URL of the stream open now (null while none is). */
+  /** The primary URL of the stream open now (null while none is: not connected). */
   #connectedUrl: string | null = null;
   /** performance.now() when the connection attempt under way began; null while none is. */
   #attemptStartedAt: number | null = null;
@@ -259,13 +258,13 @@ export class ReplicaClient {
 
   /** Milliseconds this replica is behind the primary (lag.ts). */
   lagMs(): number {
-    return this.#lag.lagMs(this.#connected);
+    return this.#lag.lagMs(this.#connectedUrl !== null);
   }
 
   status(): ReplicaClientStatus {
     return {
       primaryUrl: this.#opts.primaryUrl(),
-      connected: this.#connected,
+      connected: this.#connectedUrl !== null,
       synced: this.#isSynced,
       lagMs: this.lagMs(),
       epoch: this.#epochSeen.toString(),
@@ -300,10 +299,7 @@ export class ReplicaClient {
       } catch (err) {
         if (stopSignal.aborted) break;
         if (this.#current.signal.aborted) {
-          // reconnect(): not a failure, go again at once.
-          this.#connected = false;
-          this.#streamEpoch = 0n;
-          this.#abortOpenFile();
+          // reconnect(): not a failure, go again at once (the finally below resets the stream's state).
           failures = 0;
           continue;
         }
@@ -327,7 +323,6 @@ export class ReplicaClient {
         this.#lastError = message;
       } finally {
         this.#attemptStartedAt = null;
-        this.#connected = false;
         this.#connectedUrl = null;
         this.#streamEpoch = 0n;
         this.#abortOpenFile();
@@ -381,7 +376,6 @@ export class ReplicaClient {
       log.info("adopted the primary's cluster id", { clusterId: theirs });
     }
     res.socket.setNoDelay(true);
-    this.#connected = true;
     this.#connectedUrl = url;
     this.#attemptStartedAt = null;
     this.#lastError = null;
