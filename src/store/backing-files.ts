@@ -8,7 +8,7 @@
 import fs from "node:fs";
 
 import { type DatabaseDir, type DatabaseFileKind, DATABASE_FILE_KINDS } from "./data-dir.js";
-import { fsyncPathAsync, readFully, removeFile, writeAll } from "./durable-file.js";
+import { fsyncPathIfExists, readFully, removeFile, writeAll } from "./durable-file.js";
 
 export class BackingFiles {
   readonly #dir: DatabaseDir;
@@ -101,12 +101,7 @@ export class BackingFiles {
   async syncAsync(kind: DatabaseFileKind): Promise<void> {
     if (this.#noSync || !this.#unsynced.has(kind)) return;
     const changes = this.#changes.get(kind) ?? 0;
-    try {
-      await fsyncPathAsync(this.path(kind));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw err;
-    }
+    if (!(await fsyncPathIfExists(this.path(kind)))) return; // removed: nothing to mark synced
     if ((this.#changes.get(kind) ?? 0) === changes) this.#unsynced.delete(kind);
   }
 

@@ -43,6 +43,17 @@ export async function fsyncPathAsync(file: string): Promise<void> {
   }
 }
 
+/** `fsyncPathAsync` of a file that may have been removed meanwhile: false when it was (nothing synced). */
+export async function fsyncPathIfExists(file: string): Promise<boolean> {
+  try {
+    await fsyncPathAsync(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+}
+
 export interface DurableWriteOptions {
   /** Skip every fsync (config `skip-sync`-like test speedups): atomic against process crash only. */
   noSync?: boolean;

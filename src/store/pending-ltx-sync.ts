@@ -16,7 +16,13 @@
 
 import fs from "node:fs";
 
-import { fsyncDirectory, fsyncPathAsync, syncFileSystem, syncFileSystemAsync } from "./durable-file.js";
+import {
+  fsyncDirectory,
+  fsyncPathAsync,
+  fsyncPathIfExists,
+  syncFileSystem,
+  syncFileSystemAsync,
+} from "./durable-file.js";
 import type { StoreLogger } from "./store-logger.js";
 
 /** Most LTX files of one database that may be not yet durable; recovery checks this many newest files. */
@@ -175,7 +181,7 @@ export class PendingLtxSync {
         this.#syncFsFailed(err);
       }
     }
-    await Promise.all(batch.map((file) => fsyncFileAsync(file)));
+    await Promise.all(batch.map((file) => fsyncPathIfExists(file)));
     await fsyncPathAsync(this.#dir);
   }
 }
@@ -193,14 +199,5 @@ function fsyncFileIfExists(file: string): void {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
-  }
-}
-
-/** `fsyncPathAsync`, a file removed meanwhile being fine. */
-async function fsyncFileAsync(file: string): Promise<void> {
-  try {
-    await fsyncPathAsync(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
 }
