@@ -45,6 +45,8 @@ export class EpochRecorder {
   #highest: bigint;
   /** The last raise, settled: the next one starts after it (one writer of the epoch file). */
   #raising: Promise<void> = Promise.resolve();
+  /** Lines recorded at commits whose fsyncs have not ended yet (close waits for them). */
+  readonly #syncing = new Set<Promise<boolean>>();
 
   constructor(opts: EpochRecorderOptions) {
     this.#opts = opts;
@@ -109,8 +111,10 @@ export class EpochRecorder {
     return file;
   }
 
-  close(): void {
+  /** Stops recording; resolves once the lines recorded so far are durable (or failed, logged). */
+  async close(): Promise<void> {
     this.#unsubscribe();
+    await Promise.all(this.#syncing);
   }
 
   #onCommit(event: CommitEvent): void {
@@ -132,7 +136,7 @@ export class EpochRecorder {
   async #recordAsync(db: string, epoch: bigint, firstTxid: bigint): Promise<boolean> {
     try {
       const file = this.historyOf(db);
-      if (epoch > file.lastEpoch) await file.recordAsync(epoch, firstTxid);
+      if (epoch > file.lastEpoch) await file.record(epoch, firstTxid);
       return true;
     } catch (err) {
       this.#recordFailed(db, epoch, err);
@@ -148,12 +152,10 @@ export class EpochRecorder {
     });
   }
 
+  /** At a commit: the line is in the file and the history at once, its fsyncs go on meanwhile. */
   #record(db: string, epoch: bigint, firstTxid: bigint): void {
-    try {
-      const file = this.historyOf(db);
-      if (epoch > file.lastEpoch) file.record(epoch, firstTxid);
-    } catch (err) {
-      this.#recordFailed(db, epoch, err);
-    }
+    const syncing = this.#recordAsync(db, epoch, firstTxid);
+    this.#syncing.add(syncing);
+    void syncing.finally(() => this.#syncing.delete(syncing));
   }
 }

@@ -426,7 +426,7 @@ export class LitefsNode {
       await kernelLocks?.close().catch(() => undefined); // its open files would make the unmount EBUSY
       await session?.unmount().catch(() => undefined);
       await lockFiles?.unmount().catch(() => undefined);
-      epochs?.close();
+      await epochs?.close();
       store.close();
       throw err;
     }
@@ -548,7 +548,7 @@ export class LitefsNode {
       await this.#lockFiles
         ?.unmount()
         .catch((err: unknown) => this.#log.error("unmounting the lock files", { error: String(err) }));
-      this.#epochs.close();
+      await this.#epochs.close();
       this.store.close();
       this.#log.info("stopped");
     })();

@@ -1,6 +1,6 @@
 // A primary starting under a new epoch (src/node/epoch-recorder.ts `primaryStarted`): every
-// database's `epochs` file given a line from its next TXID — their writes on the thread pool,
-// overlapping — exactly as the synchronous `record` writes them; those lines are the epoch's durable
+// database's `epochs` file given a line from its next TXID — their fsyncs on the thread pool,
+// overlapping — as `record` appends them (at once, in order); those lines are the epoch's durable
 // record (the node's epoch file is written only when there is no database), and a restarted node
 // reads its highest epoch back from the file and the lines together. A replica's raise of the epoch
 // file (`raise`): off the event loop, one at a time, `highest` following what is on disk.
@@ -28,16 +28,30 @@ function recorderOf(t: TestContext, store: Store): EpochRecorder {
   return recorder;
 }
 
-test("recordAsync appends as record does: once per new epoch, never below the last", async (t) => {
-  const dir = tempDir(t, "epochs-async");
+test("record: the line in the file and the history at once, in call order; durable when it resolves", async (t) => {
+  const dir = tempDir(t, "epochs-record");
   const file = new EpochHistoryFile(dir);
-  assert.equal(await file.recordAsync(4n, 1n), true);
-  assert.equal(await file.recordAsync(4n, 2n), false);
-  assert.equal(file.record(6n, 3n), true);
-  assert.equal(await file.recordAsync(7n, 9n), true);
-  await assert.rejects(() => file.recordAsync(5n, 10n), RangeError);
+  const records = [file.record(4n, 1n), file.record(4n, 2n), file.record(6n, 3n)];
+  // Before any fsync ended: the history (read by candidate ranking) and the file have both lines.
+  assert.deepEqual(file.history, [
+    { epoch: 4n, firstTxid: 1n },
+    { epoch: 6n, firstTxid: 3n },
+  ]);
+  assert.equal(fs.readFileSync(file.file, "utf8"), "4 0000000000000001\n6 0000000000000003\n");
+  assert.deepEqual(await Promise.all(records), [true, false, true]);
+  await assert.rejects(() => file.record(5n, 10n), RangeError);
+
+  // A write that fails (the file replaced by a directory) adds nothing; the next record tries again.
+  const kept = file.file + ".kept";
+  fs.renameSync(file.file, kept);
+  fs.mkdirSync(file.file);
+  await assert.rejects(() => file.record(7n, 9n), /EISDIR/);
+  assert.equal(file.lastEpoch, 6n);
+  fs.rmdirSync(file.file);
+  fs.renameSync(kept, file.file);
+  assert.equal(await file.record(7n, 9n), true);
   const text = "4 0000000000000001\n6 0000000000000003\n7 0000000000000009\n";
-  assert.equal(fs.readFileSync(path.join(dir, "epochs"), "utf8"), text);
+  assert.equal(fs.readFileSync(file.file, "utf8"), text);
   assert.deepEqual(new EpochHistoryFile(dir).history, file.history);
 });
 
@@ -88,7 +102,7 @@ test("primaryStarted falls back to the epoch file when no database can take its 
   store.createDatabase("a.db");
   const recorder = recorderOf(t, store);
   const file = recorder.historyOf("a.db");
-  file.recordAsync = () => Promise.reject(new Error("EIO (injected)"));
+  file.record = () => Promise.reject(new Error("EIO (injected)"));
   await recorder.primaryStarted(6n);
   assert.equal(readHighestEpoch(store.dataDir.root), 6n);
 });

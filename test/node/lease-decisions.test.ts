@@ -103,10 +103,10 @@ test("EpochHistoryFile appends once per new epoch and reads back; the highest ep
   t.after(() => removeTempDir(dir));
   const file = new EpochHistoryFile(dir);
   assert.equal(file.lastEpoch, 0n);
-  assert.equal(file.record(4n, 1n), true);
-  assert.equal(file.record(4n, 2n), false);
-  assert.equal(file.record(6n, 3n), true);
-  assert.throws(() => file.record(5n, 4n), RangeError);
+  assert.equal(await file.record(4n, 1n), true);
+  assert.equal(await file.record(4n, 2n), false);
+  assert.equal(await file.record(6n, 3n), true);
+  await assert.rejects(() => file.record(5n, 4n), RangeError);
   assert.equal(fs.readFileSync(path.join(dir, "epochs"), "utf8"), "4 0000000000000001\n6 0000000000000003\n");
   assert.deepEqual(new EpochHistoryFile(dir).history, file.history);
 
