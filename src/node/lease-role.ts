@@ -161,9 +161,7 @@ export class LeaseRole {
   mayCommit(): boolean {
     if (this.#role !== "primary" || this.#handoff?.step === "commits") return false;
     const lease = this.#lease;
-    if (lease !== null && lease.isHeld()) return true;
-    if (lease !== null) this.#lost(lease, "the lease was not held at a commit");
-    return false;
+    return lease !== null && this.#heldByClock(lease, "at a commit");
   }
 
   /**
@@ -177,11 +175,19 @@ export class LeaseRole {
   mayAcknowledge(epoch: bigint): boolean {
     const lease = this.#lease;
     if (this.#role === "primary" && lease !== null && lease.epoch === epoch) {
-      if (lease.isHeld()) return true;
-      this.#lost(lease, "the lease was not held when a write was answered");
-      return false;
+      return this.#heldByClock(lease, "when a write was answered");
     }
     return this.#endedTerms.get(epoch) === "handed-off";
+  }
+
+  /**
+   * `lease.isHeld()` (which compares its deadline with the clock); a lease found expired demotes the
+   * node here (its expiry callback may come later than the deadline on a busy event loop).
+   */
+  #heldByClock(lease: Lease, when: string): boolean {
+    if (lease.isHeld()) return true;
+    this.#lost(lease, `the lease was not held ${when}`);
+    return false;
   }
 
   /**
