@@ -99,9 +99,11 @@ async function values(node: LeasedNode): Promise<string[]> {
   return results[0].map((r) => String(r.v));
 }
 
+/** Two nodes with a proxy and an app each, the table created and replicated; `app` is the primary's. */
 async function startCluster(t: { after: (fn: () => unknown) => void }): Promise<{
   cluster: LeasedCluster;
-  apps: HoldingApp[];
+  old: LeasedNode;
+  app: HoldingApp;
 }> {
   const apps = [new HoldingApp(), new HoldingApp()];
   const targets = await Promise.all(apps.map((app) => app.listen()));
@@ -121,17 +123,14 @@ async function startCluster(t: { after: (fn: () => unknown) => void }): Promise<
   });
   await cluster.waitForReplicasConnected(primary);
   await cluster.waitConverged([DB]);
-  return { cluster, apps };
+  return { cluster, old: primary, app: apps[primary.index] };
 }
 
 test(
   "a write answered after its primary was frozen past the lease's TTL is refused, not acknowledged",
   { timeout: 120_000 },
   async (t) => {
-    const { cluster, apps } = await startCluster(t);
-    const old = await cluster.primary();
-    const app = apps[old.index];
-
+    const { cluster, old, app } = await startCluster(t);
     const plain = await post(old, "before");
     assert.equal(plain.status, 200, `${plain.body}\n${cluster.logs()}`);
 
@@ -159,15 +158,13 @@ test(
   "a write answered after a handoff is acknowledged: the target took over with it",
   { timeout: 120_000 },
   async (t) => {
-    const { cluster, apps } = await startCluster(t);
-    const old = await cluster.primary();
+    const { cluster, old, app } = await startCluster(t);
     const [target] = cluster.others(old);
-    const app = apps[old.index];
 
     const held = app.holdNext();
     const answer = post(old, "handed");
     await held.committed;
-    // The handoff waits for writes at the app (proxy.ts drain, 1 s), then goes on without this one.
+    // The handoff waits for writes at the app (lease-role.ts drain, 1 s), then goes on without this one.
     const promoted = await runLitefsCli(["promote", "--url", target.node.httpUrl], { timeoutMs: 30_000 });
     assert.equal(promoted.code, 0, promoted.stderr + promoted.stdout);
     assert.equal((await cluster.primary()).name, target.name);
