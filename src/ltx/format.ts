@@ -6,7 +6,14 @@
 //   v3-frame  early v3: frames `u32 pgno, u16 flags=0` + one LZ4 frame per page; index; trailer.
 //   v3        current: frames `u32 pgno, u16 flags=1, u32 size` + raw LZ4 block; index; trailer.
 
+import { ByteQueue } from "./byte-queue.js";
+import { CHECKSUM_FLAG } from "./checksum.js";
+import { Crc64Hash } from "./crc64.js";
+import { LtxError } from "./errors.js";
 import { HEADER_FLAG_COMPRESS_LZ4, HEADER_SIZE, type Header } from "./header.js";
+import { V3PageBlockReader } from "./page-block-v3.js";
+import { pageFrameBound } from "./page-frame.js";
+import { TRAILER_SIZE } from "./trailer.js";
 
 export type LtxFormat = "v1" | "v1-lz4" | "v3-frame" | "v3";
 
@@ -35,8 +42,9 @@ export interface DetectedFormat {
   format: LtxFormat;
   /**
    * False when a v1 file could produce the same bytes: a v1 page whose data starts with `00 01` reads
-   * like a v3 frame, and `00 00 04 22 4D 18` like an early-v3 one. Whole-file readers then fall back to
-   * v1 when the detected format fails to decode; streaming callers may pass the format explicitly.
+   * like a v3 frame, and `00 00 04 22 4D 18` like an early-v3 one. `resolveFormat` settles nearly every
+   * such case from the first frame; when both readings still fit, whole-file readers fall back to v1
+   * if the detected format fails to decode, and streaming callers may pass the format explicitly.
    */
   certain: boolean;
 }
@@ -71,4 +79,72 @@ export function detectFormat(header: Header, head: Uint8Array): DetectedFormat {
   if (pageFlags === 0 && matches(head, at + 6, LZ4_FRAME_MAGIC))
     return { format: "v3-frame", certain: false };
   return { format: "v1", certain: true };
+}
+
+/**
+ * Bytes from the start of the file that `resolveFormat` looks at: enough for the first frame of either
+ * reading — a v1 page with the page number after it, or the largest v3 or early-v3 frame with the
+ * frame header after it. A valid file of either format that has a page always has the bytes its own
+ * reading needs.
+ */
+export function resolveBytes(pageSize: number): number {
+  return HEADER_SIZE + Math.max(4 + pageSize + 4 + TRAILER_SIZE, pageFrameBound(pageSize, true) + 6);
+}
+
+/**
+ * Settles an unsure detection (`detected.certain` false) from the first page frame, read both ways.
+ * `head` holds the file's first `resolveBytes(pageSize)` bytes, or all of it when shorter.
+ *
+ *   - v1 reading: the page is followed by the next page number, ascending within the database size,
+ *     or by the terminator and a trailer whose file checksum matches (zeros alone are too common in
+ *     compressed data to count); a real v1 file has those bytes.
+ *   - v3 reading: the first frame decodes (size bound, LZ4 block or frame giving exactly one page), and
+ *     is followed by a frame header of the same kind or the terminator.
+ *
+ * When the v1 reading does not fit, the file is no valid v1 file: v3, certain (a corrupt v3 file
+ * gets the v3 reading's error, as before). Otherwise the v3 reading's first frame is decoded: when it
+ * does not fit, v1, certain; when it does too, v3, still unsure (a whole-file reader retries v1 if v3
+ * fails). So a v3 file's first page is decoded twice only when its bytes also read as a v1 frame.
+ */
+export function resolveFormat(header: Header, head: Uint8Array, detected: DetectedFormat): DetectedFormat {
+  if (detected.certain || isV1Format(detected.format)) return detected;
+  const lz4Frames = detected.format === "v3-frame";
+  const view = new DataView(head.buffer, head.byteOffset, head.length);
+  const firstPgno = view.getUint32(HEADER_SIZE);
+  const follows = (pgno: number): boolean => pgno > firstPgno && pgno <= header.commit;
+
+  const v1NextAt = HEADER_SIZE + 4 + header.pageSize;
+  let v1Fits = false;
+  if (head.length >= v1NextAt + 4) {
+    const next = view.getUint32(v1NextAt);
+    // Terminator: the trailer's post-apply checksum is covered by the file checksum after it.
+    const fileChecksumAt = v1NextAt + 4 + 8;
+    v1Fits =
+      next === 0
+        ? head.length >= fileChecksumAt + 8 &&
+          view.getBigUint64(fileChecksumAt) ===
+            (CHECKSUM_FLAG | new Crc64Hash().update(head.subarray(0, fileChecksumAt)).digest())
+        : follows(next);
+  }
+
+  if (!v1Fits) return { format: detected.format, certain: true };
+
+  let v3Fits = false;
+  const queue = new ByteQueue();
+  queue.push(head.subarray(HEADER_SIZE));
+  const reader = new V3PageBlockReader(
+    { header, file: undefined, queue, hash: new Crc64Hash(), canonicalLz4: false, isEnded: () => true },
+    { lz4Frames },
+  );
+  try {
+    if (typeof reader.nextFrame() === "object" && queue.length >= 6) {
+      const next = queue.peek(6);
+      const pgno = new DataView(next.buffer, next.byteOffset, 6).getUint32(0);
+      const flags = (next[4] << 8) | next[5];
+      v3Fits = pgno === 0 ? flags === 0 : follows(pgno) && flags === (lz4Frames ? 0 : 1);
+    }
+  } catch (err) {
+    if (!(err instanceof LtxError)) throw err;
+  }
+  return v3Fits ? detected : { format: "v1", certain: true };
 }

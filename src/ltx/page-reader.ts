@@ -11,7 +11,14 @@ import { open, type FileHandle } from "node:fs/promises";
 import { readExactly } from "./database-file.js";
 import { openLtxFile } from "./decoder.js";
 import { LtxError } from "./errors.js";
-import { detectFormat, DETECT_BYTES, isV1Format, type LtxFormat } from "./format.js";
+import {
+  detectFormat,
+  DETECT_BYTES,
+  isV1Format,
+  resolveBytes,
+  resolveFormat,
+  type LtxFormat,
+} from "./format.js";
 import { decodeHeader, HEADER_SIZE, validateHeader, type Header } from "./header.js";
 import { decompressBlock } from "./lz4-block.js";
 import { lz4FrameDecompress } from "./lz4-frame.js";
@@ -53,7 +60,12 @@ export class LtxPageReader {
       const size = (await handle.stat()).size;
       const head = await readAt(handle, path, 0, Math.min(size, DETECT_BYTES));
       const header = decodeHeader(head, path);
-      const { format } = detectFormat(header, head);
+      let detected = detectFormat(header, head);
+      if (!detected.certain) {
+        const more = await readAt(handle, path, 0, Math.min(size, resolveBytes(header.pageSize)));
+        detected = resolveFormat(header, more, detected);
+      }
+      const { format } = detected;
       validateHeader(header, { v1: isV1Format(format), file: path });
       if (isV1Format(format)) return new LtxPageReader(handle, path, header, format);
       const tailAt = size - TRAILER_SIZE - PAGE_INDEX_LENGTH_SIZE;

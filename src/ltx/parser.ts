@@ -19,7 +19,14 @@ import { ByteQueue } from "./byte-queue.js";
 import { CHECKSUM_FLAG, lockPgno, pageChecksum, RollingChecksum } from "./checksum.js";
 import { Crc64Hash } from "./crc64.js";
 import { LtxError } from "./errors.js";
-import { detectFormat, DETECT_BYTES, isV1Format, type LtxFormat } from "./format.js";
+import {
+  detectFormat,
+  DETECT_BYTES,
+  isV1Format,
+  resolveBytes,
+  resolveFormat,
+  type LtxFormat,
+} from "./format.js";
 import {
   decodeHeader,
   hasNoChecksum,
@@ -193,10 +200,16 @@ export class LtxParser {
     if (this.#queue.length < DETECT_BYTES && !this.#ended) return NEED_INPUT;
     const head = this.#queue.peek(Math.min(this.#queue.length, DETECT_BYTES));
     const header = decodeHeader(head, this.file);
-    const detected =
+    let detected =
       this.#formatOption === undefined
         ? detectFormat(header, head)
         : { format: this.#formatOption, certain: true };
+    if (!detected.certain) {
+      // The first frame reads both ways: wait for enough of it to tell (see resolveFormat).
+      const want = resolveBytes(header.pageSize);
+      if (this.#queue.length < want && !this.#ended) return NEED_INPUT;
+      detected = resolveFormat(header, this.#queue.peek(Math.min(this.#queue.length, want)), detected);
+    }
     let format = detected.format;
     const lz4Flag = (header.flags & HEADER_FLAG_COMPRESS_LZ4) !== 0;
     if (this.#formatOption === "v1" && lz4Flag) format = "v1-lz4";

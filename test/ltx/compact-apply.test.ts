@@ -252,3 +252,62 @@ test("apply: files larger than the memory budget are read twice; growth must car
   assert.deepEqual(fs.readFileSync(a), Buffer.concat([...pages.values()]));
   assert.notEqual(pageChecksum(4, filled(512, 0)), pageChecksum(6, filled(512, 0)));
 });
+
+test("a v1 chain whose pages start like v3 frames applies and compacts (streaming readers)", async (t) => {
+  // Found by the compaction property (seeds -1140134732 and 65485380): a v1 page starting 00 01 reads
+  // like a v3 frame. Apply and compaction stream their files, with no whole-file retry: detection
+  // must tell the formats apart from the first frame itself (format.ts, resolveFormat).
+  const dir = tempDir(t);
+  const v3Like = new Uint8Array(512);
+  v3Like[1] = 1; // 00 01: a v3 frame's page flags; the next four bytes (a size of 0) are not v3
+  const txns = [
+    { commit: 4, pages: [sqliteLike(512), filled(512, 0), filled(512, 0), filled(512, 0)].map((data, i) => ({ pgno: i + 1, data })) }, // prettier-ignore
+    {
+      commit: 8,
+      pages: [2, 5, 6, 7, 8].map((pgno) => ({ pgno, data: pgno === 2 ? v3Like : filled(512, 0) })),
+    },
+    {
+      commit: 5,
+      pages: [1, 3, 5].map((pgno) => ({ pgno, data: pgno === 1 ? sqliteLike(512) : filled(512, 7) })),
+    },
+  ];
+  const model = new Map<number, Uint8Array>();
+  const files: string[] = [];
+  let commit = 0;
+  let pre = 0n;
+  for (const [i, txn] of txns.entries()) {
+    for (const { pgno, data } of txn.pages) model.set(pgno, data);
+    for (const pgno of [...model.keys()]) if (pgno > txn.commit) model.delete(pgno);
+    commit = txn.commit;
+    const post = databaseChecksum(
+      [...model].map(([pgno, data]) => ({ pgno, data })),
+      512,
+    );
+    const txid = BigInt(i + 1);
+    const file = path.join(dir, `${i + 1}.ltx`);
+    const header = makeHeader({ commit, minTxid: txid, maxTxid: txid, preApplyChecksum: pre });
+    fs.writeFileSync(file, encodeLtx(header, txn.pages, post, { format: "v1" }));
+    files.push(file);
+    pre = post;
+  }
+  const expected = Buffer.concat(Array.from({ length: commit }, (_, i) => model.get(i + 1)!));
+
+  const decoder = new LtxDecoder([fs.readFileSync(files[1])]);
+  await decoder.readHeader();
+  assert.deepEqual([decoder.format, decoder.formatCertain], ["v1", true]);
+
+  const stepDb = path.join(dir, "step.db");
+  for (const file of files) await applyLtxFiles(stepDb, [file]);
+  assert.deepEqual(fs.readFileSync(stepDb), expected);
+
+  // Compaction writes such a file too (v3 input, v1 output), and apply reads it back.
+  const v3Copy = path.join(dir, "2-v3.ltx");
+  await compactLtxFiles([files[1]], v3Copy, { format: "v3" });
+  const compacted = path.join(dir, "2-v1.ltx");
+  await compactLtxFiles([v3Copy], compacted, { format: "v1" });
+  assert.deepEqual((await readLtxFile(compacted)).pages[0].data, v3Like);
+  const compactDb = path.join(dir, "compact.db");
+  const applied = await applyLtxFiles(compactDb, [files[0], compacted, files[2]]);
+  assert.equal(applied.position.txid, 3n);
+  assert.deepEqual(fs.readFileSync(compactDb), expected);
+});

@@ -383,18 +383,40 @@ test("v1-lz4: the frame must hold nothing after the terminator, and be a frame",
   rejects(plain, "ELTXHEADER", "header flags", { format: "v1-lz4" });
 });
 
-test("format detection: a v1 page starting 00 01 looks like v3 and is read as v1 on retry", async () => {
+test("format detection: a v1 page starting 00 01 reads like v3; its first frame tells them apart", async () => {
   const odd = new Uint8Array(512);
   odd[1] = 1; // bytes 104..105 of the file: 00 01, v3's page flags
-  odd[5] = 0x20;
+  odd[5] = 0x20; // a v3 size of 32: the "block" is zeros, which is no LZ4 block
   const bytes = rawV1(incremental, [{ pgno: 3, page: odd }], { postApply: POST });
   const decoded = decodeLtx(bytes);
   assert.equal(decoded.format, "v1");
   assert.deepEqual(decoded.pages[0].data, odd);
-  // The streaming decoder follows the detection unless told the format.
-  await assert.rejects(new LtxDecoder([bytes]).finish(), LtxError);
-  const told = new LtxDecoder([bytes], { format: "v1" });
+  // The streaming decoder settles it from the first frame: no retry needed.
+  const streamed = new LtxDecoder([bytes]);
+  await streamed.readHeader();
+  assert.deepEqual([streamed.format, streamed.formatCertain], ["v1", true]);
+  assert.equal((await streamed.finish()).pageCount, 1);
+  // A v3 file too short for a v1 page is v3 for certain.
+  const v3 = new LtxDecoder([encodeLtx(incremental, [{ pgno: 3, data: odd }], POST)]);
+  await v3.readHeader();
+  assert.deepEqual([v3.format, v3.formatCertain], ["v3", true]);
+
+  // A v1 page that is a whole v3 frame (flags, size, an LZ4 block of a page) followed by zeros reads
+  // both ways: detection stays unsure and guesses v3; the whole-file reader retries v1.
+  const block = compressBlock(filled(512, 9));
+  const both = new Uint8Array(512);
+  both[1] = 1;
+  new DataView(both.buffer).setUint32(2, block.length);
+  both.set(block, 6);
+  const ambiguous = rawV1(incremental, [{ pgno: 3, page: both }], { postApply: POST });
+  const guessed = new LtxDecoder([ambiguous]);
+  await guessed.readHeader();
+  assert.deepEqual([guessed.format, guessed.formatCertain], ["v3", false]);
+  await assert.rejects(guessed.finish(), LtxError);
+  assert.deepEqual(decodeLtx(ambiguous).pages[0].data, both);
+  const told = new LtxDecoder([ambiguous], { format: "v1" });
   assert.equal((await told.finish()).pageCount, 1);
+
   // Early v3 and empty v3 are told apart from v1 too.
   const early = rawEarlyV3(incremental, [{ pgno: 2, page: page(2) }], POST);
   assert.equal(decodeLtx(early).format, "v3-frame");
