@@ -1,20 +1,20 @@
-// A handoff to a replica that is still applying a backlog from the old primary, on a real etcd: the
-// target is frozen (SIGSTOP) while the primary commits 200 WAL transactions of ~100 KiB each (more than
-// the target reads ahead plus what the sockets hold, so that the HANDOFF frame is still outside the
-// target's process when it acquires), continued, and promoted at once. The old primary's etcd
-// transaction then goes out while a backlog is still in flight to the target, so the target's lease
+// A handoff to a replica that is still applying a backlog from the old primary, on a real etcd: the target
+// is frozen (SIGSTOP) while the primary commits 200 WAL transactions of ~100 KiB each (more than the
+// target reads ahead plus what the sockets hold, so that the HANDOFF frame is still outside the target's
+// process when it acquires), asked to promote itself while still frozen, and continued. The old primary's
+// etcd transaction then goes out while a backlog is still in flight to the target, so the target's lease
 // watch reports "no holder" — and its acquire through the reservation succeeds — before it reads the
-// HANDOFF frame behind them. The target must keep the stream that carries them
-// (src/node/litefs-node.ts `awaitingHandoffFrom`): reconnecting threw away what it had not read yet
-// and had the old primary read it all back from its LTX files (session 17: a 306 ms handoff in
-// bench/failover.ts). It ends primary with every transaction, on one connection.
+// HANDOFF frame behind them. The target must keep the stream that carries them (src/node/litefs-node.ts
+// `awaitingHandoffFrom`): reconnecting threw away what it had not read yet and had the old primary read it
+// all back from its LTX files (session 17: a 306 ms handoff in bench/failover.ts). It ends primary with
+// every transaction, on one connection.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import Database from "better-sqlite3";
 
 import { EtcdCluster } from "../support/etcd.js";
-import { runLitefsCli } from "../support/litefs-cli.js";
 import type { LitefsNode } from "../support/litefs-node.js";
 import { nodeStatus, startEtcdNode, waitConverged, waitFor } from "./lease-kit.js";
 
@@ -62,10 +62,15 @@ test(
       for (let i = 0; i < ROWS; i++) insert.run();
     });
     for (let i = 0; i < TRANSACTIONS; i++) tx();
+    // `litefs promote`'s request (POST /promote), sent while the target is frozen: it waits in the
+    // target's socket and is served as soon as the target runs, with the backlog still in flight. (A
+    // CLI process started after the thaw gave the target the half second it needed to catch up, once
+    // on a fresh machine's CI run, and the scenario did not happen.)
+    const promoting = fetch(`${target.httpUrl}/promote`, { method: "POST" });
+    await sleep(300);
     thaw();
-
-    const promoted = await runLitefsCli(["promote", "--url", target.httpUrl]);
-    assert.equal(promoted.code, 0, promoted.stderr + target.lastRunLogs() + old.lastRunLogs());
+    const promoted = await promoting;
+    assert.equal(promoted.status, 200, (await promoted.text()) + target.lastRunLogs() + old.lastRunLogs());
     assert.equal((await nodeStatus(target)).role, "primary");
     const rows = Number((writer.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n);
     assert.equal(rows, TRANSACTIONS * ROWS);
