@@ -14,6 +14,10 @@
 //
 // Memory: at most one page frame of input is held beyond what the caller pushed, plus, for v3, 16
 // bytes per page to check the index against.
+//
+// The header event comes once the format is known. When the first frame reads both as v1 and as v3
+// (every v3 file's does: its page flags are `00 01`), that takes resolveBytes(pageSize) bytes (~9 KiB
+// for 4 KiB pages), or the end of input for a smaller file (format.ts, resolveFormat).
 
 import { ByteQueue } from "./byte-queue.js";
 import { CHECKSUM_FLAG, lockPgno, pageChecksum, RollingChecksum } from "./checksum.js";
