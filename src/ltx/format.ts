@@ -42,9 +42,10 @@ export interface DetectedFormat {
   format: LtxFormat;
   /**
    * False when a v1 file could produce the same bytes: a v1 page whose data starts with `00 01` reads
-   * like a v3 frame, and `00 00 04 22 4D 18` like an early-v3 one. `resolveFormat` settles nearly every
-   * such case from the first frame; when both readings still fit, whole-file readers fall back to v1
-   * if the detected format fails to decode, and streaming callers may pass the format explicitly.
+   * like a v3 frame, and `00 00 04 22 4D 18` like an early-v3 one. Given resolveBytes, detection
+   * settles nearly every such case from the first frame; when both readings still fit, whole-file
+   * readers fall back to v1 if the detected format fails to decode, and streaming callers may pass the
+   * format explicitly.
    */
   certain: boolean;
 }
@@ -57,9 +58,17 @@ function matches(bytes: Uint8Array, at: number, expected: readonly number[]): bo
 /**
  * Detects the format from the decoded header and the file's first bytes (`head`, at least
  * DETECT_BYTES of them unless the file is shorter; a shorter file is truncated in every format, and the
- * guess made here then only decides which error reports it).
+ * guess made here then only decides which error reports it). When the first frame reads both as v1
+ * and as v3, the answer is unsure unless `head` holds resolveBytes(pageSize) bytes or, with
+ * `wholeFile`, all of the file: then the first frame settles it (see resolveFormat).
  */
-export function detectFormat(header: Header, head: Uint8Array): DetectedFormat {
+export function detectFormat(header: Header, head: Uint8Array, wholeFile = false): DetectedFormat {
+  const detected = guessFormat(header, head);
+  if (detected.certain || (!wholeFile && head.length < resolveBytes(header.pageSize))) return detected;
+  return resolveFormat(header, head, detected);
+}
+
+function guessFormat(header: Header, head: Uint8Array): DetectedFormat {
   const at = HEADER_SIZE;
   // The CompressLZ4 flag decides, when an LZ4 frame does follow; without one the bytes decide, and
   // the header check then reports the flag as invalid for what the file turned out to be.
@@ -82,7 +91,7 @@ export function detectFormat(header: Header, head: Uint8Array): DetectedFormat {
 }
 
 /**
- * Bytes from the start of the file that `resolveFormat` looks at: enough for the first frame of either
+ * Bytes from the start of the file that settle an unsure detection: enough for the first frame of either
  * reading — a v1 page with the page number after it, or the largest v3 or early-v3 frame with the
  * frame header after it. A valid file of either format that has a page always has the bytes its own
  * reading needs.
@@ -92,8 +101,8 @@ export function resolveBytes(pageSize: number): number {
 }
 
 /**
- * Settles an unsure detection (`detected.certain` false) from the first page frame, read both ways.
- * `head` holds the file's first `resolveBytes(pageSize)` bytes, or all of it when shorter.
+ * Settles an unsure guess (`detected.certain` false) from the first page frame, read both ways. `head`
+ * holds the file's first `resolveBytes(pageSize)` bytes, or all of it when shorter.
  *
  *   - v1 reading: the page is followed by the next page number, ascending within the database size,
  *     or by the terminator and a trailer whose file checksum matches (zeros alone are too common in
@@ -106,8 +115,7 @@ export function resolveBytes(pageSize: number): number {
  * does not fit, v1, certain; when it does too, v3, still unsure (a whole-file reader retries v1 if v3
  * fails). So a v3 file's first page is decoded twice only when its bytes also read as a v1 frame.
  */
-export function resolveFormat(header: Header, head: Uint8Array, detected: DetectedFormat): DetectedFormat {
-  if (detected.certain || isV1Format(detected.format)) return detected;
+function resolveFormat(header: Header, head: Uint8Array, detected: DetectedFormat): DetectedFormat {
   const lz4Frames = detected.format === "v3-frame";
   const view = new DataView(head.buffer, head.byteOffset, head.length);
   const firstPgno = view.getUint32(HEADER_SIZE);

@@ -11,14 +11,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { readExactly } from "./database-file.js";
 import { openLtxFile } from "./decoder.js";
 import { LtxError } from "./errors.js";
-import {
-  detectFormat,
-  DETECT_BYTES,
-  isV1Format,
-  resolveBytes,
-  resolveFormat,
-  type LtxFormat,
-} from "./format.js";
+import { detectFormat, isV1Format, resolveBytes, type LtxFormat } from "./format.js";
 import { decodeHeader, HEADER_SIZE, validateHeader, type Header } from "./header.js";
 import { decompressBlock } from "./lz4-block.js";
 import { lz4FrameDecompress } from "./lz4-frame.js";
@@ -58,14 +51,9 @@ export class LtxPageReader {
     const handle = await open(path, "r");
     try {
       const size = (await handle.stat()).size;
-      const head = await readAt(handle, path, 0, Math.min(size, DETECT_BYTES));
-      const header = decodeHeader(head, path);
-      let detected = detectFormat(header, head);
-      if (!detected.certain) {
-        const more = await readAt(handle, path, 0, Math.min(size, resolveBytes(header.pageSize)));
-        detected = resolveFormat(header, more, detected);
-      }
-      const { format } = detected;
+      const header = decodeHeader(await readAt(handle, path, 0, Math.min(size, HEADER_SIZE)), path);
+      const head = await readAt(handle, path, 0, Math.min(size, resolveBytes(header.pageSize)));
+      const { format } = detectFormat(header, head, head.length === size);
       validateHeader(header, { v1: isV1Format(format), file: path });
       if (isV1Format(format)) return new LtxPageReader(handle, path, header, format);
       const tailAt = size - TRAILER_SIZE - PAGE_INDEX_LENGTH_SIZE;

@@ -23,14 +23,7 @@ import { ByteQueue } from "./byte-queue.js";
 import { CHECKSUM_FLAG, lockPgno, pageChecksum, RollingChecksum } from "./checksum.js";
 import { Crc64Hash } from "./crc64.js";
 import { LtxError } from "./errors.js";
-import {
-  detectFormat,
-  DETECT_BYTES,
-  isV1Format,
-  resolveBytes,
-  resolveFormat,
-  type LtxFormat,
-} from "./format.js";
+import { detectFormat, DETECT_BYTES, isV1Format, resolveBytes, type LtxFormat } from "./format.js";
 import {
   decodeHeader,
   hasNoChecksum,
@@ -209,10 +202,10 @@ export class LtxParser {
         ? detectFormat(header, head)
         : { format: this.#formatOption, certain: true };
     if (!detected.certain) {
-      // The first frame reads both ways: wait for enough of it to tell (see resolveFormat).
+      // The first frame reads both ways: wait for enough of it to tell (format.ts, resolveFormat).
       const want = resolveBytes(header.pageSize);
       if (this.#queue.length < want && !this.#ended) return NEED_INPUT;
-      detected = resolveFormat(header, this.#queue.peek(Math.min(this.#queue.length, want)), detected);
+      detected = detectFormat(header, this.#queue.peek(Math.min(this.#queue.length, want)), this.#ended);
     }
     let format = detected.format;
     const lz4Flag = (header.flags & HEADER_FLAG_COMPRESS_LZ4) !== 0;

@@ -261,7 +261,10 @@ test("a v1 chain whose pages start like v3 frames applies and compacts (streamin
   const v3Like = new Uint8Array(512);
   v3Like[1] = 1; // 00 01: a v3 frame's page flags; the next four bytes (a size of 0) are not v3
   const txns = [
-    { commit: 4, pages: [sqliteLike(512), filled(512, 0), filled(512, 0), filled(512, 0)].map((data, i) => ({ pgno: i + 1, data })) }, // prettier-ignore
+    {
+      commit: 4,
+      pages: [1, 2, 3, 4].map((pgno) => ({ pgno, data: pgno === 1 ? sqliteLike(512) : filled(512, 0) })),
+    },
     {
       commit: 8,
       pages: [2, 5, 6, 7, 8].map((pgno) => ({ pgno, data: pgno === 2 ? v3Like : filled(512, 0) })),
