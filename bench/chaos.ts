@@ -5,10 +5,11 @@
 // stretch without any acknowledged write over a fault of that kind — and the checker's verdict.
 //
 //   node dist/bench/chaos.js [--seconds N] [--seed N] [--nodes N] [--lease etcd|static]
-//                            [--journal-mode delete|wal]
+//                            [--journal-mode delete|wal] [--uncompressed]
 //                            [--kinds kill9,freeze,partition,disk-full,slow-disk] [--json FILE]
 //   defaults: 300 s of faults, a random seed (printed; CHAOS_SEED works too), 3 nodes, etcd lease
-//   (all nodes candidates, TTL 2 s), DELETE journal mode.
+//   (all nodes candidates, TTL 2 s), DELETE journal mode, v3 LTX files (--uncompressed: v1, that is
+//   `data.compress: false`).
 //   Exit code 1 when the checker finds a violation (the seed replays the fault schedule).
 //   CHAOS_LOG_DIR=<dir> keeps every node's whole JSON log there (`<name>.log`, all of its runs).
 import * as fs from "node:fs";
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "3" },
     lease: { type: "string", default: "etcd" },
     "journal-mode": { type: "string", default: "delete" },
+    uncompressed: { type: "boolean", default: false },
     kinds: { type: "string", default: FAULT_KINDS.join(",") },
     json: { type: "string" },
   },
@@ -51,6 +53,7 @@ const run = await runChaos({
   nodes,
   lease,
   journalMode,
+  uncompressed: values.uncompressed,
   kinds,
   durationMs: seconds * 1000,
   log: (line) => console.log(`${new Date().toISOString().slice(11, 19)} ${line}`),

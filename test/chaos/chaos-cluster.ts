@@ -38,6 +38,8 @@ export interface ChaosClusterOptions {
   faultyDisk?: boolean;
   /** The database's journal mode, set by the app at /init (default "delete"). */
   journalMode?: "delete" | "wal";
+  /** `data.compress: false`: the nodes write and stream v1 LTX files (default: v3). */
+  uncompressed?: boolean;
 }
 
 export class ChaosNode {
@@ -151,7 +153,7 @@ export class ChaosCluster {
     chaos.node = await LitefsNode.start({
       baseDir,
       config: {
-        data: { dir: dataDir },
+        data: { dir: dataDir, ...(this.options.uncompressed === true ? { compress: false } : {}) },
         proxy: { addr: `127.0.0.1:${chaos.proxyPort}`, target: `127.0.0.1:${chaos.appPort}`, db: CHAOS_DB },
         lease,
         ...(chaos.apiPort === undefined ? {} : { http: { addr: `127.0.0.1:${chaos.apiPort}` } }),

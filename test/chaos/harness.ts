@@ -17,6 +17,8 @@ export interface ChaosRunOptions {
   nodes?: number;
   lease?: LeaseMode;
   journalMode?: "delete" | "wal";
+  /** The nodes write and stream v1 LTX files (`data.compress: false`). */
+  uncompressed?: boolean;
   /** etcd lease TTL, whole seconds (default "2s"). */
   ttl?: string;
   /** How long faults are injected (the run is longer: start, settle, converge, check). */
@@ -81,7 +83,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
   const prng = new Prng(options.seed);
   log(
     `chaos run seed=${options.seed} lease=${lease} journal=${options.journalMode ?? "delete"} ` +
-      `nodes=${options.nodes ?? 3} kinds=${kinds.join(",")}`,
+      `ltx=${options.uncompressed === true ? "v1" : "v3"} nodes=${options.nodes ?? 3} kinds=${kinds.join(",")}`,
   );
   const ttlMs = parseSeconds(options.ttl ?? "2s");
   const cluster = await ChaosCluster.start({
@@ -89,6 +91,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
     lease,
     faultyDisk: kinds.includes("slow-disk"),
     journalMode: options.journalMode,
+    uncompressed: options.uncompressed,
     ttl: options.ttl,
   });
   try {
