@@ -74,10 +74,19 @@ export class PrimaryStream {
   #snapshots = 0;
   /** A handoff to this stream's replica, waiting to go out after what is queued. */
   #handoff: { fromEpoch: bigint; sent: () => void; failed: (err: Error) => void } | null = null;
+  /** Per database, the first TXID of a file of ours the replica refused (SNAPSHOT_WANTED_HEADER). */
+  readonly #refused: ReadonlyMap<string, bigint>;
 
-  constructor(ctx: PrimaryStreamContext, request: StreamRequest, sink: StreamSink, remote: string) {
+  constructor(
+    ctx: PrimaryStreamContext,
+    request: StreamRequest,
+    sink: StreamSink,
+    remote: string,
+    refused: ReadonlyMap<string, bigint> = new Map(),
+  ) {
     this.#ctx = ctx;
     this.#request = request;
+    this.#refused = refused;
     this.#sink = sink;
     this.replicaNodeId = request.nodeId;
     this.remote = remote;
@@ -149,7 +158,7 @@ export class PrimaryStream {
       for (const db of store.databases()) {
         if (this.#stopped) break;
         const replica = known.get(db.name);
-        await this.#catchUp(db.name, replica?.pos ?? null, replica?.recent ?? []);
+        await this.#catchUp(db.name, replica?.pos ?? null, replica?.recent ?? [], this.#refused.get(db.name));
       }
       if (!this.#stopped) {
         await this.#sink.send({ type: "ready" });
@@ -244,8 +253,16 @@ export class PrimaryStream {
     }
   }
 
-  /** Plans and sends the catch-up of `name` for a replica at `replica` (null: does not have it). */
-  async #catchUp(name: string, replica: Pos | null, replicaLinks: readonly ChainLink[]): Promise<void> {
+  /**
+   * Plans and sends the catch-up of `name` for a replica at `replica` (null: does not have it) that
+   * refused our file starting at `refused`, if it says so.
+   */
+  async #catchUp(
+    name: string,
+    replica: Pos | null,
+    replicaLinks: readonly ChainLink[],
+    refused?: bigint,
+  ): Promise<void> {
     const db = this.#ctx.store.db(name);
     if (db === undefined) return;
     const lowest = replicaLinks.length > 0 ? replicaLinks[0].minTxid - 1n : (replica?.txid ?? 0n);
@@ -255,6 +272,7 @@ export class PrimaryStream {
       replicaLinks,
       primary,
       primaryFiles: replica === null || replica.txid === 0n ? [] : primaryFilesFrom(db, lowest),
+      replicaRefused: refused,
     });
     switch (plan.kind) {
       case "none":
@@ -274,6 +292,19 @@ export class PrimaryStream {
           plan.history === null
             ? { reason: plan.reason, verdict: "shared", common: null }
             : { reason: plan.reason, verdict: plan.history.verdict, common: plan.history.common };
+        if (plan.refused !== undefined) {
+          // The file is ours and is what it was when the replica read it: damaged on this disk, or a
+          // reading the replica gets wrong. Either way it will not apply there; the snapshot will.
+          this.#ctx.log.warn(
+            "a replica refused one of this node's LTX files twice: sending a snapshot instead",
+            {
+              db: name,
+              replica: this.#replicaName(),
+              file: plan.refused.path,
+              hint: "check the file with `litefs ltx verify` (or compare it with the replicas' copies)",
+            },
+          );
+        }
         this.#ctx.log.info("sending a snapshot", {
           db: name,
           replica: this.#replicaName(),

@@ -47,11 +47,13 @@ import {
   CLUSTER_ID_HEADER,
   decodeEpochsHeader,
   encodeStreamRequest,
+  encodeSnapshotWantedHeader,
   EPOCHS_HEADER,
   formatNodeId,
   NODE_ID_HEADER,
   RECENT_LINKS_SENT,
   REQUEST_CONTENT_TYPE,
+  SNAPSHOT_WANTED_HEADER,
 } from "./stream-request.js";
 import { ReplicaLag } from "./replica-lag.js";
 
@@ -66,6 +68,18 @@ export const CANDIDATE_HEADER = "Litefs-Candidate";
  */
 const ROLE_CHANGE_CODES: ReadonlySet<string> = new Set(["ENOPRIMARY", "ENOTPRIMARY"]);
 const ROLE_CHANGE_WARN_MS = 15_000;
+
+/**
+ * Streams that end on the same LTX file refused (it does not decode, or does not apply: ELTX…,
+ * EAPPLY) before the replica asks the primary for a snapshot of that database instead of the file
+ * (SNAPSHOT_WANTED_HEADER). One refusal could be a fault on the way; the same file twice is the file.
+ */
+const REFUSALS_BEFORE_SNAPSHOT = 2;
+
+/** True for the errors that say an LTX file from the stream cannot be applied here, whatever the link. */
+function refusesFile(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith("ELTX") || code === "EAPPLY");
+}
 
 /** What the node does with a planned transaction: lock, apply, invalidate (node/replica-applier.ts). */
 export interface ReplicaApplyHooks {
@@ -187,6 +201,12 @@ export class ReplicaClient {
   #presentSkipped = 0;
   #ending: StreamEnding = { kind: "failure" };
   #readyThisStream = false;
+  /** The file the stream open now failed on, refused (refusesFile); null while none was. */
+  #refusedNow: { db: string; minTxid: bigint; maxTxid: bigint } | null = null;
+  /** Per database, the file refused at the end of the latest streams and how many in a row. */
+  readonly #refusals = new Map<string, { minTxid: bigint; maxTxid: bigint; count: number }>();
+  /** Per database, the first TXID of the refused file a snapshot is asked for instead. */
+  readonly #snapshotWanted = new Map<string, bigint>();
 
   constructor(opts: ReplicaClientOptions) {
     this.#opts = opts;
@@ -321,7 +341,9 @@ export class ReplicaClient {
           log.error("replication stream ended with an error; reconnecting", fields);
         } else log.debug("replication stream failed again", fields);
         this.#lastError = message;
+        this.#countRefusal();
       } finally {
+        this.#refusedNow = null;
         this.#attemptStartedAt = null;
         this.#connectedUrl = null;
         this.#streamEpoch = 0n;
@@ -356,6 +378,9 @@ export class ReplicaClient {
       [CANDIDATE_HEADER]: this.#opts.candidate === true ? "true" : "false",
     };
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
+    if (this.#snapshotWanted.size > 0) {
+      headers[SNAPSHOT_WANTED_HEADER] = encodeSnapshotWantedHeader(this.#snapshotWanted);
+    }
     const res = await post(new URL("/stream", url), body, headers, signal);
     if (res.statusCode !== 200) throw await refusal(res, url);
     this.#streamEpochLines = decodeEpochsHeader(headerValue(res, EPOCHS_HEADER));
@@ -449,7 +474,11 @@ export class ReplicaClient {
       }
       case "ltx-chunk":
         if (this.#present !== null) return; // the decoder checked the bytes against LTX_BEGIN
-        this.#open!.stager.push(frame.data);
+        try {
+          this.#open!.stager.push(frame.data);
+        } catch (err) {
+          throw this.#noteRefused(err, this.#open!.begin);
+        }
         return;
       case "ltx-end":
         if (this.#present !== null) {
@@ -460,6 +489,12 @@ export class ReplicaClient {
         return this.#applyOpenFile(signal, more);
       case "ready":
         this.#readyThisStream = true;
+        // Caught up past a refused file without a snapshot (the primary planned none): nothing to ask.
+        for (const [name, refused] of this.#refusals) {
+          if ((store.db(name)?.pos.txid ?? 0n) < refused.maxTxid) continue;
+          this.#refusals.delete(name);
+          this.#snapshotWanted.delete(name);
+        }
         if (!this.#isSynced) {
           this.#isSynced = true;
           this.#resolveSynced();
@@ -502,7 +537,12 @@ export class ReplicaClient {
     const open = this.#open!;
     this.#open = null;
     const { db, begin, admission } = open;
-    const staged = open.stager.finish();
+    let staged: StagedLtx;
+    try {
+      staged = open.stager.finish();
+    } catch (err) {
+      throw this.#noteRefused(err, begin);
+    }
     try {
       const plan = this.#opts.applier.plan(db, staged);
       if (admission.kind === "snapshot" && admission.quarantine !== null) {
@@ -513,6 +553,8 @@ export class ReplicaClient {
       if (applied === null) return; // queued: applied with the next, or at the flush
       this.#lag.applied(applied.timestamp);
       if (applied.snapshot) {
+        this.#refusals.delete(db.name);
+        this.#snapshotWanted.delete(db.name);
         this.#opts.log.info("snapshot applied", {
           db: db.name,
           pos: formatPos(applied.pos),
@@ -526,8 +568,40 @@ export class ReplicaClient {
       }
     } catch (err) {
       discardStaged(staged);
-      throw err;
+      throw this.#noteRefused(err, begin);
     }
+  }
+
+  /** Remembers that the stream failed on `begin`'s file because of the file itself; returns `err`. */
+  #noteRefused(err: unknown, begin: LtxBeginFrame): unknown {
+    if (refusesFile((err as { code?: string }).code)) {
+      this.#refusedNow = { db: begin.db, minTxid: begin.minTxid, maxTxid: begin.maxTxid };
+    }
+    return err;
+  }
+
+  /**
+   * After a failed stream: counts a refusal of the same file in a row, and past
+   * REFUSALS_BEFORE_SNAPSHOT asks for that database as a snapshot at the next connection.
+   */
+  #countRefusal(): void {
+    const refused = this.#refusedNow;
+    if (refused === null) return;
+    const previous = this.#refusals.get(refused.db);
+    const count = previous !== undefined && previous.minTxid === refused.minTxid ? previous.count + 1 : 1;
+    this.#refusals.set(refused.db, { ...refused, count });
+    if (count < REFUSALS_BEFORE_SNAPSHOT || this.#snapshotWanted.has(refused.db)) return;
+    this.#snapshotWanted.set(refused.db, refused.minTxid);
+    this.#opts.log.warn(
+      "the primary's LTX file was refused again: asking for a snapshot of the database instead",
+      {
+        db: refused.db,
+        minTxid: refused.minTxid.toString(16).padStart(16, "0"),
+        maxTxid: refused.maxTxid.toString(16).padStart(16, "0"),
+        refusals: count,
+        error: this.#lastError,
+      },
+    );
   }
 
   #quarantine(db: Database, range: QuarantineRange, begin: LtxBeginFrame): void {

@@ -77,6 +77,64 @@ export function decodeEpochsHeader(value: string | undefined): Map<string, Epoch
   return out;
 }
 
+/**
+ * Request header of a stream: the databases whose catch-up the replica wants as a snapshot rather than
+ * as LTX files, each with the first TXID of the primary's file it refused twice in a row (the file did
+ * not decode or did not apply there: damaged on the primary's disk, say, or a format the replica
+ * misreads). URI-encoded JSON {"<db>": "<txid hex>"}. Absent: none. A primary that does not know the
+ * header streams the files again, as before it existed.
+ */
+export const SNAPSHOT_WANTED_HEADER = "Litefs-Snapshot-Wanted";
+
+/** Longest SNAPSHOT_WANTED_HEADER value sent (characters); databases past it wait for a later stream. */
+const SNAPSHOT_WANTED_MAX_CHARS = 8192;
+
+export function encodeSnapshotWantedHeader(wanted: ReadonlyMap<string, bigint>): string {
+  const out: Record<string, string> = {};
+  let encoded = encodeURIComponent("{}");
+  for (const [db, txid] of wanted) {
+    out[db] = txid.toString(16);
+    const next = encodeURIComponent(JSON.stringify(out));
+    if (next.length > SNAPSHOT_WANTED_MAX_CHARS) delete out[db];
+    else encoded = next;
+  }
+  return encoded;
+}
+
+/**
+ * The databases a SNAPSHOT_WANTED_HEADER value names, with their refused TXIDs; empty when the header
+ * is absent. Throws ESTREAMREQUEST when it is not one (the primary answers 400, naming the header).
+ */
+export function decodeSnapshotWantedHeader(value: string | undefined): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  if (value === undefined) return out;
+  const refuse = (why: string): never => {
+    throw new StreamError("ESTREAMREQUEST", `${SNAPSHOT_WANTED_HEADER} ${why}`, { rule: "snapshot wanted" });
+  };
+  if (value.length > SNAPSHOT_WANTED_MAX_CHARS)
+    refuse(`is longer than ${SNAPSHOT_WANTED_MAX_CHARS} characters`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decodeURIComponent(value));
+  } catch {
+    return refuse("is not URI-encoded JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return refuse("is not a JSON object");
+  }
+  for (const [db, txid] of Object.entries(parsed as Record<string, unknown>)) {
+    const problem = databaseNameProblem(db);
+    if (problem !== null) refuse(`names a database that cannot exist: ${problem}`);
+    if (typeof txid !== "string" || !/^[0-9a-f]{1,16}$/.test(txid) || /^0+$/.test(txid)) {
+      refuse(
+        `gives ${JSON.stringify(db)} the TXID ${JSON.stringify(txid)}, not 1..16 lowercase hex digits above 0`,
+      );
+    }
+    out.set(db, BigInt(`0x${txid as string}`));
+  }
+  return out;
+}
+
 /** How many of its most recent LTX files a replica reports per database. */
 export const RECENT_LINKS_SENT = 256;
 

@@ -26,6 +26,7 @@ import { STREAM_CONTENT_TYPE } from "./stream-frame.js";
 import { HEARTBEAT_INTERVAL_MS } from "./stream-backoff.js";
 import {
   CLUSTER_ID_HEADER,
+  decodeSnapshotWantedHeader,
   decodeStreamRequest,
   DEFAULT_REQUEST_LIMITS,
   encodeEpochsHeader,
@@ -33,6 +34,7 @@ import {
   formatNodeId,
   NODE_ID_HEADER,
   parseNodeId,
+  SNAPSHOT_WANTED_HEADER,
   type StreamRequest,
 } from "./stream-request.js";
 import { StreamSink } from "./stream-sink.js";
@@ -137,6 +139,7 @@ export class StreamServer {
     try {
       checkBearerToken(req.headers.authorization, this.#opts.authToken);
       const request = decodeStreamRequest(await readBody(req, DEFAULT_REQUEST_LIMITS.maxBodyBytes));
+      const refused = decodeSnapshotWantedHeader(header(req, SNAPSHOT_WANTED_HEADER));
       admitStreamRequest(
         { nodeId: header(req, NODE_ID_HEADER), clusterId: header(req, CLUSTER_ID_HEADER) },
         request,
@@ -166,6 +169,7 @@ export class StreamServer {
         request,
         new StreamSink(res, now, this.#opts.onFrame),
         remote,
+        refused,
       );
     } catch (err) {
       if (!(err instanceof StreamError)) throw err;

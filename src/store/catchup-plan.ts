@@ -12,6 +12,10 @@
 //   otherwise                         → stream that file and its successors up to the primary's TXID
 //                                       ("files-unavailable" if they do not reach it without a gap)
 //
+// Beyond LiteFS: a replica that refused one of those files twice (it did not decode or apply there)
+// asks for a snapshot instead (`replicaRefused`): then a plan that would stream that file is a
+// snapshot "files-unavailable" naming it — the primary's file cannot serve that replica.
+//
 // Beyond LiteFS: every snapshot that replaces a history the replica has (all reasons but "new") carries
 // the comparison of the two histories (divergence.ts), so the replica can quarantine the transactions
 // the primary does not have instead of losing them silently.
@@ -33,6 +37,8 @@ export interface CatchUpInput<F extends ChainLink> {
   readonly primary: Pos;
   /** Every LTX file the primary still has for the database, ascending by TXID. */
   readonly primaryFiles: readonly F[];
+  /** The first TXID of a file of the primary's that the replica refused and wants a snapshot for. */
+  readonly replicaRefused?: bigint;
 }
 
 export type CatchUpPlan<F extends ChainLink> =
@@ -45,6 +51,8 @@ export type CatchUpPlan<F extends ChainLink> =
       readonly detail: string;
       /** How the replica's history relates to the primary's; null for "new" (it has none). */
       readonly history: HistoryComparison | null;
+      /** The file the replica refused, which the plan would otherwise have streamed. */
+      readonly refused?: F;
     };
 
 /**
@@ -108,6 +116,20 @@ export function planCatchUp<F extends ChainLink>(input: CatchUpInput<F>): CatchU
     last++;
   }
   const files = primaryFiles.slice(first, last + 1);
+  const refused = input.replicaRefused;
+  const refusedFile =
+    refused === undefined ? undefined : files.find((f) => f.minTxid <= refused && refused <= f.maxTxid);
+  if (refusedFile !== undefined) {
+    const history = compareHistories(replicaHistory!, primaryHistory);
+    const span = `${refusedFile.minTxid}-${refusedFile.maxTxid}`;
+    return {
+      kind: "snapshot",
+      reason: "files-unavailable",
+      detail: `the replica refused the primary's LTX file of TXIDs ${span} and asked for a snapshot`,
+      history,
+      refused: refusedFile,
+    };
+  }
   // checkChain made these hold: contiguous files agree on each boundary, the last ends on the position.
   assert.equal(files[files.length - 1].postApplyChecksum, primary.checksum);
   return { kind: "stream", files };

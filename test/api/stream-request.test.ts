@@ -13,7 +13,9 @@ import { firstUnsharedTxid, snapshotInfoOf, type LtxBeginFrame } from "../../src
 import { admitEpoch, admitLtx } from "../../src/api/stream-ltx-admission.js";
 import {
   clusterIdProblem,
+  decodeSnapshotWantedHeader,
   decodeStreamRequest,
+  encodeSnapshotWantedHeader,
   encodeStreamRequest,
   formatNodeId,
   parseNodeId,
@@ -164,6 +166,41 @@ test("request bodies that are well-formed but wrong are refused, also by the enc
     httpStatusOf(expectCode(() => decodeStreamRequest(new Uint8Array(9 << 20)), "ESTREAMREQUEST")),
     413,
   );
+});
+
+test("the snapshot-wanted header: round trip, absent, and every malformed value refused naming it", () => {
+  const wanted = new Map([
+    ["a.db", 7n],
+    ['name with spaces & "quotes".db', 0xffffffffffffffffn],
+  ]);
+  assert.deepEqual(decodeSnapshotWantedHeader(encodeSnapshotWantedHeader(wanted)), wanted);
+  assert.deepEqual(decodeSnapshotWantedHeader(undefined), new Map());
+  assert.deepEqual(decodeSnapshotWantedHeader(encodeSnapshotWantedHeader(new Map())), new Map());
+  // Too many to fit: the header carries what fits (the rest waits for a later stream), never too much.
+  const many = new Map(Array.from({ length: 2000 }, (_, i) => [`database-${i}.db`, BigInt(i + 1)]));
+  const fitted = decodeSnapshotWantedHeader(encodeSnapshotWantedHeader(many));
+  assert.ok(fitted.size > 100 && fitted.size < many.size, `${fitted.size} fitted`);
+  for (const [db, txid] of fitted) assert.equal(many.get(db), txid);
+
+  const bad = [
+    "%E0%A4%A", // not URI encoding
+    encodeURIComponent("[1]"),
+    encodeURIComponent("null"),
+    encodeURIComponent("{"),
+    encodeURIComponent(JSON.stringify({ "a.db": 7 })), // a number, not hex text
+    encodeURIComponent(JSON.stringify({ "a.db": "0" })), // TXID 0 is no file
+    encodeURIComponent(JSON.stringify({ "a.db": "7G" })),
+    encodeURIComponent(JSON.stringify({ "a.db": "0123456789abcdef0" })), // 17 digits
+    encodeURIComponent(JSON.stringify({ "a.db": "AB" })), // uppercase
+    encodeURIComponent(JSON.stringify({ "../x": "1" })),
+    encodeURIComponent(JSON.stringify({ "a.db-wal": "1" })),
+    encodeURIComponent(JSON.stringify({ "": "1" })),
+    "x".repeat(8193),
+  ];
+  for (const value of bad) {
+    const err = expectCode(() => decodeSnapshotWantedHeader(value), "ESTREAMREQUEST", "snapshot wanted");
+    assert.match(err.message, /Litefs-Snapshot-Wanted/);
+  }
 });
 
 test("node ids and cluster ids", () => {

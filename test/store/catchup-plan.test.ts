@@ -152,6 +152,51 @@ test("a replica in step gets nothing; a new replica gets a snapshot; so does one
   assert.equal(behind.kind === "snapshot" && behind.history?.verdict, "unverifiable");
 });
 
+test("a replica that refused one of the files it would be streamed gets a snapshot naming that file", () => {
+  const replica = posOf(replicaTruth(primary, 7, 7));
+  const files = linksOf(primary, [
+    ...Array.from({ length: 7 }, (_, i) => ({ min: i + 1, max: i + 1 })),
+    { min: 8, max: 9 },
+    { min: 10, max: 10 },
+  ]);
+  for (const refused of [8n, 9n]) {
+    const plan = planCatchUp({
+      replica,
+      primary: posOf(primary),
+      primaryFiles: files,
+      replicaRefused: refused,
+    });
+    assert.equal(plan.kind, "snapshot");
+    if (plan.kind !== "snapshot") return;
+    assert.equal(plan.reason, "files-unavailable");
+    assert.deepEqual([plan.refused?.minTxid, plan.refused?.maxTxid], [8n, 9n]);
+    assert.equal(plan.history?.verdict, "shared", "nothing of the replica's is to be quarantined");
+    assert.match(plan.detail, /refused the primary's LTX file of TXIDs 8-9/);
+  }
+  // A refused file the plan does not stream (the replica is past it, or it is not the primary's):
+  // the plan is what it would have been.
+  for (const refused of [3n, 7n, 11n]) {
+    const plan = planCatchUp({
+      replica,
+      primary: posOf(primary),
+      primaryFiles: files,
+      replicaRefused: refused,
+    });
+    assert.deepEqual(
+      plan.kind === "stream" && plan.files.map((f) => f.minTxid),
+      [8n, 10n],
+      `refused ${refused}`,
+    );
+  }
+  const inStep = planCatchUp({
+    replica: posOf(primary),
+    primary: posOf(primary),
+    primaryFiles: files,
+    replicaRefused: 10n,
+  });
+  assert.deepEqual(inStep, { kind: "none" });
+});
+
 test("a former primary with transactions the new primary never saw: their TXIDs are reported for quarantine", () => {
   // Old primary committed 9..12 on top of the shared 1..8; the new primary went on from 8 to 10.
   const former = replicaTruth(primary, 12, 8);

@@ -1,0 +1,94 @@
+// A replica that cannot apply one of the primary's LTX files — here a file damaged on the primary's
+// disk while the replica was down — does not retry it forever: after the same file was refused twice
+// it asks for a snapshot of that database (Litefs-Snapshot-Wanted), the primary sends one built from
+// its database and says which of its files was refused, and the replica converges byte for byte.
+// Before, the replica reconnected and was sent the same file again, never catching up.
+
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { test } from "node:test";
+
+import Database from "better-sqlite3";
+
+import { assertSameDatabase, Cluster, logRecords, waitForRecords, waitForSync } from "./cluster.js";
+
+const DB = "refused.db";
+
+test("a replica refused the same LTX file twice: it asks for a snapshot and converges", async (t) => {
+  const cluster = await Cluster.start({ replicas: 1 });
+  t.after(() => cluster.cleanup());
+  const { primary } = cluster;
+  const [replica] = cluster.replicas;
+
+  const writer = new Database(primary.dbPath(DB));
+  t.after(() => writer.close());
+  writer.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  const insert = writer.prepare("INSERT INTO t (v) VALUES (randomblob(3000))");
+  for (let i = 0; i < 3; i++) insert.run();
+  await waitForSync(primary, [replica], [DB]);
+
+  await replica.stop();
+  const before = new Set(fs.readdirSync(primary.ltxDir(DB)));
+  for (let i = 0; i < 5; i++) insert.run();
+  const missed = fs
+    .readdirSync(primary.ltxDir(DB))
+    .filter((name) => name.endsWith(".ltx") && !before.has(name))
+    .sort();
+  assert.equal(missed.length, 5, `one LTX file per transaction while the replica was down: ${missed}`);
+
+  // Damage the middle of the third missed file's page data: its header and trailer still read, so the
+  // primary streams it as it is, and the replica's decoding refuses it.
+  const damaged = path.join(primary.ltxDir(DB), missed[2]);
+  const bytes = fs.readFileSync(damaged);
+  const at = Math.floor(bytes.length / 2);
+  bytes[at] ^= 0xff;
+  fs.writeFileSync(damaged, bytes);
+
+  await replica.restart();
+  try {
+    await waitForSync(primary, [replica], [DB], 60_000);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${cluster.logs()}`);
+  }
+  const [minTxid, maxTxid] = missed[2].replace(/\.ltx$/, "").split("-");
+
+  // The replica refused that file (not another), twice, then asked for a snapshot of the database.
+  const refusals = logRecords(replica, "replication stream ended with an error; reconnecting");
+  assert.ok(refusals.length >= 1, "the replica refused nothing");
+  assert.match(
+    String(refusals[0].code),
+    /^ELTX/,
+    `refused for another reason: ${JSON.stringify(refusals[0])}`,
+  );
+  const [asked] = await waitForRecords(
+    replica,
+    "the primary's LTX file was refused again: asking for a snapshot of the database instead",
+    1,
+  );
+  assert.deepEqual([asked.db, asked.minTxid, asked.maxTxid, asked.refusals], [DB, minTxid, maxTxid, 2]);
+
+  // The primary named its file, and the replica applied a snapshot (the files before the damaged one
+  // may have applied first: the catch-up streams them in order).
+  const [named] = await waitForRecords(
+    primary,
+    "a replica refused one of this node's LTX files twice: sending a snapshot instead",
+    1,
+  );
+  assert.equal(named.file, damaged);
+  const [snapshot] = await waitForRecords(replica, "snapshot applied", 1);
+  assert.equal(snapshot.reason, "files-unavailable");
+
+  // Later transactions stream as files again, and the two databases are the same.
+  insert.run();
+  await waitForSync(primary, [replica], [DB]);
+  assert.equal(logRecords(replica, "snapshot applied").length, 1, "a second snapshot was sent");
+  writer.pragma("wal_checkpoint(TRUNCATE)");
+  assertSameDatabase(primary, replica, DB, "after the snapshot");
+  const rows = new Database(replica.dbPath(DB), { readonly: true });
+  try {
+    assert.equal((rows.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n, 9);
+  } finally {
+    rows.close();
+  }
+});
