@@ -207,6 +207,11 @@ export class ReplicaClient {
   readonly #refusals = new Map<string, { minTxid: bigint; maxTxid: bigint; count: number }>();
   /** Per database, the first TXID of the refused file a snapshot is asked for instead. */
   readonly #snapshotWanted = new Map<string, bigint>();
+  /**
+   * performance.now() since when the stream has applied everything it read and waits for the socket;
+   * null while it is reading or applying (or not connected).
+   */
+  #idleSince: number | null = null;
 
   constructor(opts: ReplicaClientOptions) {
     this.#opts = opts;
@@ -279,6 +284,35 @@ export class ReplicaClient {
   /** Milliseconds this replica is behind the primary (lag.ts). */
   lagMs(): number {
     return this.#lag.lagMs(this.#connectedUrl !== null);
+  }
+
+  /**
+   * Waits until this replica is close behind its primary — the last transaction it applied was
+   * committed at most `withinMs` ago, or it has applied everything it read and nothing more has come
+   * for `withinMs`. Gives up (false) after `maxMs`, or once the lag has not come down for `stallMs`:
+   * a replica that is not catching up (a writer faster than it applies) would only fall further
+   * behind. For `litefs promote`: what the target has still to apply when the primary stops its
+   * commits is applied inside the write gap — under a fast writer up to ~180 ms of transactions
+   * waiting in the stream's read-ahead (session 20); waited for before the handoff is asked for, it is
+   * applied while writes still go on.
+   */
+  async closeBehind(withinMs: number, maxMs: number, stallMs: number): Promise<boolean> {
+    const started = performance.now();
+    let best = Infinity;
+    let bestAt = started;
+    for (;;) {
+      const now = performance.now();
+      if (this.#connectedUrl !== null) {
+        const lag = this.#lag.lagMs(true);
+        if (lag <= withinMs || (this.#idleSince !== null && now - this.#idleSince >= withinMs)) return true;
+        if (lag < best) {
+          best = lag;
+          bestAt = now;
+        }
+      }
+      if (now - started >= maxMs || now - bestAt >= stallMs || this.#stop.signal.aborted) return false;
+      await sleep(2, this.#stop.signal);
+    }
   }
 
   status(): ReplicaClientStatus {
@@ -412,7 +446,8 @@ export class ReplicaClient {
     const idleMs = this.#opts.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
     try {
       for (;;) {
-        const next = await nextWithin(chunks, idleMs, url);
+        this.#idleSince = performance.now();
+        const next = await nextWithin(chunks, idleMs, url).finally(() => (this.#idleSince = null));
         if (next.done === true) break;
         const frames = decoder.push(next.value);
         for (let i = 0; i < frames.length; i++) {

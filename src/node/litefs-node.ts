@@ -73,6 +73,15 @@ export interface LitefsNodeOptions {
 /** How long `POST /promote` waits for this node to become primary after the primary agreed. */
 const PROMOTE_WAIT_MS = 10_000;
 /**
+ * `litefs promote` asks for the handoff once this replica applied what the primary committed up to
+ * this long ago (or everything it was sent) — waiting at most PROMOTE_CATCH_UP_MS, and no longer than
+ * PROMOTE_STALL_MS without its lag coming down (ReplicaClient `closeBehind`). Then it asks anyway:
+ * the old primary's own wait still covers the rest.
+ */
+const PROMOTE_CLOSE_BEHIND_MS = 20;
+const PROMOTE_CATCH_UP_MS = 2000;
+const PROMOTE_STALL_MS = 500;
+/**
  * How long after a handoff the target may still fetch what it missed from this node: longer than the
  * target waits for the HANDOFF frame (lease-role.ts, 3 s) before it acts without it.
  */
@@ -583,6 +592,20 @@ export class LitefsNode {
     }
     if (!this.#config.lease.candidate)
       throw new RoleError("ENOTCANDIDATE", "this node is not a lease candidate");
+    if (this.#following === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
+    // Close behind the primary first: what is left to apply when it stops its commits is applied
+    // inside the write gap. Before expectHandoff, whose lease grant is good for a third of the TTL.
+    const waitStarted = performance.now();
+    const close = await this.#replica?.closeBehind(
+      PROMOTE_CLOSE_BEHIND_MS,
+      PROMOTE_CATCH_UP_MS,
+      PROMOTE_STALL_MS,
+    );
+    this.#log.info("promote: close behind the primary", {
+      closeBehind: close,
+      lagMs: this.#replica?.lagMs(),
+      waitedMs: Math.round(performance.now() - waitStarted),
+    });
     const primary = this.#following;
     if (primary === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
     manager.expectHandoff();
