@@ -75,12 +75,14 @@ export function planCatchUp<F extends ChainLink>(input: CatchUpInput<F>): CatchU
       history: null,
     };
   }
-  const snapshot = (reason: SnapshotReason, detail: string): CatchUpPlan<F> => {
+  const snapshot = (reason: SnapshotReason, detail: string, refused?: F): CatchUpPlan<F> => {
     const history = compareHistories(replicaHistory!, primaryHistory);
     if (reason !== "files-unavailable") {
       assert.equal(history.verdict, "diverged", `snapshot reason ${reason} must find a diverged history`);
     }
-    return { kind: "snapshot", reason, detail, history };
+    return refused === undefined
+      ? { kind: "snapshot", reason, detail, history }
+      : { kind: "snapshot", reason, detail, history, refused };
   };
 
   if (replica.txid > primary.txid) {
@@ -116,22 +118,16 @@ export function planCatchUp<F extends ChainLink>(input: CatchUpInput<F>): CatchU
     last++;
   }
   const files = primaryFiles.slice(first, last + 1);
+  // checkChain made these hold: contiguous files agree on each boundary, the last ends on the position.
+  assert.equal(files[files.length - 1].postApplyChecksum, primary.checksum);
   const refused = input.replicaRefused;
   const refusedFile =
     refused === undefined ? undefined : files.find((f) => f.minTxid <= refused && refused <= f.maxTxid);
   if (refusedFile !== undefined) {
-    const history = compareHistories(replicaHistory!, primaryHistory);
     const span = `${refusedFile.minTxid}-${refusedFile.maxTxid}`;
-    return {
-      kind: "snapshot",
-      reason: "files-unavailable",
-      detail: `the replica refused the primary's LTX file of TXIDs ${span} and asked for a snapshot`,
-      history,
-      refused: refusedFile,
-    };
+    const detail = `the replica refused the primary's LTX file of TXIDs ${span} and asked for a snapshot`;
+    return snapshot("files-unavailable", detail, refusedFile);
   }
-  // checkChain made these hold: contiguous files agree on each boundary, the last ends on the position.
-  assert.equal(files[files.length - 1].postApplyChecksum, primary.checksum);
   return { kind: "stream", files };
 }
 
