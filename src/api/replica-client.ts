@@ -446,8 +446,13 @@ export class ReplicaClient {
     const idleMs = this.#opts.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
     try {
       for (;;) {
-        this.#idleSince = performance.now();
-        const next = await nextWithin(chunks, idleMs, url).finally(() => (this.#idleSince = null));
+        let next: IteratorResult<Buffer>;
+        this.#idleSince = performance.now(); // everything read so far is applied (closeBehind)
+        try {
+          next = await nextWithin(chunks, idleMs, url);
+        } finally {
+          this.#idleSince = null;
+        }
         if (next.done === true) break;
         const frames = decoder.push(next.value);
         for (let i = 0; i < frames.length; i++) {
