@@ -203,10 +203,11 @@ export class ReplicaClient {
   #readyThisStream = false;
   /** The file the stream open now failed on, refused (refusesFile); null while none was. */
   #refusedNow: { db: string; minTxid: bigint; maxTxid: bigint } | null = null;
-  /** Per database, the file refused at the end of the latest streams and how many in a row. */
+  /**
+   * Per database, the file refused at the end of the latest streams and how many in a row; from
+   * REFUSALS_BEFORE_SNAPSHOT on, a snapshot is asked for instead (until one has applied).
+   */
   readonly #refusals = new Map<string, { minTxid: bigint; maxTxid: bigint; count: number }>();
-  /** Per database, the first TXID of the refused file a snapshot is asked for instead. */
-  readonly #snapshotWanted = new Map<string, bigint>();
   /**
    * performance.now() since when the stream has applied everything it read and waits for the socket;
    * null while it is reading or applying (or not connected).
@@ -292,7 +293,7 @@ export class ReplicaClient {
    * for `withinMs`. Gives up (false) after `maxMs`, or once the lag has not come down for `stallMs`:
    * a replica that is not catching up (a writer faster than it applies) would only fall further
    * behind. For `litefs promote`: what the target has still to apply when the primary stops its
-   * commits is applied inside the write gap — under a fast writer up to ~180 ms of transactions
+   * commits is applied inside the write gap — under a fast writer up to ~195 ms of transactions
    * waiting in the stream's read-ahead (session 20); waited for before the handoff is asked for, it is
    * applied while writes still go on.
    */
@@ -412,9 +413,10 @@ export class ReplicaClient {
       [CANDIDATE_HEADER]: this.#opts.candidate === true ? "true" : "false",
     };
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
-    if (this.#snapshotWanted.size > 0) {
-      headers[SNAPSHOT_WANTED_HEADER] = encodeSnapshotWantedHeader(this.#snapshotWanted);
-    }
+    const wanted = new Map<string, bigint>();
+    for (const [name, r] of this.#refusals)
+      if (r.count >= REFUSALS_BEFORE_SNAPSHOT) wanted.set(name, r.minTxid);
+    if (wanted.size > 0) headers[SNAPSHOT_WANTED_HEADER] = encodeSnapshotWantedHeader(wanted);
     const res = await post(new URL("/stream", url), body, headers, signal);
     if (res.statusCode !== 200) throw await refusal(res, url);
     this.#streamEpochLines = decodeEpochsHeader(headerValue(res, EPOCHS_HEADER));
@@ -531,9 +533,7 @@ export class ReplicaClient {
         this.#readyThisStream = true;
         // Caught up past a refused file without a snapshot (the primary planned none): nothing to ask.
         for (const [name, refused] of this.#refusals) {
-          if ((store.db(name)?.pos.txid ?? 0n) < refused.maxTxid) continue;
-          this.#refusals.delete(name);
-          this.#snapshotWanted.delete(name);
+          if ((store.db(name)?.pos.txid ?? 0n) >= refused.maxTxid) this.#refusals.delete(name);
         }
         if (!this.#isSynced) {
           this.#isSynced = true;
@@ -594,7 +594,6 @@ export class ReplicaClient {
       this.#lag.applied(applied.timestamp);
       if (applied.snapshot) {
         this.#refusals.delete(db.name);
-        this.#snapshotWanted.delete(db.name);
         this.#opts.log.info("snapshot applied", {
           db: db.name,
           pos: formatPos(applied.pos),
@@ -628,10 +627,13 @@ export class ReplicaClient {
     const refused = this.#refusedNow;
     if (refused === null) return;
     const previous = this.#refusals.get(refused.db);
-    const count = previous !== undefined && previous.minTxid === refused.minTxid ? previous.count + 1 : 1;
+    if (previous !== undefined && previous.count >= REFUSALS_BEFORE_SNAPSHOT) {
+      previous.count++; // a snapshot is asked for already (this refusal may be of the snapshot itself)
+      return;
+    }
+    const count = previous?.minTxid === refused.minTxid ? previous.count + 1 : 1;
     this.#refusals.set(refused.db, { ...refused, count });
-    if (count < REFUSALS_BEFORE_SNAPSHOT || this.#snapshotWanted.has(refused.db)) return;
-    this.#snapshotWanted.set(refused.db, refused.minTxid);
+    if (count < REFUSALS_BEFORE_SNAPSHOT) return;
     this.#opts.log.warn(
       "the primary's LTX file was refused again: asking for a snapshot of the database instead",
       {
