@@ -2,11 +2,11 @@
 // so that the locks readers wait for are held as briefly as possible:
 //
 //   1. persist — before the locks: the LTX files become durable under their final names. A run of
-//      incremental files (persistStagedLtxBatch): every file fsynced at once on the thread pool, all
-//      renamed, the directory fsynced once — two fsyncs' wait for the run instead of two per file,
-//      and none on the event loop. A snapshot (persistStagedLtx): after removing the older LTX files
-//      it supersedes (the caller has already quarantined those the primary's history lacks), with its
-//      temporary database file fsynced;
+//      incremental files (persistStagedLtxBatch): every file written (those the stager held in
+//      memory) and fsynced at once on the thread pool, all renamed, the directory fsynced once — two
+//      fsyncs' wait for the run instead of two per file, and none on the event loop. A snapshot
+//      (persistStagedLtx): after removing the older LTX files it supersedes (the caller has already
+//      quarantined those the primary's history lacks), with its temporary database file fsynced;
 //   2. applyStagedPages — under every lock a SQLite writer would take (the caller's), once per file in
 //      TXID order: the pages go into the database file (a snapshot's file is renamed over it), the file
 //      is cut to the commit size, the position moves and subscribers hear of it;
@@ -25,9 +25,10 @@ import fs from "node:fs";
 import { posEqual, type Pos } from "../ltx/pos.js";
 import type { BackingFiles } from "./backing-files.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { fsyncDirectory, fsyncPathAsync, removeFile } from "./durable-file.js";
+import { fsyncDirectory, fsyncPathAsync, removeFile, writeAll } from "./durable-file.js";
 import { listLtxFiles } from "./ltx-directory.js";
 import { readLtxFileSync } from "./ltx-file-reader.js";
+import type { StagedLtx } from "./ltx-stager.js";
 import type { ReplicaApplyPlan } from "./replica-apply-plan.js";
 import type { TransactionLog } from "./transaction-log.js";
 
@@ -76,7 +77,8 @@ export async function persistStagedLtxBatch(
   assertUnmoved(target, plans[0]);
   for (const plan of plans)
     assert.ok(!plan.snapshot, "replica apply: a snapshot in a run of incremental files");
-  if (!target.noSync) await Promise.all(plans.map((plan) => fsyncPathAsync(plan.staged.tempPath)));
+  if (plans.some((plan) => plan.staged.bytes !== null)) target.dir.ensure();
+  await Promise.all(plans.map((plan) => persistTempAsync(plan.staged, !target.noSync)));
   assertUnmoved(target, plans[0]);
   for (const { staged } of plans) fs.renameSync(staged.tempPath, staged.finalPath);
   if (!target.noSync) await fsyncPathAsync(target.dir.ltxDir);
@@ -90,7 +92,7 @@ export function persistStagedLtx(
   const { staged } = plan;
   const { dir, noSync } = target;
   assertUnmoved(target, plan);
-  if (!noSync) syncFile(staged.tempPath);
+  persistTempSync(target, staged, !noSync);
   let supersededFiles = 0;
   if (plan.snapshot) {
     for (const file of listLtxFiles(dir.ltxDir)) {
@@ -187,6 +189,40 @@ function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void
     posEqual(target.log.pos, plan.from),
     `replica apply: the database moved from ${plan.from.txid} to ${target.log.pos.txid} since the plan`,
   );
+}
+
+/**
+ * A staged file durable under its temporary name, on the thread pool: written there first when the
+ * stager held it in memory (the caller made the directory exist).
+ */
+async function persistTempAsync(staged: StagedLtx, sync: boolean): Promise<void> {
+  if (staged.bytes === null) {
+    if (sync) await fsyncPathAsync(staged.tempPath);
+    return;
+  }
+  const handle = await fs.promises.open(staged.tempPath, "w", 0o644);
+  try {
+    await handle.writeFile(staged.bytes);
+    if (sync) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `persistTempAsync` on the event loop (a snapshot, a HALT transaction: one file). */
+function persistTempSync(target: ReplicaApplyTarget, staged: StagedLtx, sync: boolean): void {
+  if (staged.bytes === null) {
+    if (sync) syncFile(staged.tempPath);
+    return;
+  }
+  target.dir.ensure();
+  const fd = fs.openSync(staged.tempPath, "w", 0o644);
+  try {
+    writeAll(fd, staged.bytes, 0);
+    if (sync) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function syncFile(file: string): void {

@@ -250,7 +250,7 @@ test("a file that does not continue the position, or lies about its checksum, ch
   // Skips a TXID.
   const skip = stage(replica, "r.db", files[3], prng);
   assert.throws(() => planReplicaApply(db.name, db.replicaState, skip), { code: "EAPPLY" });
-  fs.rmSync(skip.tempPath);
+  fs.rmSync(skip.tempPath, { force: true }); // held in memory: not written yet
   unchanged("skipped TXID");
 
   // The right TXID, but a post-apply checksum its pages do not give (a well-formed file).
@@ -262,7 +262,7 @@ test("a file that does not continue the position, or lies about its checksum, ch
   encoder.finish(0x8000_0000_dead_beefn);
   const lie = stage(replica, "r.db", Buffer.concat(liar), prng);
   assert.throws(() => planReplicaApply(db.name, db.replicaState, lie), /does not belong to this history/);
-  fs.rmSync(lie.tempPath);
+  fs.rmSync(lie.tempPath, { force: true });
   unchanged("lying post-apply checksum");
 
   // A flipped byte: the stager refuses it and removes its temporary file.
@@ -350,6 +350,53 @@ test("a run planned ahead, its LTX files persisted together, gives the primary's
   t.after(() => reopened.close());
   assert.deepEqual(reopened.mustDb("r.db").pos, source.pos, "recovery agrees");
   assert.equal(reopened.recoveryReport("r.db")?.rolledForward, false);
+});
+
+test("a small file waits in memory until it is persisted, a big one is staged on disk: both land whole", async (t) => {
+  const { primary, replica, writer } = setup(t, "replica-held");
+  const prng = new Prng(6);
+  const source = primary.mustDb("r.db");
+  // Two more transactions: a blob of 5 MB of random bytes (an LTX file over the 4 MiB held in
+  // memory) and a small update after it.
+  writer.commit(source, "INSERT INTO t (v) VALUES (randomblob(5000000))");
+  writer.commit(source, "UPDATE t SET v = randomblob(100) WHERE id = 1");
+  const files = primaryFiles(primary);
+  const [big, small] = files.slice(-2);
+  assert.ok(big.length > 4 << 20 && small.length < 1 << 20, `sizes ${big.length} and ${small.length}`);
+  for (const bytes of files.slice(0, -2)) apply(replica, stage(replica, "r.db", bytes, prng));
+  const db = replica.mustDb("r.db");
+  const stagedBig = stage(replica, "r.db", big, prng);
+  const stagedSmall = stage(replica, "r.db", small, prng);
+  assert.equal(stagedBig.bytes, null, "the big file is on disk");
+  assert.ok(fs.readFileSync(stagedBig.tempPath).equals(big), "its temporary file holds it whole");
+  assert.ok(
+    stagedSmall.bytes !== null && Buffer.from(stagedSmall.bytes).equals(small),
+    "the small one in memory",
+  );
+  assert.equal(fs.existsSync(stagedSmall.tempPath), false, "and not written yet");
+  const plans = planRun(db, [stagedBig, stagedSmall]);
+  await db.persistStagedBatch(plans);
+  for (const [staged, bytes] of [
+    [stagedBig, big],
+    [stagedSmall, small],
+  ] as const) {
+    assert.ok(fs.readFileSync(staged.finalPath).equals(bytes), `${path.basename(staged.finalPath)} whole`);
+    assert.equal(fs.existsSync(staged.tempPath), false);
+  }
+  const applied = plans.map((plan) => db.applyStaged(plan, { supersededFiles: 0 }));
+  db.syncApplied(applied[applied.length - 1]);
+  assert.deepEqual(db.pos, source.pos);
+  assert.ok(
+    fs.readFileSync(db.files.path("database")).equals(fs.readFileSync(source.files.path("database"))),
+  );
+  // One file alone goes the synchronous way (a snapshot's, a HALT transaction's): held, then written.
+  writer.commit(source, "DELETE FROM t WHERE id = 1");
+  const last = primaryFiles(primary).at(-1)!;
+  const stagedLast = stage(replica, "r.db", last, prng);
+  assert.ok(stagedLast.bytes !== null);
+  apply(replica, stagedLast);
+  assert.ok(fs.readFileSync(stagedLast.finalPath).equals(last));
+  assert.deepEqual(db.pos, source.pos);
 });
 
 test("a replica crashing while it writes a run is rolled forward over the run at restart", async (t) => {

@@ -42,6 +42,15 @@ export function testKernelLocks(): boolean | undefined {
 }
 
 /**
+ * Node.js flags for every node process, from `LITEFS_TEST_NODE_FLAGS` (space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the nodes of a bench run (NODE_OPTIONS refuses
+ * --cpu-prof). Empty or unset: none.
+ */
+function nodeFlagsFromEnv(): string[] {
+  return (process.env.LITEFS_TEST_NODE_FLAGS ?? "").split(" ").filter((flag) => flag !== "");
+}
+
+/**
  * The config object a test node runs with (before `options.config` is merged in, which wins).
  * `fuse.kernel-locks` follows `LITEFS_TEST_KERNEL_LOCKS` (see `testKernelLocks`).
  */
@@ -192,6 +201,7 @@ export class LitefsNode {
       command: process.execPath,
       args: [
         "--enable-source-maps",
+        ...nodeFlagsFromEnv(),
         CLI_MAIN,
         "mount",
         "--config",
