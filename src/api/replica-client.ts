@@ -21,6 +21,7 @@ import https from "node:https";
 import path from "node:path";
 
 import { formatFileName } from "../ltx/file-name.js";
+import { formatHex64 } from "../ltx/hex64.js";
 import { formatPos, posEqual, type Pos } from "../ltx/pos.js";
 import type { Database } from "../store/database.js";
 import { readLtxHeaderAndTrailer } from "../store/ltx-file-reader.js";
@@ -160,6 +161,20 @@ export interface ReplicaClientStatus {
   readonly lastError: string | null;
   readonly connects: number;
   readonly quarantines: number;
+  /**
+   * Streamed LTX files this replica refused (could not decode or apply), by database: the file's
+   * TXIDs, refusals in a row, and whether a snapshot of the database is asked for instead (from the
+   * second refusal on). Empty when nothing is refused.
+   */
+  readonly refused: readonly RefusedFileStatus[];
+}
+
+export interface RefusedFileStatus {
+  readonly db: string;
+  readonly minTxid: string;
+  readonly maxTxid: string;
+  readonly refusals: number;
+  readonly snapshotWanted: boolean;
 }
 
 interface OpenFile {
@@ -326,6 +341,13 @@ export class ReplicaClient {
       lastError: this.#lastError,
       connects: this.#connects,
       quarantines: this.#quarantines,
+      refused: [...this.#refusals].map(([db, r]) => ({
+        db,
+        minTxid: formatHex64(r.minTxid),
+        maxTxid: formatHex64(r.maxTxid),
+        refusals: r.count,
+        snapshotWanted: r.count >= REFUSALS_BEFORE_SNAPSHOT,
+      })),
     };
   }
 
@@ -638,8 +660,8 @@ export class ReplicaClient {
       "the primary's LTX file was refused again: asking for a snapshot of the database instead",
       {
         db: refused.db,
-        minTxid: refused.minTxid.toString(16).padStart(16, "0"),
-        maxTxid: refused.maxTxid.toString(16).padStart(16, "0"),
+        minTxid: formatHex64(refused.minTxid),
+        maxTxid: formatHex64(refused.maxTxid),
         refusals: count,
         error: this.#lastError,
       },

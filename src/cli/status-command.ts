@@ -41,6 +41,8 @@ export interface NodeStatus {
     lastError: string | null;
     connects: number;
     quarantines: number;
+    /** Absent from nodes older than session 21. */
+    refused?: { db: string; minTxid: string; maxTxid: string; refusals: number; snapshotWanted: boolean }[];
   };
   replicas?: {
     nodeId: string;
@@ -103,6 +105,12 @@ export function formatStatus(s: NodeStatus): string {
         : "disconnected";
       lines.push(`stream    ${state}; ${r.connects} connection(s), ${r.quarantines} quarantine(s)`);
       if (r.lastError !== null) lines.push(`          last error: ${r.lastError}`);
+      for (const f of r.refused ?? []) {
+        const asked = f.snapshotWanted ? "; a snapshot of it is asked for" : "";
+        lines.push(
+          `          refused ${f.db} ${f.minTxid}-${f.maxTxid}.ltx ${f.refusals} time(s) in a row${asked}`,
+        );
+      }
     }
   }
   lines.push("");

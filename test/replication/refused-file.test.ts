@@ -8,9 +8,11 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
+import { isDeepStrictEqual as isDeepEqual } from "node:util";
 
 import Database from "better-sqlite3";
 
+import type { RefusedFileStatus } from "../../src/api/replica-client.js";
 import { assertSameDatabase, Cluster, logRecords, waitForRecords, waitForSync } from "./cluster.js";
 
 const DB = "refused.db";
@@ -46,10 +48,23 @@ test("a replica refused the same LTX file twice: it asks for a snapshot and conv
   fs.writeFileSync(damaged, bytes);
 
   await replica.restart();
+  // `/status` polled meanwhile: each refusal is followed by a reconnect delay (100 then 200 ms ±20 %)
+  // in which the replica's event loop answers it.
+  const seen: RefusedFileStatus[][] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      seen.push(await replicationStatus(replica.httpUrl).then((r) => r.refused));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
   try {
     await waitForSync(primary, [replica], [DB], 60_000);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${cluster.logs()}`);
+  } finally {
+    polling = false;
+    await poller;
   }
   const [minTxid, maxTxid] = missed[2].replace(/\.ltx$/, "").split("-");
 
@@ -79,6 +94,22 @@ test("a replica refused the same LTX file twice: it asks for a snapshot and conv
   const [snapshot] = await waitForRecords(replica, "snapshot applied", 1);
   assert.equal(snapshot.reason, "files-unavailable");
 
+  // `/status` showed the refused file and the snapshot request while they lasted, and not after.
+  const refused = { db: DB, minTxid, maxTxid };
+  assert.ok(
+    seen.some((r) => r.some((f) => isDeepEqual(f, { ...refused, refusals: 1, snapshotWanted: false }))),
+    `no /status showed the first refusal: ${JSON.stringify(seen)}`,
+  );
+  assert.ok(
+    seen.some((r) => r.some((f) => isDeepEqual(f, { ...refused, refusals: 2, snapshotWanted: true }))),
+    `no /status showed the snapshot request: ${JSON.stringify(seen)}`,
+  );
+  assert.deepEqual(
+    (await replicationStatus(replica.httpUrl)).refused,
+    [],
+    "cleared once the snapshot applied",
+  );
+
   // Later transactions stream as files again, and the two databases are the same.
   insert.run();
   await waitForSync(primary, [replica], [DB]);
@@ -92,3 +123,10 @@ test("a replica refused the same LTX file twice: it asks for a snapshot and conv
     rows.close();
   }
 });
+
+async function replicationStatus(url: string): Promise<{ refused: RefusedFileStatus[] }> {
+  const res = await fetch(`${url}/status`);
+  assert.equal(res.status, 200);
+  const body = (await res.json()) as { replication: { refused: RefusedFileStatus[] } };
+  return body.replication;
+}
