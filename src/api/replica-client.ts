@@ -15,7 +15,6 @@
 // ("unverifiable", its files are gone) and every one of them was written by that very primary, they
 // are in its history by construction and nothing is quarantined.
 
-import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import path from "node:path";
@@ -26,7 +25,7 @@ import { formatPos, posEqual, type Pos } from "../ltx/pos.js";
 import type { Database } from "../store/database.js";
 import { readLtxHeaderAndTrailer } from "../store/ltx-file-reader.js";
 import { listLtxFiles } from "../store/ltx-directory.js";
-import { LtxStager, type StagedLtx } from "../store/ltx-stager.js";
+import { discardStaged, LtxStager, type StagedLtx } from "../store/ltx-stager.js";
 import { quarantineHistory, type QuarantineResult } from "../store/quarantine.js";
 import type { AppliedReplica } from "../store/replica-apply.js";
 import type { ReplicaApplyPlan } from "../store/replica-apply-plan.js";
@@ -531,7 +530,11 @@ export class ReplicaClient {
           return;
         }
         const db = existing ?? store.replicaDatabase(frame.db);
-        const stager = new LtxStager(db.dir, db.name, { minTxid: frame.minTxid, maxTxid: frame.maxTxid });
+        const stager = new LtxStager(db.dir, db.name, {
+          minTxid: frame.minTxid,
+          maxTxid: frame.maxTxid,
+          writeBehind: true,
+        });
         this.#open = { startedMs: performance.now(), begin: frame, db, admission, stager };
         this.#lag.receiving();
         return;
@@ -743,12 +746,6 @@ function writtenOnlyBy(db: Database, range: QuarantineRange, nodeId: bigint): bo
     if (next > range.toTxid) return true;
   }
   return false;
-}
-
-/** Removes what is left of a staged file that was not applied (the rename may have happened). */
-function discardStaged(staged: StagedLtx): void {
-  fs.rmSync(staged.tempPath, { force: true });
-  if (staged.snapshot !== null) fs.rmSync(staged.snapshot.databasePath, { force: true });
 }
 
 /**

@@ -17,13 +17,12 @@
 // request gets EHALTGONE — its commit fails and nothing of it reaches the primary.
 
 import { randomBytes } from "node:crypto";
-import fs from "node:fs";
 
 import { HaltError } from "../api/halt-error.js";
 import type { HaltGrant } from "../api/halt-routes.js";
 import { formatPos, type Pos } from "../ltx/pos.js";
 import type { Database } from "../store/database.js";
-import { LtxStager, type StagedLtx } from "../store/ltx-stager.js";
+import { discardStaged, LtxStager, type StagedLtx } from "../store/ltx-stager.js";
 import { planReplicaApply } from "../store/replica-apply-plan.js";
 import type { Store } from "../store/store.js";
 import type { StoreLogger } from "../store/store-logger.js";
@@ -163,12 +162,12 @@ export class PrimaryHalts {
         );
       }
     } catch (err) {
-      discard(staged);
+      discardStaged(staged);
       if (err instanceof HaltError) throw err;
       throw new HaltError("EHALTPOS", (err as Error).message, { cause: err });
     }
     if (this.#halts.get(halt.id) !== halt) {
-      discard(staged);
+      discardStaged(staged);
       throw gone(halt.db);
     }
     const persisted = db.persistStaged(plan);
@@ -254,11 +253,6 @@ async function stage(db: Database, txid: bigint, body: AsyncIterable<Uint8Array>
     stager.abort();
     throw new HaltError("EHALTREQUEST", `bad HALT transaction: ${(err as Error).message}`, { cause: err });
   }
-}
-
-function discard(staged: StagedLtx): void {
-  fs.rmSync(staged.tempPath, { force: true });
-  if (staged.snapshot !== null) fs.rmSync(staged.snapshot.databasePath, { force: true });
 }
 
 function gone(db: string): HaltError {

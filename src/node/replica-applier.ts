@@ -32,7 +32,7 @@ import type { LitefsFileSystem } from "../mountfs/litefs-file-system.js";
 import { ROOT_NODE_ID } from "../mountfs/node-table.js";
 import { publishWalIndexHeader } from "../mountfs/wal-index-publisher.js";
 import type { Database } from "../store/database.js";
-import type { StagedLtx } from "../store/ltx-stager.js";
+import { discardStaged, type StagedLtx } from "../store/ltx-stager.js";
 import { REPLICA_RUN_MAX_FILES, type AppliedReplica } from "../store/replica-apply.js";
 import {
   planReplicaApply,
@@ -416,17 +416,13 @@ export class ReplicaApplier {
  */
 function discardFrom(plans: readonly ReplicaApplyPlan[], from: number, keep: string | null = null): void {
   for (const { staged, snapshot } of plans.slice(from)) {
+    discardStaged(staged);
     // A snapshot's LTX file is never removed: the older files it superseded may be gone already.
-    const files = snapshot
-      ? [staged.tempPath, staged.snapshot?.databasePath]
-      : [staged.tempPath, staged.finalPath];
-    for (const file of files) {
-      if (file === undefined || file === keep) continue;
-      try {
-        fs.rmSync(file, { force: true });
-      } catch {
-        // Left for the next start (a temporary file) or for the transaction's next arrival.
-      }
+    if (snapshot || staged.finalPath === keep) continue;
+    try {
+      fs.rmSync(staged.finalPath, { force: true });
+    } catch {
+      // Left for the transaction's next arrival (which overwrites it by name).
     }
   }
 }

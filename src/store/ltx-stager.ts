@@ -1,9 +1,11 @@
 // Receiving one LTX file from the primary on a replica: its bytes arrive in chunks of any size while an
 // LtxParser checks them as they pass (header, every page frame, page index, file checksum, and for a
 // snapshot the rolling checksum of all its pages). A file of up to HELD_FILE_BYTES stays in memory
-// (`StagedLtx.bytes`) and is first written when it is made durable (`persistStagedLtx…`, on the thread
-// pool for a run); a bigger one goes into a temporary file in the database's `ltx/` directory as it
-// arrives. Nothing of the database changes while a file is staged: only a finished,
+// (`StagedLtx.bytes`): with `writeBehind` its write to the temporary name starts on the thread pool
+// once it is complete and verified (`StagedLtx.written`), otherwise it is first written when it is
+// made durable (`persistStagedLtx…`); a bigger one goes into the temporary file in the database's
+// `ltx/` directory as it arrives. Temporary names are unique per stager: a write still in flight for
+// a discarded file never meets the next one of the same transaction. Nothing of the database changes while a file is staged: only a finished,
 // fully verified file becomes a StagedLtx that the database can apply (database.ts `applyStaged`).
 //
 // Memory: an incremental file's pages are kept in memory up to `memoryLimitBytes` (most transactions
@@ -88,6 +90,11 @@ export interface StagedLtx {
   readonly tempPath: string;
   /** The whole file, when it is held in memory and `tempPath` is not written yet (small files). */
   readonly bytes: Uint8Array | null;
+  /**
+   * The write of `bytes` to `tempPath` started at staging (`writeBehind`), not fsynced: resolves once
+   * the file is there, rejects with the write's error. null when none was started.
+   */
+  readonly written: Promise<void> | null;
   /** Where it goes once applied: `<ltx>/%016x-%016x.ltx`. */
   readonly finalPath: string;
   /** Page numbers the file carries, ascending, and each page's LTX checksum (same order). */
@@ -104,7 +111,16 @@ export interface LtxStagerOptions {
   readonly minTxid: bigint;
   readonly maxTxid: bigint;
   readonly memoryLimitBytes?: number;
+  /**
+   * Start writing a held file to its temporary name (open, write, close on the thread pool) as soon as
+   * it is complete, so that it overlaps with receiving the next files instead of waiting for the
+   * persist; not for a snapshot (written where it is persisted).
+   */
+  readonly writeBehind?: boolean;
 }
+
+/** Makes each stager's temporary name unique within the process. */
+let stagerSeq = 0;
 
 export class LtxStager {
   readonly db: string;
@@ -143,7 +159,7 @@ export class LtxStager {
     this.#finalPath = dir.ltxFile(opts.minTxid, opts.maxTxid);
     this.#tempPath = path.join(
       dir.ltxDir,
-      `${formatFileName(opts.minTxid, opts.maxTxid)}.recv${TEMP_SUFFIX}`,
+      `${formatFileName(opts.minTxid, opts.maxTxid)}.${++stagerSeq}.recv${TEMP_SUFFIX}`,
     );
     this.#snapshotPath = path.join(dir.dir, `database.snapshot${TEMP_SUFFIX}`);
     this.#parser = new LtxParser({ file: this.#tempPath });
@@ -191,6 +207,11 @@ export class LtxStager {
       this.#fd = null;
       const bytes = this.#held === null ? null : Buffer.concat(this.#held, this.#bytes);
       this.#held = null;
+      let written: Promise<void> | null = null;
+      if (bytes !== null && this.#opts.writeBehind === true && this.#snapshotFd === null) {
+        written = writeNewFile(this.#dir, this.#tempPath, bytes);
+        written.catch(() => undefined); // the persist awaits it; a discarded file's failure is nobody's
+      }
       let snapshot: StagedLtx["snapshot"] = null;
       if (this.#snapshotFd !== null) {
         this.#flushRun();
@@ -206,6 +227,7 @@ export class LtxStager {
         size: this.#bytes,
         tempPath: this.#tempPath,
         bytes,
+        written,
         finalPath: this.#finalPath,
         pgnos: this.#pgnos,
         pageChecksums: this.#sums,
@@ -322,4 +344,41 @@ export class LtxStager {
     }
     this.#pages.push(data);
   }
+}
+
+/** `bytes` as a new file at `file`, on the thread pool; the database's directories made on ENOENT. */
+async function writeNewFile(dir: DatabaseDir, file: string, bytes: Uint8Array): Promise<void> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, "w", 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    await fs.promises.mkdir(dir.ltxDir, { recursive: true });
+    handle = await fs.promises.open(file, "w", 0o644);
+  }
+  try {
+    await handle.writeFile(bytes);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Removes what staging `staged` left (its temporary file, a snapshot's temporary database file), and
+ * again once a write started at staging has settled. Failures are ignored: leftover temporary files
+ * are removed at the next start.
+ */
+export function discardStaged(staged: StagedLtx): void {
+  const remove = (): void => {
+    for (const file of [staged.tempPath, staged.snapshot?.databasePath]) {
+      if (file === undefined) continue;
+      try {
+        fs.rmSync(file, { force: true });
+      } catch {
+        // left for the next start
+      }
+    }
+  };
+  remove();
+  staged.written?.then(remove, remove);
 }

@@ -3,9 +3,9 @@
 //
 //   1. persist — before the locks: the LTX files become durable under their final names. A run of
 //      incremental files (persistStagedLtxBatch): every file written (those the stager held in
-//      memory) and fsynced at once on the thread pool, all renamed, the directory fsynced once — two
-//      fsyncs' wait for the run instead of two per file, and none on the event loop. A snapshot
-//      (persistStagedLtx): after removing the older LTX files it supersedes (the caller has already
+//      memory) and fsynced at once on the thread pool, all renamed in TXID order, the directory
+//      fsynced once — two fsyncs' wait for the run instead of two per file, and nothing on the event
+//      loop. A snapshot (persistStagedLtx): after removing the older LTX files it supersedes (the caller has already
 //      quarantined those the primary's history lacks), with its temporary database file fsynced;
 //   2. applyStagedPages — under every lock a SQLite writer would take (the caller's), once per file in
 //      TXID order: the pages go into the database file (a snapshot's file is renamed over it), the file
@@ -80,7 +80,10 @@ export async function persistStagedLtxBatch(
   if (plans.some((plan) => plan.staged.bytes !== null)) target.dir.ensure();
   await Promise.all(plans.map((plan) => persistTempAsync(plan.staged, !target.noSync)));
   assertUnmoved(target, plans[0]);
-  for (const { staged } of plans) fs.renameSync(staged.tempPath, staged.finalPath);
+  // One after the other in TXID order, as the synchronous loop before did, but on the thread pool: a
+  // rename waits for the file system's journal as a creation does (6 % of a busy replica's main
+  // thread in session 21's profile).
+  for (const { staged } of plans) await fs.promises.rename(staged.tempPath, staged.finalPath);
   if (!target.noSync) await fsyncPathAsync(target.dir.ltxDir);
 }
 
@@ -193,10 +196,11 @@ function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void
 
 /**
  * A staged file durable under its temporary name, on the thread pool: written there first when the
- * stager held it in memory (the caller made the directory exist).
+ * stager held it in memory (the caller made the directory exist) and did not start that already.
  */
 async function persistTempAsync(staged: StagedLtx, sync: boolean): Promise<void> {
-  if (staged.bytes === null) {
+  if (staged.written !== null) await staged.written;
+  if (staged.bytes === null || staged.written !== null) {
     if (sync) await fsyncPathAsync(staged.tempPath);
     return;
   }
@@ -211,6 +215,7 @@ async function persistTempAsync(staged: StagedLtx, sync: boolean): Promise<void>
 
 /** `persistTempAsync` on the event loop (a snapshot, a HALT transaction: one file). */
 function persistTempSync(target: ReplicaApplyTarget, staged: StagedLtx, sync: boolean): void {
+  assert.equal(staged.written, null, "replica apply: a file written behind, persisted synchronously");
   if (staged.bytes === null) {
     if (sync) syncFile(staged.tempPath);
     return;

@@ -16,7 +16,7 @@ import { LtxError } from "../../src/ltx/errors.js";
 import type { Database } from "../../src/store/database.js";
 import { recentHistoryLinks } from "../../src/store/history-links.js";
 import { listLtxFiles } from "../../src/store/ltx-directory.js";
-import { LtxStager, type StagedLtx } from "../../src/store/ltx-stager.js";
+import { discardStaged, LtxStager, type StagedLtx } from "../../src/store/ltx-stager.js";
 import { quarantineHistory } from "../../src/store/quarantine.js";
 import {
   planReplicaApply,
@@ -389,6 +389,38 @@ test("a small file waits in memory until it is persisted, a big one is staged on
   assert.ok(
     fs.readFileSync(db.files.path("database")).equals(fs.readFileSync(source.files.path("database"))),
   );
+  // Written behind (the replica stream's way): the write starts at staging; the persist awaits it.
+  writer.commit(source, "UPDATE t SET v = randomblob(200) WHERE id = 1");
+  writer.commit(source, "UPDATE t SET v = randomblob(300) WHERE id = 1");
+  const [behind, dropped] = primaryFiles(primary).slice(-2);
+  const stageBehind = (bytes: Buffer): StagedLtx => {
+    const { minTxid, maxTxid } = decodeHeader(bytes.subarray(0, 100));
+    const stager = new LtxStager(db.dir, "r.db", { minTxid, maxTxid, writeBehind: true });
+    stager.push(bytes);
+    return stager.finish();
+  };
+  const stagedBehind = stageBehind(behind);
+  assert.ok(stagedBehind.written !== null, "the write started");
+  await stagedBehind.written;
+  assert.ok(fs.readFileSync(stagedBehind.tempPath).equals(behind), "the temporary file is whole");
+  const [planBehind] = planRun(db, [stagedBehind]);
+  await db.persistStagedBatch([planBehind]);
+  db.syncApplied(db.applyStaged(planBehind, { supersededFiles: 0 }));
+  assert.ok(fs.readFileSync(stagedBehind.finalPath).equals(behind));
+  // A file discarded while its write is in flight leaves no temporary file once the write is done,
+  // and its temporary name is not the next stager's for the same transaction.
+  const stagedDropped = stageBehind(dropped);
+  discardStaged(stagedDropped);
+  await stagedDropped.written!.catch(() => undefined);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(fs.existsSync(stagedDropped.tempPath), false, "removed after the write settled");
+  const again = stageBehind(dropped);
+  assert.notEqual(again.tempPath, stagedDropped.tempPath);
+  await db.persistStagedBatch(planRun(db, [again]));
+  assert.ok(fs.readFileSync(again.finalPath).equals(dropped));
+  db.syncApplied(db.applyStaged(planRun(db, [again])[0], { supersededFiles: 0 }));
+  assert.deepEqual(db.pos, source.pos);
+
   // One file alone goes the synchronous way (a snapshot's, a HALT transaction's): held, then written.
   writer.commit(source, "DELETE FROM t WHERE id = 1");
   const last = primaryFiles(primary).at(-1)!;
