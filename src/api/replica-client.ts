@@ -530,11 +530,7 @@ export class ReplicaClient {
           return;
         }
         const db = existing ?? store.replicaDatabase(frame.db);
-        const stager = new LtxStager(db.dir, db.name, {
-          minTxid: frame.minTxid,
-          maxTxid: frame.maxTxid,
-          writeBehind: true,
-        });
+        const stager = new LtxStager(db.dir, db.name, { minTxid: frame.minTxid, maxTxid: frame.maxTxid });
         this.#open = { startedMs: performance.now(), begin: frame, db, admission, stager };
         this.#lag.receiving();
         return;
@@ -604,7 +600,8 @@ export class ReplicaClient {
     const { db, begin, admission } = open;
     let staged: StagedLtx;
     try {
-      staged = open.stager.finish();
+      // Written behind while the run goes on; the run's last file is written by the persist.
+      staged = open.stager.finish({ writeBehind: more });
     } catch (err) {
       throw this.#noteRefused(err, begin);
     }

@@ -1,9 +1,9 @@
 // Receiving one LTX file from the primary on a replica: its bytes arrive in chunks of any size while an
 // LtxParser checks them as they pass (header, every page frame, page index, file checksum, and for a
 // snapshot the rolling checksum of all its pages). A file of up to HELD_FILE_BYTES stays in memory
-// (`StagedLtx.bytes`): with `writeBehind` its write to the temporary name starts on the thread pool
-// once it is complete and verified (`StagedLtx.written`), otherwise it is first written when it is
-// made durable (`persistStagedLtx…`); a bigger one goes into the temporary file in the database's
+// (`StagedLtx.bytes`): with `finish({ writeBehind })` its write to the temporary name starts on the
+// thread pool once it is complete and verified (`StagedLtx.written`), otherwise it is first written
+// when it is made durable (`persistStagedLtx…`); a bigger one goes into the temporary file in the database's
 // `ltx/` directory as it arrives. Temporary names are unique per stager: a write still in flight for
 // a discarded file never meets the next one of the same transaction. Nothing of the database changes while a file is staged: only a finished,
 // fully verified file becomes a StagedLtx that the database can apply (database.ts `applyStaged`).
@@ -111,12 +111,6 @@ export interface LtxStagerOptions {
   readonly minTxid: bigint;
   readonly maxTxid: bigint;
   readonly memoryLimitBytes?: number;
-  /**
-   * Start writing a held file to its temporary name (open, write, close on the thread pool) as soon as
-   * it is complete, so that it overlaps with receiving the next files instead of waiting for the
-   * persist; not for a snapshot (written where it is persisted).
-   */
-  readonly writeBehind?: boolean;
 }
 
 /** Makes each stager's temporary name unique within the process. */
@@ -193,8 +187,15 @@ export class LtxStager {
     }
   }
 
-  /** Declares the end of the file; returns it verified. Throws like `push` (and aborts). */
-  finish(): StagedLtx {
+  /**
+   * Declares the end of the file; returns it verified. Throws like `push` (and aborts).
+   *
+   * `writeBehind`: a file held in memory starts its write to the temporary name now (open, write,
+   * close on the thread pool), to overlap with receiving the files after it in the same run; not for
+   * a snapshot (written where it is persisted). For a file applied at once it would only add thread
+   * pool hops before its fsync: the persist writes it.
+   */
+  finish(opts: { writeBehind?: boolean } = {}): StagedLtx {
     this.#assertUsable();
     try {
       this.#parser.end();
@@ -208,7 +209,7 @@ export class LtxStager {
       const bytes = this.#held === null ? null : Buffer.concat(this.#held, this.#bytes);
       this.#held = null;
       let written: Promise<void> | null = null;
-      if (bytes !== null && this.#opts.writeBehind === true && this.#snapshotFd === null) {
+      if (bytes !== null && opts.writeBehind === true && this.#snapshotFd === null) {
         written = writeNewFile(this.#dir, this.#tempPath, bytes);
         written.catch(() => undefined); // the persist awaits it; a discarded file's failure is nobody's
       }

@@ -77,7 +77,7 @@ export async function persistStagedLtxBatch(
   assertUnmoved(target, plans[0]);
   for (const plan of plans)
     assert.ok(!plan.snapshot, "replica apply: a snapshot in a run of incremental files");
-  if (plans.some((plan) => plan.staged.bytes !== null)) target.dir.ensure();
+  if (plans.some((plan) => plan.staged.bytes !== null && plan.staged.written === null)) target.dir.ensure();
   await Promise.all(plans.map((plan) => persistTempAsync(plan.staged, !target.noSync)));
   assertUnmoved(target, plans[0]);
   // One after the other in TXID order, as the synchronous loop before did, but on the thread pool: a
@@ -195,22 +195,15 @@ function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void
 }
 
 /**
- * A staged file durable under its temporary name, on the thread pool: written there first when the
- * stager held it in memory (the caller made the directory exist) and did not start that already.
+ * A staged file durable under its temporary name, the fsync on the thread pool: a file the stager
+ * held in memory is written first — awaited when its write started at staging, else here on the
+ * event loop (the last file of a stream's run, applied at once: a write on the thread pool would only
+ * put more hops before its fsync). The caller made the directory exist.
  */
 async function persistTempAsync(staged: StagedLtx, sync: boolean): Promise<void> {
   if (staged.written !== null) await staged.written;
-  if (staged.bytes === null || staged.written !== null) {
-    if (sync) await fsyncPathAsync(staged.tempPath);
-    return;
-  }
-  const handle = await fs.promises.open(staged.tempPath, "w", 0o644);
-  try {
-    await handle.writeFile(staged.bytes);
-    if (sync) await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  else if (staged.bytes !== null) writeNewFileSync(staged.tempPath, staged.bytes, false);
+  if (sync) await fsyncPathAsync(staged.tempPath);
 }
 
 /** `persistTempAsync` on the event loop (a snapshot, a HALT transaction: one file). */
@@ -221,9 +214,13 @@ function persistTempSync(target: ReplicaApplyTarget, staged: StagedLtx, sync: bo
     return;
   }
   target.dir.ensure();
-  const fd = fs.openSync(staged.tempPath, "w", 0o644);
+  writeNewFileSync(staged.tempPath, staged.bytes, sync);
+}
+
+function writeNewFileSync(file: string, bytes: Uint8Array, sync: boolean): void {
+  const fd = fs.openSync(file, "w", 0o644);
   try {
-    writeAll(fd, staged.bytes, 0);
+    writeAll(fd, bytes, 0);
     if (sync) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -395,9 +395,9 @@ test("a small file waits in memory until it is persisted, a big one is staged on
   const [behind, dropped] = primaryFiles(primary).slice(-2);
   const stageBehind = (bytes: Buffer): StagedLtx => {
     const { minTxid, maxTxid } = decodeHeader(bytes.subarray(0, 100));
-    const stager = new LtxStager(db.dir, "r.db", { minTxid, maxTxid, writeBehind: true });
+    const stager = new LtxStager(db.dir, "r.db", { minTxid, maxTxid });
     stager.push(bytes);
-    return stager.finish();
+    return stager.finish({ writeBehind: true });
   };
   const stagedBehind = stageBehind(behind);
   assert.ok(stagedBehind.written !== null, "the write started");
