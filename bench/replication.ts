@@ -2,7 +2,8 @@
 //
 // 1. Lag: a writer commits one small row per transaction through the primary's mount at a steady rate;
 //    a reader process polls the replica's mount (SELECT max(id), one read transaction every ~0.5 ms)
-//    and notes when each row first becomes readable there. Lag = readable on the replica − COMMIT
+//    and notes when each row first becomes readable there (and how long each of its read
+//    transactions took: the replica's read latency while it applies). Lag = readable on the replica − COMMIT
 //    returned on the primary, both on CLOCK_MONOTONIC. Printed as p50/p99/max per journal mode, beside
 //    the primary's own COMMIT latency measured in the same run (the ratio says how many commit times
 //    a transaction takes to reach a replica).
@@ -67,7 +68,11 @@ function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Child mode: polls `db` until row `last` is visible; prints one "id ns" line per newly seen row. */
+/**
+ * Child mode: polls `db` until row `last` is visible; prints one "id ns" line per newly seen row, then
+ * "reads <ms> <ms> …": how long each read transaction took (the replica's read latency under the
+ * replication load — a replica's main thread blocked in a system call delays its FUSE reads).
+ */
 function pollReplica(spec: string): void {
   const { db: file, last } = JSON.parse(spec) as { db: string; last: number };
   const db = new Database(file, { timeout: 10_000 });
@@ -75,8 +80,11 @@ function pollReplica(spec: string): void {
   let seen = (max.get() as { m: number }).m;
   process.stdout.write(`ready ${seen}\n`);
   const out: string[] = [];
+  const reads: number[] = [];
   while (seen < last) {
+    const started = nowNs();
     const m = (max.get() as { m: number }).m;
+    reads.push(Number(nowNs() - started) / 1e6);
     if (m > seen) {
       const at = nowNs();
       for (let id = seen + 1; id <= m; id++) out.push(`${id} ${at}`);
@@ -87,6 +95,7 @@ function pollReplica(spec: string): void {
   }
   db.close();
   process.stdout.write(out.join("\n") + "\n");
+  process.stdout.write(`reads ${reads.map((ms) => ms.toFixed(3)).join(" ")}\n`);
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -98,6 +107,8 @@ interface LagResult {
   transactions: number;
   lagMs: { p50: number; p99: number; max: number };
   commitMs: { p50: number; p99: number };
+  /** The replica poller's read transactions (SELECT max(id)) while the writer ran. */
+  readMs: { p50: number; p99: number; max: number };
 }
 
 async function measureLag(
@@ -145,18 +156,25 @@ async function measureLag(
   await exited;
   writer.close();
   const lags: number[] = [];
+  const reads: number[] = [];
   for (const line of output.split("\n").slice(1)) {
+    if (line.startsWith("reads ")) {
+      for (const ms of line.slice(6).split(" ")) reads.push(Number(ms));
+      continue;
+    }
     const [id, at] = line.split(" ");
     if (at === undefined) continue;
     lags.push(Number(BigInt(at) - committedAt[Number(id)]) / 1e6);
   }
   lags.sort((a, b) => a - b);
   commitMs.sort((a, b) => a - b);
+  reads.sort((a, b) => a - b);
   return {
     mode,
     transactions: lags.length,
     lagMs: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: lags[lags.length - 1] },
     commitMs: { p50: quantile(commitMs, 0.5), p99: quantile(commitMs, 0.99) },
+    readMs: { p50: quantile(reads, 0.5), p99: quantile(reads, 0.99), max: reads[reads.length - 1] },
   };
 }
 
@@ -220,6 +238,10 @@ async function main(): Promise<void> {
         `lag ${mode.padEnd(6)} ${r.transactions} tx at ${o.rate}/s: p50 ${r.lagMs.p50.toFixed(2)} ms, ` +
           `p99 ${r.lagMs.p99.toFixed(2)} ms, max ${r.lagMs.max.toFixed(2)} ms ` +
           `(primary COMMIT p50 ${r.commitMs.p50.toFixed(2)} ms: lag p50 = ${(r.lagMs.p50 / r.commitMs.p50).toFixed(1)}× commit; goal p99 < 20 ms)`,
+      );
+      console.log(
+        `  replica read transaction meanwhile: p50 ${r.readMs.p50.toFixed(3)} ms, ` +
+          `p99 ${r.readMs.p99.toFixed(3)} ms, max ${r.readMs.max.toFixed(2)} ms`,
       );
     }
 
