@@ -1,12 +1,13 @@
-// Receiving one LTX file from the primary on a replica: its bytes arrive in chunks of any size while an
-// LtxParser checks them as they pass (header, every page frame, page index, file checksum, and for a
-// snapshot the rolling checksum of all its pages). A file of up to HELD_FILE_BYTES stays in memory
+// Receiving one LTX file from the primary on a replica: its bytes arrive in chunks of any size while
+// an LtxParser checks them as they pass (header, every page frame, page index, file checksum, and for
+// a snapshot the rolling checksum of all its pages). A file of up to HELD_FILE_BYTES stays in memory
 // (`StagedLtx.bytes`): with `finish({ writeBehind })` its write to the temporary name starts on the
 // thread pool once it is complete and verified (`StagedLtx.written`), otherwise it is first written
-// when it is made durable (`persistStagedLtx…`); a bigger one goes into the temporary file in the database's
-// `ltx/` directory as it arrives. Temporary names are unique per stager: a write still in flight for
-// a discarded file never meets the next one of the same transaction. Nothing of the database changes while a file is staged: only a finished,
-// fully verified file becomes a StagedLtx that the database can apply (database.ts `applyStaged`).
+// when it is made durable (`persistStagedLtx…`); a bigger one goes into the temporary file in the
+// database's `ltx/` directory as it arrives. Temporary names are unique per stager: a write still in
+// flight for a discarded file never meets the next copy of the same transaction. Nothing of the
+// database changes while a file is staged: only a finished, fully verified file becomes a StagedLtx
+// that the database can apply (database.ts `applyStaged`).
 //
 // Memory: an incremental file's pages are kept in memory up to `memoryLimitBytes` (most transactions
 // are a few pages); past that they are dropped and read back from the verified file when applied. A
@@ -32,8 +33,8 @@ const RUN_BYTES = 1 << 20;
 /** Bytes written to a temporary file between two background flushes. */
 const FLUSH_BYTES = 64 << 20;
 /**
- * An LTX file up to this size is held in memory until it is persisted, not created and written as it
- * arrives: creating a file per transaction on the event loop waited for the file system's journal
+ * An LTX file up to this size is held in memory while it arrives, not created and written chunk by
+ * chunk: creating a file per transaction on the event loop waited for the file system's journal
  * while the fsyncs of the previous run went on (35 % of a busy replica's main thread in session 21's
  * profile, at ~5,000 tx/s).
  */
@@ -84,11 +85,11 @@ export interface StagedLtx {
   /** Bytes of the LTX file. */
   readonly size: number;
   /**
-   * The complete, verified file's temporary name (not fsynced yet); it exists only when `bytes` is
-   * null.
+   * The complete, verified file's temporary name (not fsynced yet): written as the file arrived when
+   * `bytes` is null, else by `written` or at the persist.
    */
   readonly tempPath: string;
-  /** The whole file, when it is held in memory and `tempPath` is not written yet (small files). */
+  /** The whole file, when it was held in memory (up to HELD_FILE_BYTES); null for a bigger one. */
   readonly bytes: Uint8Array | null;
   /**
    * The write of `bytes` to `tempPath` started at staging (`writeBehind`), not fsynced: resolves once

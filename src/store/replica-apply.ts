@@ -2,11 +2,12 @@
 // so that the locks readers wait for are held as briefly as possible:
 //
 //   1. persist — before the locks: the LTX files become durable under their final names. A run of
-//      incremental files (persistStagedLtxBatch): every file written (those the stager held in
-//      memory) and fsynced at once on the thread pool, all renamed in TXID order, the directory
-//      fsynced once — two fsyncs' wait for the run instead of two per file, and nothing on the event
-//      loop. A snapshot (persistStagedLtx): after removing the older LTX files it supersedes (the caller has already
-//      quarantined those the primary's history lacks), with its temporary database file fsynced;
+//      incremental files (persistStagedLtxBatch): every file fsynced at once on the thread pool (one
+//      the stager held in memory written first: behind while its run arrived, or here, the run's
+//      last), all renamed in TXID order on the thread pool, the directory fsynced once — two fsyncs'
+//      wait for the run instead of two per file. A snapshot (persistStagedLtx): after removing the
+//      older LTX files it supersedes (the caller has already quarantined those the primary's history
+//      lacks), with its temporary database file fsynced;
 //   2. applyStagedPages — under every lock a SQLite writer would take (the caller's), once per file in
 //      TXID order: the pages go into the database file (a snapshot's file is renamed over it), the file
 //      is cut to the commit size, the position moves and subscribers hear of it;
