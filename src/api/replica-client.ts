@@ -59,6 +59,8 @@ import { ReplicaLag } from "./replica-lag.js";
 
 /** Header of the stream request: "true" when the replica is a lease candidate (handoff targets). */
 export const CANDIDATE_HEADER = "Litefs-Candidate";
+/** This replica's own API URL (`lease.advertise-url`): where a primary handing off to it asks its position. */
+export const ADVERTISE_URL_HEADER = "Litefs-Advertise-URL";
 
 /**
  * Stream failures every handoff and failover brings for a moment: no primary known (the lease is
@@ -131,6 +133,8 @@ export interface ReplicaClientOptions {
   readonly onEpoch?: (epoch: bigint, primaryNodeId: bigint) => void | Promise<void>;
   /** This node may take the lease (`lease.candidate`): told to the primary, which hands off only to one. */
   readonly candidate?: boolean;
+  /** This node's API URL as the others reach it, told to the primary (ADVERTISE_URL_HEADER). */
+  readonly advertiseUrl?: string;
   /** Called when the primary hands its lease to `toNodeId` (a HANDOFF frame; only the target gets it). */
   readonly onHandoff?: (toNodeId: bigint, fromEpoch: bigint) => void;
   /** Sees every frame received with its bytes on the wire (stream metrics). */
@@ -433,6 +437,7 @@ export class ReplicaClient {
       [CLUSTER_ID_HEADER]: clusterId ?? "",
       [CANDIDATE_HEADER]: this.#opts.candidate === true ? "true" : "false",
     };
+    if (this.#opts.advertiseUrl !== undefined) headers[ADVERTISE_URL_HEADER] = this.#opts.advertiseUrl;
     if (this.#opts.authToken !== null) headers.Authorization = `Bearer ${this.#opts.authToken}`;
     const wanted = new Map<string, bigint>();
     for (const [name, r] of this.#refusals)

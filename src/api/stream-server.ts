@@ -46,6 +46,7 @@ const REFUSED_DISCARD_BYTES = 64 << 20;
 
 /** Request header naming a lease candidate (replica-client.ts sends it; absent: not a candidate). */
 const CANDIDATE_HEADER = "Litefs-Candidate";
+const ADVERTISE_URL_HEADER = "Litefs-Advertise-URL";
 
 export interface StreamServerOptions {
   readonly store: Store;
@@ -89,11 +90,20 @@ export interface ReplicaStreamStatus {
   readonly positions: Record<string, string>;
   /** The replica may take the lease (a handoff target). */
   readonly candidate: boolean;
+  /** The replica's API URL as it told it (`Litefs-Advertise-URL`); null when it did not, or not as a URL. */
+  readonly advertiseUrl: string | null;
+}
+
+interface StreamEntry {
+  readonly stream: PrimaryStream;
+  readonly done: Promise<void>;
+  readonly candidate: boolean;
+  readonly advertiseUrl: string | null;
 }
 
 export class StreamServer {
   readonly #opts: StreamServerOptions;
-  readonly #streams = new Map<bigint, { stream: PrimaryStream; done: Promise<void>; candidate: boolean }>();
+  readonly #streams = new Map<bigint, StreamEntry>();
   #closed = false;
 
   constructor(opts: StreamServerOptions) {
@@ -201,7 +211,12 @@ export class StreamServer {
       );
     }
     const done = stream.run();
-    const entry = { stream, done, candidate: header(req, CANDIDATE_HEADER) === "true" };
+    const entry: StreamEntry = {
+      stream,
+      done,
+      candidate: header(req, CANDIDATE_HEADER) === "true",
+      advertiseUrl: httpUrl(header(req, ADVERTISE_URL_HEADER)),
+    };
     this.#streams.set(stream.replicaNodeId, entry);
     try {
       await done;
@@ -213,7 +228,7 @@ export class StreamServer {
 
   /** The connected replicas. */
   replicas(): ReplicaStreamStatus[] {
-    return [...this.#streams.values()].map(({ stream, candidate }) => ({
+    return [...this.#streams.values()].map(({ stream, candidate, advertiseUrl }) => ({
       nodeId: formatNodeId(stream.replicaNodeId),
       remote: stream.remote,
       connectedAt: new Date(stream.connectedAtMs).toISOString(),
@@ -222,13 +237,17 @@ export class StreamServer {
       snapshotsSent: stream.snapshotsSent,
       positions: Object.fromEntries([...stream.positions()].map(([db, pos]) => [db, formatPos(pos)])),
       candidate,
+      advertiseUrl,
     }));
   }
 
   /** The open stream of replica `nodeId`, if it is connected. */
-  streamOf(nodeId: bigint): { stream: PrimaryStream; candidate: boolean } | undefined {
+  streamOf(
+    nodeId: bigint,
+  ): { stream: PrimaryStream; candidate: boolean; advertiseUrl: string | null } | undefined {
     const entry = this.#streams.get(nodeId);
-    return entry === undefined ? undefined : { stream: entry.stream, candidate: entry.candidate };
+    if (entry === undefined) return undefined;
+    return { stream: entry.stream, candidate: entry.candidate, advertiseUrl: entry.advertiseUrl };
   }
 
   /**
@@ -253,6 +272,17 @@ export class StreamServer {
 function parseNodeIdOrNull(value: string | undefined): bigint | null {
   try {
     return parseNodeId(value);
+  } catch {
+    return null;
+  }
+}
+
+/** `value` when it is an http(s) URL of a sane length, else null (the header is advisory: never a refusal). */
+function httpUrl(value: string | undefined): string | null {
+  if (value === undefined || value.length > 2048) return null;
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:" ? value : null;
   } catch {
     return null;
   }

@@ -410,6 +410,7 @@ export class LeaseRole {
     const target = this.#opts.host.shutdownTarget();
     if (target === undefined) return false;
     try {
+      await this.#opts.host.closeBehindForShutdown(target);
       await this.handOff(target);
       return true;
     } catch (err) {

@@ -62,6 +62,7 @@ import { NodeProxy } from "./node-proxy.js";
 import { ReplicaApplier } from "./replica-applier.js";
 import { ReplicaReconnectNudge } from "./replica-reconnect-nudge.js";
 import { HandoffTail } from "./handoff-tail.js";
+import { waitTargetCloseBehind } from "./target-close-behind.js";
 
 export interface LitefsNodeOptions {
   readonly config: Config;
@@ -702,6 +703,21 @@ export class LitefsNode {
       proxyWritesInFlight: () => this.#proxy?.server.localWritesInFlight ?? 0,
       localWritersActive: () =>
         this.store.databases().some((db) => this.#fileSystem.localWriterActive(db.name)),
+      closeBehindForShutdown: async (nodeId: string) => {
+        const url = this.#streams.streamOf(BigInt("0x" + nodeId))?.advertiseUrl ?? null;
+        if (url === null) {
+          log.info("shutdown: the handoff target did not tell its URL; handing off without waiting", {
+            to: nodeId,
+          });
+          return;
+        }
+        const result = await waitTargetCloseBehind({
+          url,
+          authToken: config.http.authToken ?? null,
+          head: () => new Map(this.store.databases().map((db) => [db.name, db.pos.txid])),
+        });
+        log.info("shutdown: the handoff target close behind", { to: nodeId, url, ...result });
+      },
       shutdownTarget: () => {
         const candidates = this.#streams.replicas().filter((r) => r.candidate && r.ready);
         const caughtUp = candidates.find((r) =>
@@ -788,6 +804,7 @@ export class LitefsNode {
         this.observability.metrics.lease.setEpoch(epoch);
       },
       candidate: config.lease.candidate,
+      advertiseUrl: this.#roleManager.identity.advertiseURL,
       onHandoff: () => this.#roleManager.handoffReceived(),
       onFrame: (frame, bytes) => this.observability.streamFrameReceived(frame, bytes),
     });

@@ -43,6 +43,11 @@ export interface RoleHost {
   proxyWritesInFlight(): number;
   /** A connected, caught-up candidate replica to hand off to on shutdown. */
   shutdownTarget(): string | undefined;
+  /**
+   * Before a shutdown's handoff to replica `nodeId`: waits (bounded) while it is applying a backlog,
+   * so that the backlog is applied while this node still takes writes, not inside the write gap.
+   */
+  closeBehindForShutdown(nodeId: string): Promise<void>;
   /** Asks the primary at `url` to hand its lease to this node (`lease.promote`). */
   requestHandoff(url: string): Promise<void>;
   /** Lease events for metrics and `/events`. */

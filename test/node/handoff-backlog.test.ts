@@ -13,6 +13,9 @@
 // 2. Asked of the target (`POST /promote`, `litefs promote`): since session 20 the target first
 //    applies what it is behind (ReplicaClient `closeBehind`), and only then asks for the handoff, so
 //    the backlog is applied while the old primary still takes writes, not inside the write gap.
+// 3. SIGTERM to the primary (a deploy): since session 21 the primary asks the target's `GET /pos`
+//    (its URL from the stream's `Litefs-Advertise-URL`) until it has applied the backlog, and only
+//    then stops its commits and hands off (src/node/target-close-behind.ts).
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -53,13 +56,13 @@ interface Backlog {
  * Two etcd nodes; the target frozen while the old primary commits the backlog; `ask` sent while it is
  * frozen (its request waits in a socket and is served as soon as the node it goes to runs — a CLI
  * process started after the thaw gave the target the half second it needed to catch up, once on a
- * fresh machine's CI run); the target continued. Resolves once `ask` answered 200 and the target is
- * primary.
+ * fresh machine's CI run); the target continued. Resolves once `ask` resolved (it checks its own
+ * answer) and the target is primary.
  */
 async function handoffWithBacklog(
   t: { after: (fn: () => unknown) => void },
   label: string,
-  ask: (old: LitefsNode, target: LitefsNode, targetNodeId: string) => Promise<Response>,
+  ask: (old: LitefsNode, target: LitefsNode, targetNodeId: string) => Promise<void>,
 ): Promise<Backlog> {
   const etcd = await EtcdCluster.start({ label });
   const nodes: LitefsNode[] = [];
@@ -97,14 +100,36 @@ async function handoffWithBacklog(
   const asking = ask(old, target, info.nodeId);
   await sleep(300);
   thaw();
-  const answer = await asking;
-  assert.equal(answer.status, 200, (await answer.text()) + target.lastRunLogs() + old.lastRunLogs());
+  await asking;
   await waitFor("the target is primary", async () =>
     (await nodeStatus(target)).role === "primary" ? true : undefined,
   );
   const rows = Number((writer.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n);
   assert.equal(rows, TRANSACTIONS * ROWS);
   return { old, target, writer, rows, connectsBefore };
+}
+
+async function answered200(request: Promise<Response>, old: LitefsNode, target: LitefsNode): Promise<void> {
+  const answer = await request;
+  assert.equal(answer.status, 200, (await answer.text()) + target.lastRunLogs() + old.lastRunLogs());
+}
+
+/** The backlog's last TXID (the old primary's last commit) and its line's index in `target`'s log. */
+function backlogEnd(old: LitefsNode, target: LitefsNode): { lastTxid: string; appliedAt: number } {
+  const lastTxid = (
+    records(old, "commit")
+      .filter((r) => r.db === DB)
+      .at(-1) as { txid: string } | undefined
+  )?.txid;
+  assert.ok(lastTxid !== undefined, "no commit logged on the old primary");
+  const appliedAt = target
+    .lastRunLogs()
+    .split("\n")
+    .findIndex(
+      (line) =>
+        line.includes('"msg":"replicated transaction applied"') && line.includes(`"txid":"${lastTxid}"`),
+    );
+  return { lastTxid, appliedAt };
 }
 
 /** Every transaction is on the new primary; the old one follows it and gets its next write. */
@@ -134,8 +159,8 @@ test(
   "a handoff target applying a backlog keeps its stream to the old primary until the HANDOFF frame",
   { timeout: 90_000 },
   async (t) => {
-    const backlog = await handoffWithBacklog(t, "handoff-backlog", (old, _target, to) =>
-      fetch(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" }),
+    const backlog = await handoffWithBacklog(t, "handoff-backlog", (old, target, to) =>
+      answered200(fetch(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" }), old, target),
     );
     const { old, target, connectsBefore } = backlog;
 
@@ -168,24 +193,16 @@ test(
   "litefs promote on a target with a backlog applies it before asking for the handoff",
   { timeout: 90_000 },
   async (t) => {
-    const backlog = await handoffWithBacklog(t, "promote-backlog", (_old, target) =>
-      fetch(`${target.httpUrl}/promote`, { method: "POST" }),
+    const backlog = await handoffWithBacklog(t, "promote-backlog", (old, target) =>
+      answered200(fetch(`${target.httpUrl}/promote`, { method: "POST" }), old, target),
     );
     const { old, target } = backlog;
     const [close] = records(target, "promote: close behind the primary");
     assert.equal(close?.closeBehind, true, `the target did not get close behind: ${JSON.stringify(close)}`);
     // The backlog's last transaction was applied on the target before it asked for the handoff (its
     // request follows the close-behind line), so before the old primary stopped its commits.
-    const lastTxid = (
-      records(old, "commit")
-        .filter((r) => r.db === DB)
-        .at(-1) as { txid: string } | undefined
-    )?.txid;
+    const { lastTxid, appliedAt } = backlogEnd(old, target);
     const lines = target.lastRunLogs().split("\n");
-    const appliedAt = lines.findIndex(
-      (line) =>
-        line.includes('"msg":"replicated transaction applied"') && line.includes(`"txid":"${lastTxid}"`),
-    );
     const closeAt = lines.findIndex((line) => line.includes('"msg":"promote: close behind the primary"'));
     assert.ok(appliedAt >= 0 && closeAt >= 0, `${lastTxid}: ${target.lastRunLogs().slice(-3000)}`);
     assert.ok(
@@ -201,5 +218,43 @@ test(
       `the old primary still pushed the backlog after it stopped its commits: ${JSON.stringify(pause)}`,
     );
     await assertConverged(backlog);
+  },
+);
+
+test(
+  "a primary stopped with SIGTERM lets a target with a backlog apply it before it stops its commits",
+  { timeout: 90_000 },
+  async (t) => {
+    const backlog = await handoffWithBacklog(t, "sigterm-backlog", async (old) => {
+      process.kill(old.pid, "SIGTERM");
+    });
+    const { old, target, rows } = backlog;
+    await waitFor("the old primary exited", async () => (old.running ? undefined : true));
+    const [close] = records(old, "shutdown: the handoff target close behind");
+    assert.equal(
+      close?.closeBehind,
+      true,
+      `the primary did not wait for its target: ${JSON.stringify(close)}`,
+    );
+    assert.equal(close?.url, target.httpUrl, "the URL the target told the stream");
+    // The target had applied the backlog's end when the primary stopped its commits: the primary's
+    // wait for its stream (catchUpMs) found nothing left to push. Checked: 1,025 and 478 ms with the
+    // wait left out, 0 and 0 with it (after waits of 1,068 and 1,140 ms).
+    const [pause] = records(old, "handing the lease off");
+    assert.ok(
+      typeof pause?.catchUpMs === "number" && pause.catchUpMs <= 40,
+      `the old primary still pushed the backlog after it stopped its commits: ${JSON.stringify(pause)}`,
+    );
+    const { lastTxid, appliedAt } = backlogEnd(old, target);
+    assert.ok(
+      appliedAt >= 0,
+      `${lastTxid} never applied on the target: ${target.lastRunLogs().slice(-3000)}`,
+    );
+    const reader = new Database(target.dbPath(DB), { readonly: true, fileMustExist: true });
+    try {
+      assert.equal((reader.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n, rows);
+    } finally {
+      reader.close();
+    }
   },
 );
