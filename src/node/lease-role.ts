@@ -759,6 +759,8 @@ export class LeaseRole {
         })
       ) {
         this.#askedEpoch = holder.epoch;
+        // Close behind first, and before prepareAcquire: its etcd grant is good for a third of the TTL.
+        await host.closeBehindPrimary();
         log.info("synced: asking the primary to hand the lease over (lease.promote)", {
           primary: holder.advertiseURL,
         });

@@ -596,17 +596,7 @@ export class LitefsNode {
     if (this.#following === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
     // Close behind the primary first: what is left to apply when it stops its commits is applied
     // inside the write gap. Before expectHandoff, whose lease grant is good for a third of the TTL.
-    const waitStarted = performance.now();
-    const close = await this.#replica?.closeBehind(
-      PROMOTE_CLOSE_BEHIND_MS,
-      PROMOTE_CATCH_UP_MS,
-      PROMOTE_STALL_MS,
-    );
-    this.#log.info("promote: close behind the primary", {
-      closeBehind: close,
-      lagMs: this.#replica?.lagMs(),
-      waitedMs: Math.round(performance.now() - waitStarted),
-    });
+    await this.#closeBehindPrimary("litefs promote");
     const primary = this.#following;
     if (primary === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
     manager.expectHandoff();
@@ -621,6 +611,22 @@ export class LitefsNode {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     return manager.epoch;
+  }
+
+  /** ReplicaClient `closeBehind` with the promote bounds, logged; `via` says who asked. */
+  async #closeBehindPrimary(via: "litefs promote" | "lease.promote"): Promise<void> {
+    const waitStarted = performance.now();
+    const close = await this.#replica?.closeBehind(
+      PROMOTE_CLOSE_BEHIND_MS,
+      PROMOTE_CATCH_UP_MS,
+      PROMOTE_STALL_MS,
+    );
+    this.#log.info("promote: close behind the primary", {
+      via,
+      closeBehind: close,
+      lagMs: this.#replica?.lagMs(),
+      waitedMs: Math.round(performance.now() - waitStarted),
+    });
   }
 
   #roleHost(): RoleHost {
@@ -703,6 +709,7 @@ export class LitefsNode {
       proxyWritesInFlight: () => this.#proxy?.server.localWritesInFlight ?? 0,
       localWritersActive: () =>
         this.store.databases().some((db) => this.#fileSystem.localWriterActive(db.name)),
+      closeBehindPrimary: () => this.#closeBehindPrimary("lease.promote"),
       closeBehindForShutdown: async (nodeId: string) => {
         const url = this.#streams.streamOf(BigInt("0x" + nodeId))?.advertiseUrl ?? null;
         if (url === null) {

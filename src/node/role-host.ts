@@ -48,6 +48,11 @@ export interface RoleHost {
    * so that the backlog is applied while this node still takes writes, not inside the write gap.
    */
   closeBehindForShutdown(nodeId: string): Promise<void>;
+  /**
+   * Before `lease.promote` asks for the handoff: this replica gets close behind the primary it follows
+   * (bounded), so that what it has yet to apply is not applied inside the write gap.
+   */
+  closeBehindPrimary(): Promise<void>;
   /** Asks the primary at `url` to hand its lease to this node (`lease.promote`). */
   requestHandoff(url: string): Promise<void>;
   /** Lease events for metrics and `/events`. */

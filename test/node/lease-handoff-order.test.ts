@@ -65,6 +65,7 @@ class RecordingHost implements RoleHost {
     return undefined;
   }
   async closeBehindForShutdown(): Promise<void> {}
+  async closeBehindPrimary(): Promise<void> {}
   async requestHandoff(): Promise<void> {}
   /** The reasons of every lease loss reported. */
   readonly lost: string[] = [];

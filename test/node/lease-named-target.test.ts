@@ -61,6 +61,7 @@ class RecordingHost implements RoleHost {
     return undefined;
   }
   async closeBehindForShutdown(): Promise<void> {}
+  async closeBehindPrimary(): Promise<void> {}
   async requestHandoff(): Promise<void> {}
   leaseAcquired(): void {}
   leaseLost(): void {}
