@@ -718,12 +718,17 @@ export class LitefsNode {
           });
           return;
         }
-        const result = await waitTargetCloseBehind({
-          url,
-          authToken: config.http.authToken ?? null,
-          head: () => new Map(this.store.databases().map((db) => [db.name, db.pos.txid])),
-        });
-        log.info("shutdown: the handoff target close behind", { to: nodeId, url, ...result });
+        try {
+          const result = await waitTargetCloseBehind({
+            url,
+            authToken: config.http.authToken ?? null,
+            head: () => new Map(this.store.databases().map((db) => [db.name, db.pos.txid])),
+          });
+          log.info("shutdown: the handoff target close behind", { to: nodeId, url, ...result });
+        } catch (err) {
+          // The wait is an optimisation: the handoff goes on without it.
+          log.warn("shutdown: could not wait for the handoff target", { to: nodeId, error: String(err) });
+        }
       },
       shutdownTarget: () => {
         const candidates = this.#streams.replicas().filter((r) => r.candidate && r.ready);
