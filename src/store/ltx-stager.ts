@@ -34,9 +34,9 @@ const RUN_BYTES = 1 << 20;
 const FLUSH_BYTES = 64 << 20;
 /**
  * An LTX file up to this size is held in memory while it arrives, not created and written chunk by
- * chunk: creating a file per transaction on the event loop waited for the file system's journal
- * while the fsyncs of the previous run went on (35 % of a busy replica's main thread in session 21's
- * profile, at ~5,000 tx/s).
+ * chunk: creating a file per transaction on the event loop blocked it in the kernel — 35 % of a busy
+ * replica's main thread in session 21's profile, at ~5,000 tx/s (most likely on the file system's
+ * journal, busy with the previous run's fsyncs: not traced).
  */
 const HELD_FILE_BYTES = 4 << 20;
 
