@@ -55,6 +55,7 @@ import {
   REQUEST_CONTENT_TYPE,
   SNAPSHOT_WANTED_HEADER,
 } from "./stream-request.js";
+import { approach, CLOSE_BEHIND_WITHIN_MS } from "./close-behind.js";
 import { ReplicaLag } from "./replica-lag.js";
 
 /** Header of the stream request: "true" when the replica is a lease candidate (handoff targets). */
@@ -307,31 +308,24 @@ export class ReplicaClient {
 
   /**
    * Waits until this replica is close behind its primary — the last transaction it applied was
-   * committed at most `withinMs` ago, or it has applied everything it read and nothing more has come
-   * for `withinMs`. Gives up (false) after `maxMs`, or once the lag has not come down for `stallMs`:
-   * a replica that is not catching up (a writer faster than it applies) would only fall further
-   * behind. For `litefs promote`: what the target has still to apply when the primary stops its
+   * committed at most CLOSE_BEHIND_WITHIN_MS ago, or it has applied everything it read and nothing
+   * more has come for that long. Gives up (false) within close-behind.ts's bounds (2 s; 500 ms without the lag
+   * coming down). For `litefs promote`: what the target has still to apply when the primary stops its
    * commits is applied inside the write gap — under a fast writer up to ~195 ms of transactions
    * waiting in the stream's read-ahead (session 20); waited for before the handoff is asked for, it is
    * applied while writes still go on.
    */
-  async closeBehind(withinMs: number, maxMs: number, stallMs: number): Promise<boolean> {
-    const started = performance.now();
-    let best = Infinity;
-    let bestAt = started;
-    for (;;) {
-      const now = performance.now();
-      if (this.#connectedUrl !== null) {
+  closeBehind(): Promise<boolean> {
+    const withinMs = CLOSE_BEHIND_WITHIN_MS;
+    return approach(
+      () => {
+        if (this.#connectedUrl === null) return { close: false, distance: null };
         const lag = this.#lag.lagMs(true);
-        if (lag <= withinMs || (this.#idleSince !== null && now - this.#idleSince >= withinMs)) return true;
-        if (lag < best) {
-          best = lag;
-          bestAt = now;
-        }
-      }
-      if (now - started >= maxMs || now - bestAt >= stallMs || this.#stop.signal.aborted) return false;
-      await sleep(2, this.#stop.signal);
-    }
+        const idle = this.#idleSince !== null && performance.now() - this.#idleSince >= withinMs;
+        return { close: lag <= withinMs || idle, distance: lag };
+      },
+      { pollMs: 2, signal: this.#stop.signal },
+    );
   }
 
   status(): ReplicaClientStatus {

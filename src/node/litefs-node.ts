@@ -74,15 +74,6 @@ export interface LitefsNodeOptions {
 /** How long `POST /promote` waits for this node to become primary after the primary agreed. */
 const PROMOTE_WAIT_MS = 10_000;
 /**
- * `litefs promote` asks for the handoff once this replica applied what the primary committed up to
- * this long ago (or everything it was sent) — waiting at most PROMOTE_CATCH_UP_MS, and no longer than
- * PROMOTE_STALL_MS without its lag coming down (ReplicaClient `closeBehind`). Then it asks anyway:
- * the old primary's own wait still covers the rest.
- */
-const PROMOTE_CLOSE_BEHIND_MS = 20;
-const PROMOTE_CATCH_UP_MS = 2000;
-const PROMOTE_STALL_MS = 500;
-/**
  * How long after a handoff the target may still fetch what it missed from this node: longer than the
  * target waits for the HANDOFF frame (lease-role.ts, 3 s) before it acts without it.
  */
@@ -613,14 +604,13 @@ export class LitefsNode {
     return manager.epoch;
   }
 
-  /** ReplicaClient `closeBehind` with the promote bounds, logged; `via` says who asked. */
+  /**
+   * ReplicaClient `closeBehind`, logged; `via` says who asked. Given up, the handoff is asked for
+   * anyway: the old primary's own wait still covers the rest.
+   */
   async #closeBehindPrimary(via: "litefs promote" | "lease.promote"): Promise<void> {
     const waitStarted = performance.now();
-    const close = await this.#replica?.closeBehind(
-      PROMOTE_CLOSE_BEHIND_MS,
-      PROMOTE_CATCH_UP_MS,
-      PROMOTE_STALL_MS,
-    );
+    const close = await this.#replica?.closeBehind();
     this.#log.info("promote: close behind the primary", {
       via,
       closeBehind: close,

@@ -97,7 +97,11 @@ export async function writeFileDurablyAsync(
 }
 
 /** Creates `temp` holding `chunks`, fsynced by `sync` when given; on a failure removes it and throws. */
-function writeTemp(temp: string, chunks: readonly Uint8Array[], sync: ((fd: number) => void) | null): void {
+export function writeTemp(
+  temp: string,
+  chunks: readonly Uint8Array[],
+  sync: ((fd: number) => void) | null,
+): void {
   const fd = fs.openSync(temp, "w", 0o644);
   try {
     for (const chunk of chunks) writeAll(fd, chunk, -1);

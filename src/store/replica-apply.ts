@@ -26,7 +26,7 @@ import fs from "node:fs";
 import { posEqual, type Pos } from "../ltx/pos.js";
 import type { BackingFiles } from "./backing-files.js";
 import type { DatabaseDir } from "./data-dir.js";
-import { fsyncDirectory, fsyncPathAsync, removeFile, writeAll } from "./durable-file.js";
+import { fsyncDirectory, fsyncPathAsync, removeFile, writeTemp } from "./durable-file.js";
 import { listLtxFiles } from "./ltx-directory.js";
 import { readLtxFileSync } from "./ltx-file-reader.js";
 import type { StagedLtx } from "./ltx-stager.js";
@@ -203,7 +203,7 @@ function assertUnmoved(target: ReplicaApplyTarget, plan: ReplicaApplyPlan): void
  */
 async function persistTempAsync(staged: StagedLtx, sync: boolean): Promise<void> {
   if (staged.written !== null) await staged.written;
-  else if (staged.bytes !== null) writeNewFileSync(staged.tempPath, staged.bytes, false);
+  else if (staged.bytes !== null) writeTemp(staged.tempPath, [staged.bytes], null);
   if (sync) await fsyncPathAsync(staged.tempPath);
 }
 
@@ -215,17 +215,7 @@ function persistTempSync(target: ReplicaApplyTarget, staged: StagedLtx, sync: bo
     return;
   }
   target.dir.ensure();
-  writeNewFileSync(staged.tempPath, staged.bytes, sync);
-}
-
-function writeNewFileSync(file: string, bytes: Uint8Array, sync: boolean): void {
-  const fd = fs.openSync(file, "w", 0o644);
-  try {
-    writeAll(fd, bytes, 0);
-    if (sync) fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  writeTemp(staged.tempPath, [staged.bytes], sync ? fs.fsyncSync : null);
 }
 
 function syncFile(file: string): void {
