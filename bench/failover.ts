@@ -9,6 +9,9 @@
 //   handoff   `litefs promote --url <replica>` → the write gap: last COMMIT on the old primary → first
 //             on the new one, wall clock (the CLI's own start-up is outside the gap: the old primary
 //             accepts writes until the request reaches it); the CLI's wall time is printed beside it.
+//             And the longest stall: the longest time from one COMMIT to the next from the CLI's start
+//             to the first COMMIT on the new primary — the gap, or a commit the old primary answered
+//             late while it paced its writers for the target (src/node/handoff-pacer.ts).
 //             Also the node-internal part: the old primary pausing commits ("handing the lease off",
 //             minus its catch-up wait) → the target's "role change: primary", from the nodes' logs, and
 //             a per-handoff timeline of the steps in between (handoff-timeline.ts).
@@ -317,6 +320,8 @@ async function main(): Promise<void> {
   const nodeRssMb: number[] = [];
   const failovers: number[] = [];
   const handoffs: number[] = [];
+  /** Per handoff, the probe's longest wait from one commit to the next, from `litefs promote` on. */
+  const handoffStalls: number[] = [];
   const nodeInternal: number[] = [];
   const promoteWall: number[] = [];
   const handoffFailures: string[] = [];
@@ -390,6 +395,8 @@ async function main(): Promise<void> {
       const last = probe.lastCommitOn(primary.name, commit.at);
       const gap = commit.at - (last?.at ?? started);
       handoffs.push(gap);
+      const stall = probe.longestStall(started, commit.at);
+      handoffStalls.push(stall);
       promoteWall.push(wallMs);
       await waitForRole(cluster, primary, "replica");
       // The logs are complete up to the target's switch by now (it answered /promote after it).
@@ -431,7 +438,8 @@ async function main(): Promise<void> {
       const internal = paused !== undefined && primaryAt !== undefined ? primaryAt - paused : undefined;
       if (internal !== undefined) nodeInternal.push(internal);
       process.stdout.write(
-        `  handoff ${run}: ${primary.name} → ${commit.node}: write gap ${gap.toFixed(1)} ms, in the nodes ` +
+        `  handoff ${run}: ${primary.name} → ${commit.node}: write gap ${gap.toFixed(1)} ms, longest stall ` +
+          `${stall.toFixed(1)} ms, in the nodes ` +
           `${internal?.toFixed(0) ?? "?"} ms (promote CLI ${wallMs.toFixed(0)} ms; ${failed.length} failed ` +
           `attempts, ${probe.opened - opened} connections opened; replicas had reconnected in ${reconnectMs} ms)\n` +
           `    ${formatTimeline(steps, probeSteps)}\n` +
@@ -481,6 +489,8 @@ async function main(): Promise<void> {
     row(`failover (kill -9, ttl ${opts.ttl})`, failovers, "≤ 3000", "≥ 11000 (Consul)") + "\n",
   );
   process.stdout.write(row("handoff (write gap, probe)", handoffs, "≤ 100", "a few ms") + "\n");
+  // The gap, or a commit the old primary answered late while it paced its writers (handoff-pacer.ts).
+  process.stdout.write(row("  longest stall between commits", handoffStalls, "≤ 100", "") + "\n");
   process.stdout.write(row("  inside the nodes (pause → primary)", nodeInternal, "", "") + "\n");
   process.stdout.write(row("  litefs promote, CLI wall time", promoteWall, "", "") + "\n");
   if (lastApplyLockMs.length > 0) {
@@ -518,6 +528,7 @@ async function main(): Promise<void> {
           nodeRssMb,
           failovers,
           handoffs,
+          handoffStalls,
           nodeInternal,
           promoteWall,
           lastApplyLockMs,

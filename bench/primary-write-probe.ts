@@ -129,6 +129,23 @@ export class PrimaryWriteProbe {
     return undefined;
   }
 
+  /**
+   * The longest time from one commit (on any node) to the next for the commits that ended in
+   * (from, to], counting from the last commit at or before `from`: what the writer waited at most.
+   */
+  longestStall(from: number, to: number): number {
+    let longest = 0;
+    let previous: number | undefined;
+    for (const c of this.commits) {
+      if (c.at <= from) previous = c.at;
+      else if (c.at <= to) {
+        if (previous !== undefined) longest = Math.max(longest, c.at - previous);
+        previous = c.at;
+      }
+    }
+    return longest;
+  }
+
   /** Failed attempts in (from, to]. */
   failuresBetween(from: number, to: number): ProbeAttempt[] {
     return this.failures.filter((f) => f.at > from && f.at <= to);
