@@ -55,7 +55,6 @@ import {
   REQUEST_CONTENT_TYPE,
   SNAPSHOT_WANTED_HEADER,
 } from "./stream-request.js";
-import { approach, CLOSE_BEHIND_WITHIN_MS } from "./close-behind.js";
 import { ReplicaLag } from "./replica-lag.js";
 
 /** Header of the stream request: "true" when the replica is a lease candidate (handoff targets). */
@@ -227,11 +226,6 @@ export class ReplicaClient {
    * REFUSALS_BEFORE_SNAPSHOT on, a snapshot is asked for instead (until one has applied).
    */
   readonly #refusals = new Map<string, { minTxid: bigint; maxTxid: bigint; count: number }>();
-  /**
-   * performance.now() since when the stream has applied everything it read and waits for the socket;
-   * null while it is reading or applying (or not connected).
-   */
-  #idleSince: number | null = null;
 
   constructor(opts: ReplicaClientOptions) {
     this.#opts = opts;
@@ -304,28 +298,6 @@ export class ReplicaClient {
   /** Milliseconds this replica is behind the primary (lag.ts). */
   lagMs(): number {
     return this.#lag.lagMs(this.#connectedUrl !== null);
-  }
-
-  /**
-   * Waits until this replica is close behind its primary — the last transaction it applied was
-   * committed at most CLOSE_BEHIND_WITHIN_MS ago, or it has applied everything it read and nothing
-   * more has come for that long. Gives up (false) within close-behind.ts's bounds (2 s; 500 ms without the lag
-   * coming down). For `litefs promote`: what the target has still to apply when the primary stops its
-   * commits is applied inside the write gap — under a fast writer up to ~195 ms of transactions
-   * waiting in the stream's read-ahead (session 20); waited for before the handoff is asked for, it is
-   * applied while writes still go on.
-   */
-  closeBehind(): Promise<boolean> {
-    const withinMs = CLOSE_BEHIND_WITHIN_MS;
-    return approach(
-      () => {
-        if (this.#connectedUrl === null) return { close: false, distance: null };
-        const lag = this.#lag.lagMs(true);
-        const idle = this.#idleSince !== null && performance.now() - this.#idleSince >= withinMs;
-        return { close: lag <= withinMs || idle, distance: lag };
-      },
-      { pollMs: 2, signal: this.#stop.signal },
-    );
   }
 
   status(): ReplicaClientStatus {
@@ -468,13 +440,7 @@ export class ReplicaClient {
     const idleMs = this.#opts.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
     try {
       for (;;) {
-        let next: IteratorResult<Buffer>;
-        this.#idleSince = performance.now(); // everything read so far is applied (closeBehind)
-        try {
-          next = await nextWithin(chunks, idleMs, url);
-        } finally {
-          this.#idleSince = null;
-        }
+        const next = await nextWithin(chunks, idleMs, url);
         if (next.done === true) break;
         const frames = decoder.push(next.value);
         for (let i = 0; i < frames.length; i++) {

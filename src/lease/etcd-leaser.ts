@@ -161,10 +161,18 @@ export class EtcdLeaser implements Leaser {
    * A handoff to this node is coming: the etcd lease is granted now (a disk-synced proposal at etcd),
    * so that the acquire is left with its read and its transaction. The grant's send time starts the
    * held lease's deadline as usual (an earlier start only makes the deadline earlier); one older than a
-   * third of the TTL is not used (revoked), and one never used expires at etcd by itself.
+   * third of the TTL is not used (revoked), and one never used expires at etcd by itself. Called again
+   * while a handoff is still on its way (the old primary may pace its commits first, for up to 2 s), a
+   * grant older than a quarter of the TTL is replaced (revoked), so the one used is fresh enough.
    */
   prepareAcquire(): void {
-    if (this.#closing.signal.aborted || this.#held !== undefined || this.#pregrant !== undefined) return;
+    if (this.#closing.signal.aborted || this.#held !== undefined) return;
+    const previous = this.#pregrant;
+    if (previous !== undefined) {
+      if (this.#clock.now() - previous.askedAt <= this.ttlMs / 4) return;
+      this.#pregrant = undefined;
+      previous.grant.then((g) => this.#revokeInBackground(g.leaseId)).catch(() => undefined);
+    }
     const grant = this.#grant();
     grant.catch(() => undefined);
     this.#pregrant = { grant, askedAt: this.#clock.now() };

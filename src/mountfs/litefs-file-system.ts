@@ -12,7 +12,8 @@
 // (replica-access.ts), and files show mode 0444. The role is asked per request (it may change).
 // While the node holds a database's HALT lock (halt-hooks.ts: a write lock on byte 72 of `<db>-lock`),
 // a replica lets local clients change that database, and a change that commits is answered only once
-// the hooks have had the primary confirm the transaction.
+// the hooks have had the primary confirm the transaction. On a primary, during a handoff's pace step, a
+// change that commits is answered once the handoff's target is close enough (src/node/handoff-pacer.ts).
 //
 // Locks (table mode, fuse.kernel-locks: false): the file system keeps POSIX locks itself
 // (mount-locks.ts), because SQLite's WAL write lock on `-shm` tells when a WAL transaction is over
@@ -106,6 +107,11 @@ export interface LitefsFileSystemOptions {
   /** HALT locks (halt-hooks.ts); without them `<db>-lock` is a plain lock file and replicas never write. */
   readonly halt?: MountHaltHooks;
   /**
+   * Asked after every change it is about to answer (write, truncate, unlink): null to answer now, or
+   * a promise to answer after — a primary's handoff paces its writers so (src/node/handoff-pacer.ts).
+   */
+  readonly pacer?: { afterChange(db: string): Promise<void> | null };
+  /**
    * Asked synchronously at every commit point while the role is primary (default: always true): false
    * means the node lost its lease while the transaction was in flight, and the commit is refused
    * (commit-gate.ts). On a replica a commit is allowed only under the database's HALT lock.
@@ -158,6 +164,7 @@ export class LitefsFileSystem implements FuseFileSystem {
   readonly #noSync: boolean;
   readonly #onWrite: ((db: string, kind: MountFileKind) => void) | undefined;
   readonly #halt: MountHaltHooks | undefined;
+  readonly #pacer: LitefsFileSystemOptions["pacer"];
   readonly #gate: CommitGate;
   readonly #lockHelperPid: () => number | null;
   readonly #journalUnlinkFence: JournalUnlinkFence | undefined;
@@ -189,6 +196,7 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#noSync = opts.noSync === true;
     this.#onWrite = opts.onWrite;
     this.#halt = opts.halt;
+    this.#pacer = opts.pacer;
     this.kernelLocks = opts.kernelLocks === true;
     this.#lockHelperPid = opts.lockHelperPid ?? (() => null);
     this.#journalUnlinkFence = this.kernelLocks ? opts.journalUnlinkFence : undefined;
@@ -297,8 +305,8 @@ export class LitefsFileSystem implements FuseFileSystem {
         this.#call(() => db.truncate(node.kind as "database", changes.size!)),
       );
       if (refused !== null) return refused;
-      const confirming = this.#halt?.afterChange(node.db);
-      if (confirming) return confirming.then(() => ({ attr: this.#attr(node) }));
+      const answering = this.#afterChange(node.db);
+      if (answering !== null) return answering.then(() => ({ attr: this.#attr(node) }));
     }
     return { attr: this.#attr(node) };
   }
@@ -465,7 +473,18 @@ export class LitefsFileSystem implements FuseFileSystem {
     this.#nodes.renew(db.name, kind);
     if (kind === "database")
       for (const other of ["journal", "wal", "shm"] as const) this.#nodes.renew(db.name, other);
-    return this.#halt?.afterChange(db.name) ?? undefined;
+    return this.#afterChange(db.name) ?? undefined;
+  }
+
+  /**
+   * When a change about to be answered may be answered: now (null), or once a replica's HALT write is
+   * confirmed by the primary (halt-hooks.ts) and a primary's handoff lets the writer go on (pacer).
+   */
+  #afterChange(db: string): Promise<void> | null {
+    const confirming = this.#halt?.afterChange(db) ?? null;
+    const paced = this.#pacer?.afterChange(db) ?? null;
+    if (paced === null) return confirming;
+    return confirming === null ? paced : Promise.all([confirming, paced]).then(() => undefined);
   }
 
   /**
@@ -583,8 +602,8 @@ export class LitefsFileSystem implements FuseFileSystem {
       else if (node.kind === "journal" && offset === 0) this.#writtenUnderJournal.delete(db.name);
     }
     this.#onWrite?.(db.name, node.kind);
-    const confirming = this.#halt?.afterChange(db.name);
-    return confirming ? confirming.then(() => data.length) : data.length;
+    const answering = this.#afterChange(db.name);
+    return answering === null ? data.length : answering.then(() => data.length);
   }
 
   fsync(_ctx: RequestContext, nodeId: number): void {

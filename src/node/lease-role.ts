@@ -68,7 +68,7 @@ export interface LeaseRoleOptions {
 
 /** A handoff in progress on this primary (see `LeaseRole#handoff`). */
 interface HandoffInProgress {
-  step: "proxy" | "mount" | "commits";
+  step: "pace" | "proxy" | "mount" | "commits";
   /** The target's hostname when its request named it (for `.primary`), else null. */
   readonly target: string | null;
   /** The target's node id (16 hex digits). */
@@ -77,6 +77,8 @@ interface HandoffInProgress {
 
 /** How long after `expectHandoff()` a vacancy is taken for the handoff asked for (ms). */
 const HANDOFF_EXPECTED_MS = 5000;
+/** How often a pending handoff request prepares the acquire again (`askForHandoff`, ms). */
+const GRANT_REFRESH_MS = 50;
 /** How many of this node's ended terms as primary `mayAcknowledge` remembers the end of. */
 const ENDED_TERMS_KEPT = 8;
 
@@ -88,10 +90,11 @@ export class LeaseRole {
   #lease: Lease | null = null;
   #holder: PrimaryInfo | null | undefined = undefined;
   /**
-   * The handoff in progress, by step: "proxy" — the node's proxy holds new writes while those it passed
-   * to the app finish; "mount" — new write transactions are refused at their start while those in flight
-   * commit; "commits" — every commit is refused until the node is a replica. `target`: the hostname its
-   * request named (null: none).
+   * The handoff in progress, by step: "pace" — writes go on, their commits answered at the pace the
+   * target applies them until it is close (`RoleHost.paceHandoff`); "proxy" — the node's proxy holds
+   * new writes while those it passed to the app finish; "mount" — new write transactions are refused at
+   * their start while those in flight commit; "commits" — every commit is refused until the node is a
+   * replica. `target`: the hostname its request named (null: none).
    */
   #handoff: HandoffInProgress | null = null;
   /** How this node's last terms as primary ended, by epoch (oldest first; mayAcknowledge). */
@@ -197,7 +200,7 @@ export class LeaseRole {
    * before they wrote anything, to go to the next primary.
    */
   writesClosing(): boolean {
-    return this.#handoff !== null && this.#handoff.step !== "proxy";
+    return this.#handoff !== null && this.#handoff.step !== "pace" && this.#handoff.step !== "proxy";
   }
 
   /**
@@ -206,7 +209,7 @@ export class LeaseRole {
    * first lets the writes already passed finish (bounded), before the mount refuses new transactions.
    */
   proxyHoldsWrites(): boolean {
-    return this.#handoff !== null;
+    return this.#handoff !== null && this.#handoff.step !== "pace";
   }
 
   /**
@@ -269,6 +272,23 @@ export class LeaseRole {
     this.#opts.leaser.prepareAcquire?.();
   }
 
+  /**
+   * Runs `ask` — this node's request that the primary hand it the lease, which returns once the
+   * primary handed it — with the leaser's acquire prepared again every GRANT_REFRESH_MS meanwhile: the
+   * primary paces its commits first (up to 2 s, handoff-pacer.ts), longer than a prepared etcd grant
+   * stays usable (a third of the TTL).
+   */
+  async askForHandoff<T>(ask: () => Promise<T>): Promise<T> {
+    const prepare = (): void => this.#opts.leaser.prepareAcquire?.();
+    prepare();
+    const refresh = setInterval(prepare, GRANT_REFRESH_MS);
+    try {
+      return await ask();
+    } finally {
+      clearInterval(refresh);
+    }
+  }
+
   /** A handoff to this node is on its way (HANDOFF read, or asked for moments ago). */
   #handoffComing(): boolean {
     return this.#handoffToMe || performance.now() < this.#handoffExpectedUntilMs;
@@ -290,7 +310,8 @@ export class LeaseRole {
   }
 
   /**
-   * Hands the lease to replica `toNodeId` (16 hex digits): commits stop, the target's stream gets
+   * Hands the lease to replica `toNodeId` (16 hex digits): commits are paced until the target is close
+   * behind (`RoleHost.paceHandoff`, bounded), then they stop, the target's stream gets
    * everything (≤ handoffWaitMs), the coordinator records the handoff, the stream carries HANDOFF, and
    * this node becomes a replica. Resolves with the epoch handed off.
    *
@@ -310,20 +331,23 @@ export class LeaseRole {
       );
     }
     const lease = this.#lease;
-    if (this.#role !== "primary" || lease === null || this.proxyHoldsWrites()) {
+    if (this.#role !== "primary" || lease === null || this.#handoff !== null) {
       throw new RoleError("ENOTPRIMARY", "this node is not the primary (or is handing off already)");
     }
     const first = host.handoffTarget(toNodeId);
     if (first === undefined) throw new RoleError("ENOREPLICA", `replica ${toNodeId} is not connected`);
     if (!first.candidate) throw new RoleError("ENOTCANDIDATE", `replica ${toNodeId} is not a candidate`);
     const handoff: HandoffInProgress = {
-      step: "proxy",
+      step: "pace",
       target: named?.hostname ?? null,
       targetNodeId: toNodeId,
     };
     this.#handoff = handoff;
-    const started = performance.now();
     try {
+      // Before anything stops: what the target lacks when the commits stop is applied inside the gap.
+      await host.paceHandoff(toNodeId, () => this.#role !== "primary" || !lease.isHeld());
+      handoff.step = "proxy";
+      const started = performance.now();
       await this.#settle(
         () => this.#opts.host.proxyWritesInFlight() === 0,
         lease,
@@ -410,7 +434,6 @@ export class LeaseRole {
     const target = this.#opts.host.shutdownTarget();
     if (target === undefined) return false;
     try {
-      await this.#opts.host.closeBehindForShutdown(target);
       await this.handOff(target);
       return true;
     } catch (err) {
@@ -759,15 +782,12 @@ export class LeaseRole {
         })
       ) {
         this.#askedEpoch = holder.epoch;
-        // Close behind first, and before prepareAcquire: its etcd grant is good for a third of the TTL.
-        await host.closeBehindPrimary();
         log.info("synced: asking the primary to hand the lease over (lease.promote)", {
           primary: holder.advertiseURL,
         });
-        this.#opts.leaser.prepareAcquire?.();
-        await host
-          .requestHandoff(holder.advertiseURL)
-          .catch((err: unknown) => log.warn("promote: handoff refused", { error: (err as Error).message }));
+        await this.askForHandoff(() => host.requestHandoff(holder.advertiseURL)).catch((err: unknown) =>
+          log.warn("promote: handoff refused", { error: (err as Error).message }),
+        );
         continue;
       }
       if (shouldTryAcquire(context)) {

@@ -61,8 +61,8 @@ import { NodeObservability } from "./node-observability.js";
 import { NodeProxy } from "./node-proxy.js";
 import { ReplicaApplier } from "./replica-applier.js";
 import { ReplicaReconnectNudge } from "./replica-reconnect-nudge.js";
+import { HandoffPacer } from "./handoff-pacer.js";
 import { HandoffTail } from "./handoff-tail.js";
-import { waitTargetCloseBehind } from "./target-close-behind.js";
 
 export interface LitefsNodeOptions {
   readonly config: Config;
@@ -112,6 +112,8 @@ export class LitefsNode {
   readonly #nudge: ReplicaReconnectNudge;
   /** After a handoff: what the target may still fetch from this node (handoff-tail.ts). */
   readonly #handoffTail = new HandoffTail();
+  /** A handoff's pace step: commits answered at the pace the target applies them (handoff-pacer.ts). */
+  readonly #pacer: HandoffPacer;
 
   private constructor(parts: {
     store: Store;
@@ -126,6 +128,7 @@ export class LitefsNode {
     lockFiles: FuseSession | null;
     epochs: EpochRecorder;
     halt: NodeHalt;
+    pacer: HandoffPacer;
     clusterId: string | null;
     config: Config;
     log: StoreLogger;
@@ -142,6 +145,7 @@ export class LitefsNode {
     this.#lockFiles = parts.lockFiles;
     this.#epochs = parts.epochs;
     this.#halt = parts.halt;
+    this.#pacer = parts.pacer;
     this.#clusterId = parts.clusterId;
     this.#config = parts.config;
     this.#log = parts.log;
@@ -219,6 +223,8 @@ export class LitefsNode {
         resync: () => ofNode((n) => n.#replica?.reconnect(), undefined),
         registry: observability.registry,
       });
+      const pacer = new HandoffPacer();
+      store.subscribe(pacer.onCommit);
       // `mayCommit` is the commit gate of the mount (consulted at every commit point).
       const fsOptions: LitefsFileSystemOptions = {
         store,
@@ -238,6 +244,7 @@ export class LitefsNode {
         mayCommit: () => ofNode((n) => n.#roleManager.mayCommit(), false),
         writesClosing: () => ofNode((n) => n.#roleManager.writesClosing(), false),
         halt,
+        pacer,
         kernelLocks: config.fuse.kernelLocks,
         lockHelperPid: () => kernelLocks?.helperPid ?? null,
         // Kernel-locks mode: a rolling-back writer's journal unlink waits for readers holding SHARED.
@@ -363,6 +370,7 @@ export class LitefsNode {
         lockFiles: lockFiles ?? null,
         epochs,
         halt,
+        pacer,
         clusterId,
         config,
         log,
@@ -584,16 +592,14 @@ export class LitefsNode {
     }
     if (!this.#config.lease.candidate)
       throw new RoleError("ENOTCANDIDATE", "this node is not a lease candidate");
-    if (this.#following === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
-    // Close behind the primary first: what is left to apply when it stops its commits is applied
-    // inside the write gap. Before expectHandoff, whose lease grant is good for a third of the TTL.
-    await this.#closeBehindPrimary("litefs promote");
     const primary = this.#following;
     if (primary === null) throw new RoleError("ENOTPRIMARY", "no primary is known to hand off from");
     manager.expectHandoff();
-    await requestHandoff(primary.advertiseURL, this.#nodeIdHex, this.#config.http.authToken ?? null, {
-      self: manager.identity,
-    });
+    await manager.askForHandoff(() =>
+      requestHandoff(primary.advertiseURL, this.#nodeIdHex, this.#config.http.authToken ?? null, {
+        self: manager.identity,
+      }),
+    );
     const started = performance.now();
     while ((this.role as NodeRole) !== "primary") {
       if (performance.now() - started > PROMOTE_WAIT_MS) {
@@ -602,21 +608,6 @@ export class LitefsNode {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     return manager.epoch;
-  }
-
-  /**
-   * ReplicaClient `closeBehind`, logged; `via` says who asked. Given up, the handoff is asked for
-   * anyway: the old primary's own wait still covers the rest.
-   */
-  async #closeBehindPrimary(via: "litefs promote" | "lease.promote"): Promise<void> {
-    const waitStarted = performance.now();
-    const close = await this.#replica?.closeBehind();
-    this.#log.info("promote: close behind the primary", {
-      via,
-      closeBehind: close,
-      lagMs: this.#replica?.lagMs(),
-      waitedMs: Math.round(performance.now() - waitStarted),
-    });
   }
 
   #roleHost(): RoleHost {
@@ -699,25 +690,27 @@ export class LitefsNode {
       proxyWritesInFlight: () => this.#proxy?.server.localWritesInFlight ?? 0,
       localWritersActive: () =>
         this.store.databases().some((db) => this.#fileSystem.localWriterActive(db.name)),
-      closeBehindPrimary: () => this.#closeBehindPrimary("lease.promote"),
-      closeBehindForShutdown: async (nodeId: string) => {
+      paceHandoff: async (nodeId: string, abandoned: () => boolean) => {
         const url = this.#streams.streamOf(BigInt("0x" + nodeId))?.advertiseUrl ?? null;
         if (url === null) {
-          log.info("shutdown: the handoff target did not tell its URL; handing off without waiting", {
-            to: nodeId,
-          });
+          log.info("handoff: the target did not tell its URL; handing off without pacing", { to: nodeId });
           return;
         }
         try {
-          const result = await waitTargetCloseBehind({
+          const result = await this.#pacer.pace({
             url,
             authToken: config.http.authToken ?? null,
             head: () => new Map(this.store.databases().map((db) => [db.name, db.pos.txid])),
+            abandoned,
           });
-          log.info("shutdown: the handoff target close behind", { to: nodeId, url, ...result });
+          log.info("handoff: the pace step ended", {
+            to: nodeId,
+            url,
+            ...result,
+          });
         } catch (err) {
-          // The wait is an optimisation: the handoff goes on without it.
-          log.warn("shutdown: could not wait for the handoff target", { to: nodeId, error: String(err) });
+          // An optimisation: the handoff goes on without it.
+          log.warn("handoff: could not pace the commits", { to: nodeId, error: String(err) });
         }
       },
       shutdownTarget: () => {

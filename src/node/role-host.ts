@@ -44,15 +44,12 @@ export interface RoleHost {
   /** A connected, caught-up candidate replica to hand off to on shutdown. */
   shutdownTarget(): string | undefined;
   /**
-   * Before a shutdown's handoff to replica `nodeId`: waits (bounded) while it is applying a backlog,
-   * so that the backlog is applied while this node still takes writes, not inside the write gap.
+   * A handoff's first step, before anything stops: while replica `nodeId` is applying a backlog, this
+   * node's commits are answered at the pace it applies them until it is close behind (bounded; never
+   * throws), so that what it lacks when the commits stop — applied inside the write gap — is little.
+   * `abandoned`: true once the handoff cannot go on (the step ends at once).
    */
-  closeBehindForShutdown(nodeId: string): Promise<void>;
-  /**
-   * Before `lease.promote` asks for the handoff: this replica gets close behind the primary it follows
-   * (bounded), so that what it has yet to apply is not applied inside the write gap.
-   */
-  closeBehindPrimary(): Promise<void>;
+  paceHandoff(nodeId: string, abandoned: () => boolean): Promise<void>;
   /** Asks the primary at `url` to hand its lease to this node (`lease.promote`). */
   requestHandoff(url: string): Promise<void>;
   /** Lease events for metrics and `/events`. */

@@ -1,27 +1,32 @@
 // Handoffs to a replica that is still applying a backlog from the old primary, on a real etcd: the
-// target is frozen (SIGSTOP) while the primary commits 200 WAL transactions of ~100 KiB each (more than
+// target is frozen (SIGSTOP) while the primary commits 200 transactions of ~100 KiB each (more than
 // the target reads ahead plus what the sockets hold), the handoff is asked for while it is still
 // frozen, and it is continued.
 //
-// 1. Asked of the primary (`POST /handoff?to=`, as a SIGTERM handoff does): the old primary's etcd
-//    transaction goes out while a backlog is still in flight to the target, so the target's lease
-//    watch reports "no holder" — and its acquire through the reservation succeeds — before it reads
-//    the HANDOFF frame behind them. The target must keep the stream that carries them
-//    (src/node/litefs-node.ts `awaitingHandoffFrom`): reconnecting threw away what it had not read yet
-//    and had the old primary read it all back from its LTX files (session 17: a 306 ms handoff in
-//    bench/failover.ts). It ends primary with every transaction, on one connection.
-// 2. Asked of the target (`POST /promote`, `litefs promote`): since session 20 the target first
-//    applies what it is behind (ReplicaClient `closeBehind`), and only then asks for the handoff, so
-//    the backlog is applied while the old primary still takes writes, not inside the write gap.
-// 3. SIGTERM to the primary (a deploy): since session 21 the primary asks the target's `GET /pos`
-//    (its URL from the stream's `Litefs-Advertise-URL`) until it has applied the backlog, and only
-//    then stops its commits and hands off (src/node/target-close-behind.ts).
+// Every handoff first paces the old primary's commits until the target is close behind (its pace
+// step, src/node/handoff-pacer.ts: the target's position from its `GET /pos`, at the URL it told the
+// stream), so that the backlog is applied while the old primary still takes writes, not inside the
+// write gap:
+// 1. Asked of the primary (`POST /handoff?to=`), the target frozen for longer than the pace step
+//    waits for an answer: the step gives up, and the old primary's etcd transaction goes out while a
+//    backlog is still in flight to the target, so the target's lease watch reports "no holder" — and
+//    its acquire through the reservation succeeds — before it reads the HANDOFF frame behind them. The
+//    target must keep the stream that carries them (src/node/litefs-node.ts `awaitingHandoffFrom`):
+//    reconnecting threw away what it had not read yet and had the old primary read it all back from
+//    its LTX files (session 17: a 306 ms handoff in bench/failover.ts). It ends primary with every
+//    transaction, on one connection.
+// 2. Asked of the target (`POST /promote`, `litefs promote`) and 3. SIGTERM to the primary (a
+//    deploy): the target thawed after 300 ms, the pace step waits until it applied the backlog.
+// 4. A writer that goes on through the handoff (WAL and DELETE): its commits are answered at the
+//    pace the target applies them, and the commits stop with the target within the pace's window.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import Database from "better-sqlite3";
 
+import { PACE_WINDOW_TX } from "../../src/node/handoff-pacer.js";
+import { ACK_WRITER_CONSISTENCY_QUERIES, ACK_WRITER_SCHEMA, AckWriter } from "../support/ack-writer.js";
 import { EtcdCluster } from "../support/etcd.js";
 import type { LitefsNode } from "../support/litefs-node.js";
 import { nodeStatus, startEtcdNode, waitConverged, waitFor } from "./lease-kit.js";
@@ -50,6 +55,29 @@ interface Backlog {
   readonly rows: number;
   /** The target's connections to a primary before the freeze. */
   readonly connectsBefore: number;
+  /** The writer that went on through the handoff (`ackWriter`), exited. */
+  readonly ackWriter?: AckWriter;
+}
+
+interface BacklogOptions {
+  /** How long after the ask the target is continued (ms). Default 300. */
+  readonly thawAfterMs?: number;
+  readonly journalMode?: "wal" | "delete";
+  /** A writer on the old primary from before the freeze until the handoff refuses its commit. */
+  readonly ackWriter?: boolean;
+}
+
+/** The pace step's log record on the old primary. */
+interface PaceRecord {
+  readonly url?: string;
+  readonly close?: boolean;
+  readonly behind?: number | null;
+  readonly held?: number;
+  readonly holdMaxMs?: number;
+}
+
+function paceOf(old: LitefsNode): PaceRecord | undefined {
+  return records(old, "handoff: the pace step ended")[0];
 }
 
 /**
@@ -63,6 +91,7 @@ async function handoffWithBacklog(
   t: { after: (fn: () => unknown) => void },
   label: string,
   ask: (old: LitefsNode, target: LitefsNode, targetNodeId: string) => Promise<void>,
+  options: BacklogOptions = {},
 ): Promise<Backlog> {
   const etcd = await EtcdCluster.start({ label });
   const nodes: LitefsNode[] = [];
@@ -80,8 +109,24 @@ async function handoffWithBacklog(
 
   const writer = new Database(old.dbPath(DB));
   t.after(() => writer.close());
-  writer.pragma("journal_mode = wal");
+  writer.pragma(`journal_mode = ${options.journalMode ?? "wal"}`);
+  writer.pragma("busy_timeout = 10000");
   writer.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  let ackWriter: AckWriter | undefined;
+  if (options.ackWriter === true) {
+    writer.exec(ACK_WRITER_SCHEMA);
+    ackWriter = await AckWriter.start({
+      client: "python",
+      dbPath: old.dbPath(DB),
+      journalMode: options.journalMode === "delete" ? "DELETE" : "WAL",
+      firstBatchId: 1,
+      seed: 7,
+      payloadBytesMax: 2000,
+    });
+    const started = ackWriter;
+    t.after(() => started.finish(0));
+    await ackWriter.waitForAcks(5, 20_000);
+  }
   await waitConverged(old, [target], DB);
   const connectsBefore = count(target.lastRunLogs(), "connected to the primary");
 
@@ -98,15 +143,17 @@ async function handoffWithBacklog(
   });
   for (let i = 0; i < TRANSACTIONS; i++) tx();
   const asking = ask(old, target, info.nodeId);
-  await sleep(300);
+  await sleep(options.thawAfterMs ?? 300);
   thaw();
   await asking;
   await waitFor("the target is primary", async () =>
     (await nodeStatus(target)).role === "primary" ? true : undefined,
   );
+  // The writer's next commit on the old primary is refused: it exits (its acknowledged batches count).
+  await ackWriter?.finish(10_000);
   const rows = Number((writer.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n);
   assert.equal(rows, TRANSACTIONS * ROWS);
-  return { old, target, writer, rows, connectsBefore };
+  return { old, target, writer, rows, connectsBefore, ...(ackWriter === undefined ? {} : { ackWriter }) };
 }
 
 async function answered200(request: Promise<Response>, old: LitefsNode, target: LitefsNode): Promise<void> {
@@ -159,10 +206,17 @@ test(
   "a handoff target applying a backlog keeps its stream to the old primary until the HANDOFF frame",
   { timeout: 90_000 },
   async (t) => {
-    const backlog = await handoffWithBacklog(t, "handoff-backlog", (old, target, to) =>
-      answered200(fetch(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" }), old, target),
+    // Frozen past the pace step's wait for its first answer (a 1 s request timeout, then given up:
+    // 500 ms without gain): the handoff goes on with the backlog in flight.
+    const backlog = await handoffWithBacklog(
+      t,
+      "handoff-backlog",
+      (old, target, to) =>
+        answered200(fetch(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" }), old, target),
+      { thawAfterMs: 1500 },
     );
     const { old, target, connectsBefore } = backlog;
+    assert.equal(paceOf(old)?.close, false, JSON.stringify(paceOf(old)));
 
     // The scenario happened: the target took the lease before it read the frame (else this test
     // checks nothing).
@@ -190,32 +244,28 @@ test(
 );
 
 test(
-  "litefs promote on a target with a backlog applies it before asking for the handoff",
+  "litefs promote on a target with a backlog: the old primary lets it apply the backlog first",
   { timeout: 90_000 },
   async (t) => {
     const backlog = await handoffWithBacklog(t, "promote-backlog", (old, target) =>
       answered200(fetch(`${target.httpUrl}/promote`, { method: "POST" }), old, target),
     );
     const { old, target } = backlog;
-    const [close] = records(target, "promote: close behind the primary");
-    assert.equal(close?.closeBehind, true, `the target did not get close behind: ${JSON.stringify(close)}`);
-    // The backlog's last transaction was applied on the target before it asked for the handoff (its
-    // request follows the close-behind line), so before the old primary stopped its commits.
-    const { lastTxid, appliedAt } = backlogEnd(old, target);
-    const lines = target.lastRunLogs().split("\n");
-    const closeAt = lines.findIndex((line) => line.includes('"msg":"promote: close behind the primary"'));
-    assert.ok(appliedAt >= 0 && closeAt >= 0, `${lastTxid}: ${target.lastRunLogs().slice(-3000)}`);
-    assert.ok(
-      appliedAt < closeAt,
-      `the backlog's end (${lastTxid}) was applied after the handoff was asked for`,
-    );
-    // The old primary found everything sent when it stopped its commits: its wait for the target's
-    // stream (catchUpMs) had nothing left to push (before session 20, megabytes of the backlog).
-    // Checked: 91 and 128 ms with the previous build, 0 and 0 with this one.
+    const pace = paceOf(old);
+    assert.deepEqual([pace?.url, pace?.close], [target.httpUrl, true], JSON.stringify(pace));
+    assert.ok((pace?.behind ?? Infinity) <= PACE_WINDOW_TX, JSON.stringify(pace));
+    // The old primary found (nearly) everything sent when it stopped its commits: its wait for the
+    // target's stream (catchUpMs) had nothing left to push (before session 20, megabytes of the
+    // backlog; session 20 and 21 had the target wait on its own side: 0 ms too).
     const [pause] = records(old, "handing the lease off");
     assert.ok(
       typeof pause?.catchUpMs === "number" && pause.catchUpMs <= 40,
       `the old primary still pushed the backlog after it stopped its commits: ${JSON.stringify(pause)}`,
+    );
+    const { lastTxid, appliedAt } = backlogEnd(old, target);
+    assert.ok(
+      appliedAt >= 0,
+      `${lastTxid} never applied on the target: ${target.lastRunLogs().slice(-3000)}`,
     );
     await assertConverged(backlog);
   },
@@ -230,16 +280,12 @@ test(
     });
     const { old, target, rows } = backlog;
     await waitFor("the old primary exited", async () => (old.running ? undefined : true));
-    const [close] = records(old, "shutdown: the handoff target close behind");
-    assert.equal(
-      close?.closeBehind,
-      true,
-      `the primary did not wait for its target: ${JSON.stringify(close)}`,
-    );
-    assert.equal(close?.url, target.httpUrl, "the URL the target told the stream");
+    const pace = paceOf(old);
+    assert.equal(pace?.close, true, `the primary did not wait for its target: ${JSON.stringify(pace)}`);
+    assert.equal(pace?.url, target.httpUrl, "the URL the target told the stream");
     // The target had applied the backlog's end when the primary stopped its commits: the primary's
-    // wait for its stream (catchUpMs) found nothing left to push. Checked: 1,025 and 478 ms with the
-    // wait left out, 0 and 0 with it (after waits of 1,068 and 1,140 ms).
+    // wait for its stream (catchUpMs) found nothing left to push. Checked (session 21): 1,025 and
+    // 478 ms with no wait at all, 0 and 0 with one.
     const [pause] = records(old, "handing the lease off");
     assert.ok(
       typeof pause?.catchUpMs === "number" && pause.catchUpMs <= 40,
@@ -258,3 +304,51 @@ test(
     }
   },
 );
+
+for (const journalMode of ["wal", "delete"] as const) {
+  test(
+    `a writer during a handoff (${journalMode}): its commits wait for the target, which ends close behind`,
+    { timeout: 90_000 },
+    async (t) => {
+      const backlog = await handoffWithBacklog(
+        t,
+        `paced-writer-${journalMode}`,
+        (old, target, to) =>
+          answered200(fetch(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" }), old, target),
+        { journalMode, ackWriter: true },
+      );
+      const { old, target, ackWriter } = backlog;
+      const pace = paceOf(old);
+      // The writer committed during the step while the target was frozen, then applying the backlog:
+      // those commits were answered late — each at most PACE_HOLD_MAX_MS — and the step ended close.
+      assert.equal(pace?.close, true, JSON.stringify(pace));
+      assert.ok((pace?.held ?? 0) >= 1, `no commit was held: ${JSON.stringify(pace)}`);
+      assert.ok((pace?.behind ?? Infinity) <= PACE_WINDOW_TX, JSON.stringify(pace));
+      const [pause] = records(old, "handing the lease off");
+      assert.ok(
+        typeof pause?.catchUpMs === "number" && pause.catchUpMs <= 40,
+        `the old primary still pushed a backlog after it stopped its commits: ${JSON.stringify(pause)}`,
+      );
+      // Every batch the writer was told committed is on the new primary, whole.
+      assert.ok(ackWriter !== undefined && ackWriter.acked.length > 5, `${ackWriter?.acked.length} acks`);
+      const reader = new Database(target.dbPath(DB), { readonly: true, fileMustExist: true });
+      try {
+        const ids = new Set(
+          (reader.prepare("SELECT id FROM batches").all() as { id: number }[]).map((r) => r.id),
+        );
+        const missing = ackWriter.acked.filter((id) => !ids.has(id));
+        assert.deepEqual(missing, [], "acknowledged batches missing on the new primary");
+        for (const { name, sql } of ACK_WRITER_CONSISTENCY_QUERIES) {
+          assert.equal((reader.prepare(sql).get() as { bad: number }).bad, 0, name);
+        }
+      } finally {
+        reader.close();
+      }
+      console.log(
+        `paced writer (${journalMode}): ${ackWriter.acked.length} batches acknowledged; pace ${JSON.stringify(pace)}; ` +
+          `catchUpMs ${String(pause.catchUpMs)}`,
+      );
+      await assertConverged(backlog);
+    },
+  );
+}

@@ -64,8 +64,7 @@ class RecordingHost implements RoleHost {
   shutdownTarget(): undefined {
     return undefined;
   }
-  async closeBehindForShutdown(): Promise<void> {}
-  async closeBehindPrimary(): Promise<void> {}
+  async paceHandoff(): Promise<void> {}
   async requestHandoff(): Promise<void> {}
   /** The reasons of every lease loss reported. */
   readonly lost: string[] = [];

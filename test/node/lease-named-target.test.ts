@@ -60,8 +60,7 @@ class RecordingHost implements RoleHost {
   shutdownTarget(): undefined {
     return undefined;
   }
-  async closeBehindForShutdown(): Promise<void> {}
-  async closeBehindPrimary(): Promise<void> {}
+  async paceHandoff(): Promise<void> {}
   async requestHandoff(): Promise<void> {}
   leaseAcquired(): void {}
   leaseLost(): void {}
