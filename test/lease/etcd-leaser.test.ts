@@ -469,6 +469,36 @@ test("prepareAcquire: the next likely-free acquire uses the grant asked before, 
   assert.ok(late.isHeld());
 });
 
+test("prepareAcquire again while a handoff is on its way: a grant older than a quarter of the TTL is replaced", async (t) => {
+  const set = leasers(t);
+  const key = freshPrefix("pregrant-refresh");
+  const a = set.etcd("a", { endpoints: etcd.endpoints, key, ttlMs: TTL_MS, lockDelayMs: 0 });
+
+  // Asked again at once: the first grant stays (its send time starts the deadline).
+  const firstAt = performance.now();
+  a.prepareAcquire();
+  const againAt = performance.now();
+  a.prepareAcquire();
+  const kept = await a.acquire({ likelyFree: true });
+  assert.ok(kept.renewedAt >= firstAt && kept.renewedAt < againAt, `${kept.renewedAt}`);
+  await kept.release();
+
+  // Asked again once it is older than a quarter of the TTL: replaced, and the acquire — after the
+  // first one would have gone stale (a third) — uses the replacement instead of granting afresh.
+  a.prepareAcquire();
+  await new Promise((resolve) => setTimeout(resolve, TTL_MS / 4 + 50));
+  const replacedAt = performance.now();
+  a.prepareAcquire();
+  await new Promise((resolve) => setTimeout(resolve, TTL_MS / 3 - TTL_MS / 4));
+  const acquiredAt = performance.now();
+  const lease = await a.acquire({ likelyFree: true });
+  assert.ok(
+    lease.renewedAt >= replacedAt && lease.renewedAt < acquiredAt,
+    `deadline from ${lease.renewedAt}: replaced at ${replacedAt}, acquired at ${acquiredAt}`,
+  );
+  assert.ok(lease.isHeld());
+});
+
 test("close releases a held lease and refuses further calls", async (t) => {
   const set = leasers(t);
   const key = freshPrefix("close");
