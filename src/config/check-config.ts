@@ -108,6 +108,31 @@ function checkUrl(p: PathIssue["path"], text: string, add: Add): void {
   }
 }
 
+/**
+ * Ports `fetch()` refuses to connect to (the Fetch standard's "bad ports"; Node 20's list, checked
+ * against its fetch by test/config/check-config). The node reaches etcd and Consul with fetch, so such
+ * an endpoint would fail only at run time, with "bad port".
+ */
+export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104,
+  109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515,
+  526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049,
+  3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
+/** A URL the node reaches with fetch (etcd, Consul): its port must not be one fetch refuses. */
+function checkFetchUrl(p: PathIssue["path"], text: string, service: string, add: Add): void {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url === undefined || url.port === "") return; // checkUrl's, or the scheme's default (80, 443)
+  if (FETCH_BAD_PORTS.has(Number(url.port))) {
+    add(
+      p,
+      `port ${url.port} is one that fetch() refuses to connect to (a "bad port" in the Fetch standard), ` +
+        `and the node reaches ${service} with fetch: use another port`,
+    );
+  }
+}
+
 function checkLease(file: ConfigFile, config: Config, add: Add): void {
   const l = file.lease;
   const lease = config.lease;
@@ -132,7 +157,10 @@ function checkLease(file: ConfigFile, config: Config, add: Add): void {
         "type",
       ]);
     }
-    lease.etcd.endpoints.forEach((url, i) => checkUrl(["lease", "etcd", "endpoints", i], url, add));
+    lease.etcd.endpoints.forEach((url, i) => {
+      checkUrl(["lease", "etcd", "endpoints", i], url, add);
+      checkFetchUrl(["lease", "etcd", "endpoints", i], url, "etcd", add);
+    });
     if (lease.etcd.key === undefined) {
       add(["lease", "etcd", "key"], "is required when lease.type is etcd (unique per cluster)", [
         "lease",
@@ -148,6 +176,7 @@ function checkLease(file: ConfigFile, config: Config, add: Add): void {
       add(["lease", "consul", "url"], "is required when lease.type is consul", ["lease", "type"]);
     } else {
       checkUrl(["lease", "consul", "url"], lease.consul.url, add);
+      checkFetchUrl(["lease", "consul", "url"], lease.consul.url, "Consul", add);
     }
     if (lease.consul.key === undefined) {
       add(["lease", "consul", "key"], "is required when lease.type is consul (unique per cluster)", [

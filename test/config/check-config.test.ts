@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { FETCH_BAD_PORTS } from "../../src/config/check-config.js";
 import { ConfigError } from "../../src/config/config-error.js";
 import { parseConfig } from "../../src/config/parse-config.js";
 
@@ -36,6 +37,48 @@ test("etcd lease needs endpoints and a key, reported at lease.type", () => {
     parse("lease:\n  type: etcd\n  ttl: 2s\n  etcd:\n    endpoints: [http://e:2379]\n    key: k\n").lease
       .ttlMs,
     2000,
+  );
+});
+
+test("an etcd endpoint or a Consul URL on a port fetch() refuses is reported before the node starts", () => {
+  assert.deepEqual(
+    lines("lease:\n  type: etcd\n  etcd:\n    endpoints: [http://e:2379, http://f:10080]\n    key: k\n"),
+    [
+      '4:32 lease.etcd.endpoints[1]: port 10080 is one that fetch() refuses to connect to (a "bad port" in ' +
+        "the Fetch standard), and the node reaches etcd with fetch: use another port",
+    ],
+  );
+  assert.deepEqual(lines("lease:\n  type: consul\n  consul:\n    url: http://c:6000\n    key: k\n"), [
+    '4:10 lease.consul.url: port 6000 is one that fetch() refuses to connect to (a "bad port" in the ' +
+      "Fetch standard), and the node reaches Consul with fetch: use another port",
+  ]);
+  // The scheme's default port and the usual ones are fine.
+  parse("lease:\n  type: etcd\n  etcd:\n    endpoints: [http://e, https://f, http://g:2379]\n    key: k\n");
+});
+
+test("the ports reported are exactly those this Node's fetch() refuses", async () => {
+  // Against fetch itself: every port from 1 to 6,700 (the listed ones are all there but 10080) and
+  // 10080. "bad port" is refused before any connection; others get ECONNREFUSED, or an answer from
+  // whatever listens there (a GET /). Not above: the test nodes' ports start at 10,000.
+  const ports = [...Array.from({ length: 6700 }, (_, i) => i + 1), 10080];
+  const refused: number[] = [];
+  for (let i = 0; i < ports.length; i += 500) {
+    const answers = await Promise.all(
+      ports.slice(i, i + 500).map((port) =>
+        fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) }).then(
+          () => null,
+          (err: unknown) => {
+            const e = err as { message?: string; cause?: { message?: string } };
+            return `${e.cause?.message ?? ""} ${e.message ?? ""}`.includes("bad port") ? port : null;
+          },
+        ),
+      ),
+    );
+    for (const port of answers) if (port !== null) refused.push(port);
+  }
+  assert.deepEqual(
+    refused,
+    [...FETCH_BAD_PORTS].sort((a, b) => a - b),
   );
 });
 
