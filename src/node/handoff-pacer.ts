@@ -115,9 +115,12 @@ class Pacing {
     for (const hold of [...this.#holds]) hold.release();
   }
 
-  /** Unknown until the first answer (a commit then waits for it, within the bound). */
+  /**
+   * Until the target's first answer nothing is held: a commit would wait blind (a target that does
+   * not answer — frozen, gone — would cost every commit the whole bound until the step gives up).
+   */
   #near(db: string, txid: bigint): boolean {
-    return this.#theirs !== null && (this.#theirs.get(db) ?? 0n) + this.windowTx >= txid;
+    return this.#theirs === null || (this.#theirs.get(db) ?? 0n) + this.windowTx >= txid;
   }
 }
 

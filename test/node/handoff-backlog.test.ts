@@ -319,8 +319,9 @@ for (const journalMode of ["wal", "delete"] as const) {
       );
       const { old, target, ackWriter } = backlog;
       const pace = paceOf(old);
-      // The writer committed during the step while the target was frozen, then applying the backlog:
-      // those commits were answered late — each at most PACE_HOLD_MAX_MS — and the step ended close.
+      // The writer committed during the step while the target, thawed, applied the backlog (nothing
+      // is held before the target's first answer, which waited for the thaw): those commits were
+      // answered late — each at most PACE_HOLD_MAX_MS — and the step ended close.
       assert.equal(pace?.close, true, JSON.stringify(pace));
       assert.ok((pace?.held ?? 0) >= 1, `no commit was held: ${JSON.stringify(pace)}`);
       assert.ok((pace?.behind ?? Infinity) <= PACE_WINDOW_TX, JSON.stringify(pace));
