@@ -60,6 +60,7 @@ import { LeasedCluster, type LeasedNode } from "../test/support/leased-cluster.j
 import {
   formatTimeline,
   handoffTimeline,
+  oldPaceStep,
   targetEnterParts,
   targetLastApply,
   type TimelineStep,
@@ -69,6 +70,7 @@ import {
   type ProbeAttempt,
   type ProbeLookup,
   type ProbeNode,
+  wallNow,
 } from "./primary-write-probe.js";
 import { ProxyWriteProbe } from "./proxy-write-probe.js";
 
@@ -382,6 +384,7 @@ async function main(): Promise<void> {
       await sleep(500);
       const opened = probe.opened;
       const started = performance.now();
+      const startedWall = wallNow();
       const result = await runLitefsCli(["promote", "--url", target.node.httpUrl], { timeoutMs: 60_000 });
       const wallMs = performance.now() - started;
       if (result.code !== 0) {
@@ -415,6 +418,11 @@ async function main(): Promise<void> {
         endWallMs: commit.wallMs + 100,
       });
       const enterParts = targetEnterParts({ targetLog, zeroWallMs: zero, endWallMs: commit.wallMs + 100 });
+      const pace = oldPaceStep({
+        oldLog: primary.node.lastRunLogs(),
+        fromWallMs: startedWall,
+        toWallMs: commit.wallMs + 100,
+      });
       if (lastApply !== undefined) {
         lastApplyLockMs.push(lastApply.lockMs);
         lastApplyTotalMs.push(lastApply.totalMs);
@@ -442,6 +450,7 @@ async function main(): Promise<void> {
           `${stall.toFixed(1)} ms, in the nodes ` +
           `${internal?.toFixed(0) ?? "?"} ms (promote CLI ${wallMs.toFixed(0)} ms; ${failed.length} failed ` +
           `attempts, ${probe.opened - opened} connections opened; replicas had reconnected in ${reconnectMs} ms)\n` +
+          `    pace step: ${pace ?? "not logged"}\n` +
           `    ${formatTimeline(steps, probeSteps)}\n` +
           `    target's last apply before the frame: ${lastApply === undefined ? "not logged" : `locks ${lastApply.lockMs} ms of ${lastApply.totalMs.toFixed(2)} ms`}; ` +
           `entering the role: ${enterParts ?? "not logged"} ms; ` +

@@ -147,3 +147,25 @@ export function targetEnterParts(opts: TargetLogWindow): string | undefined {
   };
   return parts.map(([label, field]) => `${label} ${ms(field)}`).join(", ");
 }
+
+/**
+ * The old primary's pace step (src/node/handoff-pacer.ts) logged in [fromWallMs, toWallMs], as
+ * "12 ms, close, 1 commit held (longest 9 ms), 2 behind at the end", or undefined when not logged.
+ */
+export function oldPaceStep(opts: {
+  oldLog: string;
+  fromWallMs: number;
+  toWallMs: number;
+}): string | undefined {
+  const line = parseLog(opts.oldLog, opts.fromWallMs, opts.toWallMs).find(
+    (l) => l.msg === "handoff: the pace step ended",
+  );
+  if (line === undefined) return undefined;
+  const f = line.fields;
+  const held = typeof f.held === "number" ? f.held : 0;
+  return (
+    `${String(f.waitedMs)} ms, ${f.close === true ? "close" : "not close"}, ` +
+    `${held} commit${held === 1 ? "" : "s"} held (longest ${String(f.holdMaxMs)} ms), ` +
+    `${typeof f.behind === "number" ? f.behind : "?"} behind at the end`
+  );
+}
