@@ -1,9 +1,11 @@
 // Lease metrics: how often this node became primary, lost the lease involuntarily, or failed a renewal
-// (a lost lease follows only when renewals keep failing until the deadline), and the fencing epoch of
-// the lease this node holds or follows.
+// (a lost lease follows only when renewals keep failing until the deadline), the fencing epoch of
+// the lease this node holds or follows, and what its handoffs' pace steps cost its writers
+// (src/node/handoff-pacer.ts).
 
 import type { Counter } from "./counter.js";
 import type { Gauge } from "./gauge.js";
+import type { Histogram } from "./histogram.js";
 import type { Registry } from "./registry.js";
 
 export class LeaseMetrics {
@@ -11,6 +13,8 @@ export class LeaseMetrics {
   readonly #lost: Counter;
   readonly #renewFailures: Counter;
   readonly #epoch: Gauge;
+  readonly #paceSeconds: Histogram;
+  readonly #pacedCommits: Counter;
 
   constructor(registry: Registry) {
     this.#acquired = registry.counter({
@@ -29,6 +33,21 @@ export class LeaseMetrics {
       name: "litefs_lease_epoch",
       help: "Fencing epoch of the lease this node holds or follows (0 before one is known).",
     });
+    this.#paceSeconds = registry.histogram({
+      name: "litefs_handoff_pace_seconds",
+      help: "Seconds each handoff's pace step took on this primary (commits paced until the target was close).",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
+    });
+    this.#pacedCommits = registry.counter({
+      name: "litefs_handoff_paced_commits_total",
+      help: "Local commits whose answer waited for a handoff's target to apply what came before them.",
+    });
+  }
+
+  /** A handoff's pace step ended after `seconds`, having held `commits` commits' answers. */
+  paced(seconds: number, commits: number): void {
+    this.#paceSeconds.observe(seconds);
+    this.#pacedCommits.inc(commits);
   }
 
   acquired(epoch: bigint): void {

@@ -703,6 +703,7 @@ export class LitefsNode {
             head: () => new Map(this.store.databases().map((db) => [db.name, db.pos.txid])),
             abandoned,
           });
+          observability.metrics.lease.paced(result.waitedMs / 1000, result.held);
           log.info("handoff: the pace step ended", {
             to: nodeId,
             url,

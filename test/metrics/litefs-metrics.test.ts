@@ -167,7 +167,13 @@ describe("LiteFS metric set", () => {
     m.lease.renewFailed();
     m.lease.lost();
     m.lease.setEpoch(42n);
+    m.lease.paced(0.012, 0);
+    m.lease.paced(0.3, 5);
     const text = m.registry.exposition();
+    assert.match(text, /^litefs_handoff_pace_seconds_count 2$/m);
+    assert.match(text, /^litefs_handoff_pace_seconds_bucket\{le="0\.025"\} 1$/m);
+    assert.match(text, /^litefs_handoff_pace_seconds_bucket\{le="0\.5"\} 2$/m);
+    assert.match(text, /^litefs_handoff_paced_commits_total 5$/m);
     assert.match(text, /^litefs_lease_acquired_total 1$/m);
     assert.match(text, /^litefs_lease_renew_failures_total 2$/m);
     assert.match(text, /^litefs_lease_lost_total 1$/m);

@@ -52,6 +52,9 @@ test(
       .filter((line) => line.includes('"msg":"handoff: the pace step ended"'))
       .map((line) => JSON.parse(line) as { url?: string; close?: boolean });
     assert.deepEqual([pace?.url, pace?.close], [fresh.httpUrl, true], JSON.stringify(pace));
+    // …and counted it where an operator looks.
+    const metrics = await (await fetch(`${old.httpUrl}/metrics`)).text();
+    assert.match(metrics, /^litefs_handoff_pace_seconds_count 1$/m);
     // A planned handoff is no error: the replica streams' refusals on the way (no primary known yet,
     // the node asked not primary yet) are logged at info.
     for (const node of [old, fresh]) {
