@@ -7,6 +7,8 @@
 //   node dist/bench/chaos.js [--seconds N] [--seed N] [--nodes N] [--lease etcd|static]
 //                            [--journal-mode delete|wal] [--uncompressed]
 //                            [--kinds kill9,freeze,partition,disk-full,slow-disk] [--json FILE]
+//   --kinds may also name the planned lease moves `handoff` and `sigterm` (etcd lease only; not in the
+//   default mix): `litefs promote` of a node, SIGTERM of a node — neither may lose an acknowledged write.
 //   defaults: 300 s of faults, a random seed (printed; CHAOS_SEED works too), 3 nodes, etcd lease
 //   (all nodes candidates, TTL 2 s), DELETE journal mode, v3 LTX files (--uncompressed: v1, that is
 //   `data.compress: false`).
@@ -15,7 +17,7 @@
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 
-import { FAULT_KINDS, type FaultKind } from "../test/chaos/chaos-faults.js";
+import { FAULT_KINDS, PLANNED_KINDS, type FaultKind } from "../test/chaos/chaos-faults.js";
 import type { LeaseMode } from "../test/chaos/chaos-cluster.js";
 import { chaosSeed, formatChaosRun, runChaos } from "../test/chaos/harness.js";
 
@@ -42,7 +44,10 @@ if (journalMode !== "delete" && journalMode !== "wal") throw new Error(`--journa
 if (!(seconds > 0) || !(Number.isInteger(nodes) && nodes >= 2)) throw new Error("bad --seconds or --nodes");
 if (lease !== "static" && lease !== "etcd") throw new Error(`--lease static|etcd, not ${String(lease)}`);
 for (const kind of kinds) {
-  if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new Error(`unknown fault kind ${kind}`);
+  const planned = (PLANNED_KINDS as readonly string[]).includes(kind);
+  if (!planned && !(FAULT_KINDS as readonly string[]).includes(kind))
+    throw new Error(`unknown fault kind ${kind}`);
+  if (planned && lease !== "etcd") throw new Error(`--kinds ${kind} moves the lease: it needs --lease etcd`);
 }
 
 console.log(

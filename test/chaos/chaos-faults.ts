@@ -5,18 +5,27 @@
 //   partition  cut the node's paths to the others (and to etcd): fault proxies dropped or paused
 //   disk-full  fill the node's tmpfs with ballast (ENOSPC from the kernel), release it at heal
 //   slow-disk  delay the node's writes and fsyncs on its FaultyDisk, clear the rules at heal
+// and, asked for by name (--kinds; etcd lease only — they move the lease on purpose), the planned moves:
+//   handoff    `litefs promote` of the node (of the next running node when it is the primary): the old
+//              primary paces its commits until the target is close, then hands the lease over
+//   sigterm    SIGTERM the primary, whichever node the plan drew (a deploy restarting the primary): it
+//              hands off to a candidate first; restarted at heal
+// Neither may lose an acknowledged write: they open no asynchronous window (harness.ts).
 // Every fault is healed before the next one; a node that exited during any fault is restarted at heal
-// (and the record says so).
+// (and the record says so, unless the fault stopped it on purpose).
 import { continuePid, type ChaosCluster, type ChaosNode } from "./chaos-cluster.js";
 import { abortFuseConnection } from "./fuse-abort.js";
 import type { FaultProxy } from "../support/fault-proxy.js";
+import { runLitefsCli } from "../support/litefs-cli.js";
 import type { Prng } from "../support/prng.js";
 
 /** How long a SIGKILLed node may take to exit before it counts as stuck. */
 const KILL_EXIT_MS = 15_000;
 
 export const FAULT_KINDS = ["kill9", "freeze", "partition", "disk-full", "slow-disk"] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** The planned lease moves: chosen only by name (etcd lease), not in the default mix. */
+export const PLANNED_KINDS = ["handoff", "sigterm"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof PLANNED_KINDS)[number];
 
 export interface FaultPlan {
   kind: FaultKind;
@@ -57,16 +66,17 @@ export async function runFault(
   plan: FaultPlan,
   log: (line: string) => void,
 ): Promise<FaultRecord> {
-  const chaos = cluster.node(plan.node);
   // Right after a failover no node may say "primary" yet: wait a little so the role is known.
   let primary = await cluster.primary();
   for (const deadline = Date.now() + 5_000; primary === undefined && Date.now() < deadline;) {
     await sleep(100);
     primary = await cluster.primary();
   }
+  const chaos = plan.kind === "sigterm" && primary !== undefined ? primary : cluster.node(plan.node);
   const role = primary === undefined ? "unknown" : primary === chaos ? "primary" : "replica";
   const record: FaultRecord = {
     ...plan,
+    node: chaos.name,
     role,
     startMs: Date.now(),
     healedMs: 0,
@@ -119,6 +129,26 @@ async function inject(
         { ops: ["write", "fsync", "fsyncdir", "create", "rename"], delayMs: plan.delayMs },
       ]);
       return;
+    case "handoff": {
+      const target =
+        record.role === "primary" ? cluster.nodes.find((n) => n !== chaos && n.node.running) : chaos;
+      if (target === undefined) {
+        record.notes.push("no running replica to hand off to");
+        return;
+      }
+      const result = await runLitefsCli(["promote", "--url", target.apiUrl], { timeoutMs: 30_000 });
+      record.notes.push(
+        result.code === 0
+          ? `handed off to ${target.name}`
+          : `litefs promote of ${target.name} failed: ${(result.stderr + result.stdout).trim().slice(0, 500)}`,
+      );
+      return;
+    }
+    case "sigterm": {
+      const status = await chaos.node.stop(KILL_EXIT_MS);
+      if (status.signal === "SIGKILL") record.notes.push(`did not stop within ${KILL_EXIT_MS} ms of SIGTERM`);
+      return;
+    }
   }
 }
 
@@ -152,9 +182,12 @@ async function heal(
     case "slow-disk":
       await chaos.disk!.clearRules();
       break;
+    case "handoff":
+    case "sigterm":
+      break;
   }
   if (!chaos.node.running) {
-    if (plan.kind !== "kill9") {
+    if (plan.kind !== "kill9" && plan.kind !== "sigterm") {
       record.notes.push(`node exited during the fault:\n${chaos.node.lastRunLogs().slice(-3000)}`);
     }
     try {

@@ -16,6 +16,7 @@ import {
   writeFabricatedTx,
 } from "./fabricated-history.js";
 import { chaosSeed, formatChaosRun, longestGap, runChaos } from "./harness.js";
+import { PLANNED_KINDS } from "./chaos-faults.js";
 
 const DB = "chaos.db";
 /**
@@ -24,6 +25,8 @@ const DB = "chaos.db";
  * failover follows a disk fault that left a candidate behind (see docs/reliability.md, finding 4).
  */
 const SUITE_SEED = 226;
+/** The planned-moves run's schedule: a handoff, then SIGTERM of the primary (then more of both). */
+const PLANNED_SEED = 87;
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
 
 /**
@@ -399,6 +402,38 @@ test(
     const text = formatChaosRun(run);
     for (const line of text.split("\n")) t.diagnostic(line);
     assert.ok(run.workload.acked.length > 0, `no write was acknowledged\n${lines.join("\n")}\n${text}`);
+    assert.ok(run.ok, `${text}\n--- log ---\n${lines.join("\n")}`);
+  },
+);
+
+test(
+  "chaos: planned lease moves (litefs promote, SIGTERM of the primary) lose no acknowledged write",
+  { skip: support.supported ? false : support.reason, timeout: 4 * 60_000 },
+  async (t) => {
+    // Each handoff paces the old primary's commits until its target is close (src/node/handoff-pacer.ts);
+    // neither kind opens an asynchronous window, so the checker counts any lost write as a violation.
+    const seed = chaosSeed(PLANNED_SEED);
+    t.diagnostic(`chaos seed ${seed} (replay with CHAOS_SEED=${seed})`);
+    const lines: string[] = [];
+    const run = await runChaos({
+      seed,
+      lease: "etcd",
+      kinds: PLANNED_KINDS,
+      durationMs: 30_000,
+      maxFaults: 5,
+      log: (line) => lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`),
+    });
+    const text = formatChaosRun(run);
+    for (const line of text.split("\n")) t.diagnostic(line);
+    assert.ok(run.workload.acked.length > 0, `no write was acknowledged\n${lines.join("\n")}\n${text}`);
+    assert.ok(
+      run.faults.some((f) => f.notes.some((n) => n.startsWith("handed off to"))),
+      `no handoff happened (the schedule checks nothing)\n${text}`,
+    );
+    assert.ok(
+      run.faults.some((f) => f.kind === "sigterm" && f.role === "primary"),
+      `no primary was stopped with SIGTERM (none known at the time?)\n${text}`,
+    );
     assert.ok(run.ok, `${text}\n--- log ---\n${lines.join("\n")}`);
   },
 );
