@@ -15,7 +15,14 @@ import {
   writeFabricatedSnapshot,
   writeFabricatedTx,
 } from "./fabricated-history.js";
-import { chaosSeed, formatChaosRun, longestGap, runChaos } from "./harness.js";
+import {
+  chaosSeed,
+  formatChaosRun,
+  longestGap,
+  runChaos,
+  type ChaosRunOptions,
+  type ChaosRunResult,
+} from "./harness.js";
 import { PLANNED_KINDS } from "./chaos-faults.js";
 
 const DB = "chaos.db";
@@ -382,6 +389,26 @@ describe("chaos checker self-test (fabricated histories)", () => {
 });
 
 const support = mountSupport();
+/**
+ * One suite chaos run: its report as test diagnostics; fails when no write was acknowledged (the run
+ * would check nothing). The caller asserts the verdict (and what else its schedule must have done).
+ */
+async function suiteRun(
+  t: { diagnostic: (line: string) => void },
+  options: Omit<ChaosRunOptions, "log">,
+): Promise<{ run: ChaosRunResult; report: string }> {
+  const lines: string[] = [];
+  const run = await runChaos({
+    ...options,
+    log: (line) => lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`),
+  });
+  const text = formatChaosRun(run);
+  for (const line of text.split("\n")) t.diagnostic(line);
+  const report = `${text}\n--- log ---\n${lines.join("\n")}`;
+  assert.ok(run.workload.acked.length > 0, `no write was acknowledged\n${report}`);
+  return { run, report };
+}
+
 test(
   "chaos: 3 nodes, seeded faults, the checker passes",
   { skip: support.supported ? false : support.reason, timeout: 6 * 60_000 },
@@ -391,18 +418,8 @@ test(
     // etcd (all nodes candidates, failover) unless CHAOS_LEASE=static asks for the fixed primary.
     const lease = process.env.CHAOS_LEASE === "static" ? "static" : "etcd";
     t.diagnostic(`chaos seed ${seed} lease ${lease} (replay with CHAOS_SEED=${seed} CHAOS_LEASE=${lease})`);
-    const lines: string[] = [];
-    const run = await runChaos({
-      seed,
-      lease,
-      durationMs: 75_000,
-      maxFaults: 6,
-      log: (line) => lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`),
-    });
-    const text = formatChaosRun(run);
-    for (const line of text.split("\n")) t.diagnostic(line);
-    assert.ok(run.workload.acked.length > 0, `no write was acknowledged\n${lines.join("\n")}\n${text}`);
-    assert.ok(run.ok, `${text}\n--- log ---\n${lines.join("\n")}`);
+    const { run, report } = await suiteRun(t, { seed, lease, durationMs: 75_000, maxFaults: 6 });
+    assert.ok(run.ok, report);
   },
 );
 
@@ -414,26 +431,21 @@ test(
     // neither kind opens an asynchronous window, so the checker counts any lost write as a violation.
     const seed = chaosSeed(PLANNED_SEED);
     t.diagnostic(`chaos seed ${seed} (replay with CHAOS_SEED=${seed})`);
-    const lines: string[] = [];
-    const run = await runChaos({
+    const { run, report } = await suiteRun(t, {
       seed,
       lease: "etcd",
       kinds: PLANNED_KINDS,
       durationMs: 30_000,
       maxFaults: 5,
-      log: (line) => lines.push(`${new Date().toISOString().slice(11, 23)} ${line}`),
     });
-    const text = formatChaosRun(run);
-    for (const line of text.split("\n")) t.diagnostic(line);
-    assert.ok(run.workload.acked.length > 0, `no write was acknowledged\n${lines.join("\n")}\n${text}`);
     assert.ok(
       run.faults.some((f) => f.notes.some((n) => n.startsWith("handed off to"))),
-      `no handoff happened (the schedule checks nothing)\n${text}`,
+      `no handoff happened (the schedule checks nothing)\n${report}`,
     );
     assert.ok(
       run.faults.some((f) => f.kind === "sigterm" && f.role === "primary"),
-      `no primary was stopped with SIGTERM (none known at the time?)\n${text}`,
+      `no primary was stopped with SIGTERM (none known at the time?)\n${report}`,
     );
-    assert.ok(run.ok, `${text}\n--- log ---\n${lines.join("\n")}`);
+    assert.ok(run.ok, report);
   },
 );
