@@ -137,9 +137,10 @@ async function inject(
         return;
       }
       const result = await runLitefsCli(["promote", "--url", target.apiUrl], { timeoutMs: 30_000 });
+      // The CLI's answer names the epoch the target holds and how long the promotion took.
       record.notes.push(
         result.code === 0
-          ? `handed off to ${target.name}`
+          ? `handed off to ${target.name}: ${result.stdout.trim()}`
           : `litefs promote of ${target.name} failed: ${(result.stderr + result.stdout).trim().slice(0, 500)}`,
       );
       return;
