@@ -206,14 +206,14 @@ test(
   "a handoff target applying a backlog keeps its stream to the old primary until the HANDOFF frame",
   { timeout: 90_000 },
   async (t) => {
-    // Frozen past the pace step's wait for its first answer (a 1 s request timeout, then given up:
-    // 500 ms without gain): the handoff goes on with the backlog in flight.
+    // Frozen past the pace step's whole bound (2 s; its first request times out after 1 s and the
+    // step is given up, 500 ms without gain): the handoff goes on with the backlog in flight.
     const backlog = await handoffWithBacklog(
       t,
       "handoff-backlog",
       (old, target, to) =>
         answered200(fetch(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" }), old, target),
-      { thawAfterMs: 1500 },
+      { thawAfterMs: 2500 },
     );
     const { old, target, connectsBefore } = backlog;
     assert.equal(paceOf(old)?.close, false, JSON.stringify(paceOf(old)));

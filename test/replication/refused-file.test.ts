@@ -47,18 +47,24 @@ test("a replica refused the same LTX file twice: it asks for a snapshot and conv
   bytes[at] ^= 0xff;
   fs.writeFileSync(damaged, bytes);
 
-  await replica.restart();
   // `/status` polled meanwhile: each refusal is followed by a reconnect delay (100 then 200 ms ±20 %)
-  // in which the replica's event loop answers it.
+  // in which the replica's event loop answers it. Polled from before the restart (refused
+  // connections until the API listens): the first refusal can come before `restart()` has seen the
+  // mount ready line — a clean-clone CI run under load missed its ~100 ms that way.
   const seen: RefusedFileStatus[][] = [];
   let polling = true;
   const poller = (async () => {
     while (polling) {
-      seen.push(await replicationStatus(replica.httpUrl).then((r) => r.refused));
+      const refused = await replicationStatus(replica.httpUrl).then(
+        (r) => r.refused,
+        () => undefined, // not listening yet
+      );
+      if (refused !== undefined) seen.push(refused);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   })();
   try {
+    await replica.restart();
     await waitForSync(primary, [replica], [DB], 60_000);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${cluster.logs()}`);
