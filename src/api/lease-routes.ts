@@ -17,6 +17,7 @@
 import type http from "node:http";
 
 import { endAfterBody } from "./request-guard.js";
+import { httpUrlOrNull } from "./stream-request.js";
 import { httpRequest, type HttpAnswer } from "../net/http-request.js";
 
 /** A handoff target as its own request names itself (its lease hostname and advertise URL). */
@@ -101,16 +102,11 @@ function targetIdentity(params: URLSearchParams): HandoffTargetIdentity | undefi
       "&hostname= must be the target's lease hostname (1–253 characters)",
     );
   }
-  let parsed: URL | undefined;
-  try {
-    parsed = advertiseURL === null ? undefined : new URL(advertiseURL);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+  const url = httpUrlOrNull(advertiseURL);
+  if (url === null) {
     throw new LeaseRouteError("EBADREQUEST", "&url= must be the target's advertise URL (http or https)");
   }
-  return { hostname, advertiseURL: advertiseURL! };
+  return { hostname, advertiseURL: url };
 }
 
 /**

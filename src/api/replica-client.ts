@@ -45,6 +45,8 @@ import {
 import type { EpochChange } from "../store/epoch-history.js";
 import {
   CLUSTER_ID_HEADER,
+  ADVERTISE_URL_HEADER,
+  CANDIDATE_HEADER,
   decodeEpochsHeader,
   encodeStreamRequest,
   encodeSnapshotWantedHeader,
@@ -56,11 +58,6 @@ import {
   SNAPSHOT_WANTED_HEADER,
 } from "./stream-request.js";
 import { ReplicaLag } from "./replica-lag.js";
-
-/** Header of the stream request: "true" when the replica is a lease candidate (handoff targets). */
-export const CANDIDATE_HEADER = "Litefs-Candidate";
-/** This replica's own API URL (`lease.advertise-url`): where a primary handing off to it asks its position. */
-export const ADVERTISE_URL_HEADER = "Litefs-Advertise-URL";
 
 /**
  * Stream failures every handoff and failover brings for a moment: no primary known (the lease is

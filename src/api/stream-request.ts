@@ -21,6 +21,20 @@ const REQUEST_VERSION = 1;
 export const REQUEST_CONTENT_TYPE = "application/vnd.litefs.stream-request";
 export const NODE_ID_HEADER = "Litefs-Id";
 export const CLUSTER_ID_HEADER = "Litefs-Cluster-Id";
+/** "true" when the replica may take the lease (`lease.candidate`); absent or anything else: not one. */
+export const CANDIDATE_HEADER = "Litefs-Candidate";
+/**
+ * The replica's own API URL (`lease.advertise-url`): where a primary handing its lease to it asks its
+ * position (src/node/handoff-pacer.ts). Advisory: not an http(s) URL, it is ignored.
+ */
+export const ADVERTISE_URL_HEADER = "Litefs-Advertise-URL";
+
+/** `text` when it is an http(s) URL (of at most `maxChars`), else null. */
+export function httpUrlOrNull(text: string | null | undefined, maxChars = 2048): string | null {
+  if (text === null || text === undefined || text.length > maxChars || !URL.canParse(text)) return null;
+  const { protocol } = new URL(text);
+  return protocol === "http:" || protocol === "https:" ? text : null;
+}
 /**
  * Answer header of a stream: per database the primary's epoch history from the replica's position on
  * (store/epoch-history.ts, epochHistoryFrom), so that the replica attributes the transactions a catch-up

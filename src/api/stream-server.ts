@@ -27,11 +27,14 @@ import { HEARTBEAT_INTERVAL_MS } from "./stream-backoff.js";
 import {
   CLUSTER_ID_HEADER,
   decodeSnapshotWantedHeader,
+  ADVERTISE_URL_HEADER,
+  CANDIDATE_HEADER,
   decodeStreamRequest,
   DEFAULT_REQUEST_LIMITS,
   encodeEpochsHeader,
   EPOCHS_HEADER,
   formatNodeId,
+  httpUrlOrNull,
   NODE_ID_HEADER,
   parseNodeId,
   SNAPSHOT_WANTED_HEADER,
@@ -43,10 +46,6 @@ import type { FrameObserver } from "./stream-encoder.js";
 
 /** Bytes of a refused request's body read and dropped before the connection is cut. */
 const REFUSED_DISCARD_BYTES = 64 << 20;
-
-/** Request header naming a lease candidate (replica-client.ts sends it; absent: not a candidate). */
-const CANDIDATE_HEADER = "Litefs-Candidate";
-const ADVERTISE_URL_HEADER = "Litefs-Advertise-URL";
 
 export interface StreamServerOptions {
   readonly store: Store;
@@ -215,7 +214,7 @@ export class StreamServer {
       stream,
       done,
       candidate: header(req, CANDIDATE_HEADER) === "true",
-      advertiseUrl: httpUrl(header(req, ADVERTISE_URL_HEADER)),
+      advertiseUrl: httpUrlOrNull(header(req, ADVERTISE_URL_HEADER)),
     };
     this.#streams.set(stream.replicaNodeId, entry);
     try {
@@ -272,17 +271,6 @@ export class StreamServer {
 function parseNodeIdOrNull(value: string | undefined): bigint | null {
   try {
     return parseNodeId(value);
-  } catch {
-    return null;
-  }
-}
-
-/** `value` when it is an http(s) URL of a sane length, else null (the header is advisory: never a refusal). */
-function httpUrl(value: string | undefined): string | null {
-  if (value === undefined || value.length > 2048) return null;
-  try {
-    const url = new URL(value);
-    return url.protocol === "http:" || url.protocol === "https:" ? value : null;
   } catch {
     return null;
   }

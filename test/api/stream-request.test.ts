@@ -18,6 +18,7 @@ import {
   encodeSnapshotWantedHeader,
   encodeStreamRequest,
   formatNodeId,
+  httpUrlOrNull,
   parseNodeId,
   type StreamRequest,
 } from "../../src/api/stream-request.js";
@@ -420,4 +421,13 @@ test("reconnect backoff: at once after a handoff, then exponential with bounded 
   assert.equal(previous, 5000);
   assert.throws(() => reconnectDelayMs({ kind: "failure" }, -1, 0.5), RangeError);
   assert.throws(() => reconnectDelayMs({ kind: "failure" }, 1, 1), RangeError);
+});
+
+test("an advertised URL (Litefs-Advertise-URL, /handoff's &url=) is kept only when it is http(s)", () => {
+  assert.equal(httpUrlOrNull("http://10.0.0.2:20202"), "http://10.0.0.2:20202");
+  assert.equal(httpUrlOrNull("https://[::1]:20202/base"), "https://[::1]:20202/base");
+  for (const bad of [undefined, null, "", "10.0.0.2:20202", "ftp://h/", "http://", "javascript:x"]) {
+    assert.equal(httpUrlOrNull(bad), null, String(bad));
+  }
+  assert.equal(httpUrlOrNull(`http://h/${"a".repeat(2048)}`), null, "longer than 2 KiB");
 });
