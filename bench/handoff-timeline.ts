@@ -165,7 +165,7 @@ export function oldPaceStep(opts: {
   const held = typeof f.held === "number" ? f.held : 0;
   return (
     `${String(f.waitedMs)} ms, ${f.close === true ? "close" : "not close"}, ` +
-    `${held} commit${held === 1 ? "" : "s"} held (longest ${String(f.holdMaxMs)} ms), ` +
+    `${held} commit${held === 1 ? "" : "s"} held (longest ${String(f.longestHoldMs)} ms), ` +
     `${typeof f.behind === "number" ? f.behind : "?"} behind at the end`
   );
 }

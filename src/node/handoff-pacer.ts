@@ -61,7 +61,7 @@ export interface PaceResult {
   readonly behind: number | null;
   /** Commits whose answer waited, and the longest wait (ms). */
   readonly held: number;
-  readonly holdMaxMs: number;
+  readonly longestHoldMs: number;
   /** The last request's failure, when the target did not answer. */
   readonly error?: string;
 }
@@ -202,7 +202,7 @@ export class HandoffPacer {
         waitedMs: Math.round(performance.now() - started),
         behind,
         held: pacing.held,
-        holdMaxMs: Math.round(pacing.longestHoldMs),
+        longestHoldMs: Math.round(pacing.longestHoldMs),
         ...(error === undefined ? {} : { error }),
       };
     } finally {

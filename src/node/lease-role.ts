@@ -263,13 +263,13 @@ export class LeaseRole {
   }
 
   /**
-   * This node asked the primary to hand it the lease (`litefs promote`): the demote delay no longer
-   * holds it back — an explicit promotion is never subject to it.
+   * This node asks the primary to hand it the lease (`litefs promote`): the demote delay no longer
+   * holds it back — an explicit promotion is never subject to it. The acquire is prepared by
+   * `askForHandoff`, which sends the request.
    */
   expectHandoff(): void {
     this.#quietUntilMs = 0;
     this.#handoffExpectedUntilMs = performance.now() + HANDOFF_EXPECTED_MS;
-    this.#opts.leaser.prepareAcquire?.();
   }
 
   /**

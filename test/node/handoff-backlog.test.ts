@@ -73,7 +73,7 @@ interface PaceRecord {
   readonly close?: boolean;
   readonly behind?: number | null;
   readonly held?: number;
-  readonly holdMaxMs?: number;
+  readonly longestHoldMs?: number;
 }
 
 function paceOf(old: LitefsNode): PaceRecord | undefined {
