@@ -8,14 +8,9 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 
-const LOWEST = 10_000;
+import { FETCH_BAD_PORTS } from "../../src/config/check-config.js";
 
-/**
- * Ports in the range that fetch() refuses to connect to (the Fetch standard's "bad ports": undici
- * fails with "bad port"). A node on 10080 came up as primary while the bench's fetch of its
- * `/status` failed for 30 s: "no single primary" (session 21).
- */
-const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([10080]);
+const LOWEST = 10_000;
 
 function ephemeralLow(): number {
   try {
@@ -45,6 +40,8 @@ export async function freeLoopbackPort(): Promise<number> {
   const high = ephemeralLow();
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = LOWEST + Math.floor(Math.random() * (high - LOWEST));
+    // A port fetch() refuses (10080 in this range): a node on it came up as primary while the bench's
+    // fetch of its `/status` failed for 30 s with "bad port" — "no single primary" (session 21).
     if (!FETCH_BAD_PORTS.has(port) && (await bindable(port))) return port;
   }
   throw new Error(`freeLoopbackPort: no free port found in ${LOWEST}..${high - 1} after 50 tries`);
