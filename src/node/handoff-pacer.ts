@@ -36,6 +36,7 @@ export const PACE_WINDOW_TX = 8;
 export const PACE_HOLD_MAX_MS = 50;
 /** How often the target's position is asked for (ms between an answer and the next request). */
 const POLL_MS = 5;
+const WINDOW = BigInt(PACE_WINDOW_TX);
 
 export interface PaceOptions {
   /** The target's API URL. */
@@ -48,8 +49,6 @@ export interface PaceOptions {
   /** Bounds other than the defaults (tests). */
   readonly maxMs?: number;
   readonly stallMs?: number;
-  readonly pollMs?: number;
-  readonly windowTx?: number;
   readonly holdMaxMs?: number;
 }
 
@@ -79,10 +78,7 @@ class Pacing {
   held = 0;
   longestHoldMs = 0;
 
-  constructor(
-    readonly windowTx: bigint,
-    readonly holdLimitMs: number,
-  ) {}
+  constructor(readonly holdLimitMs: number) {}
 
   /** Null when the target is close enough to `txid`; else resolves when it is (or at the bounds). */
   hold(db: string, txid: bigint): Promise<void> | null {
@@ -120,7 +116,7 @@ class Pacing {
    * not answer — frozen, gone — would cost every commit the whole bound until the step gives up).
    */
   #near(db: string, txid: bigint): boolean {
-    return this.#theirs === null || (this.#theirs.get(db) ?? 0n) + this.windowTx >= txid;
+    return this.#theirs === null || (this.#theirs.get(db) ?? 0n) + WINDOW >= txid;
   }
 }
 
@@ -151,8 +147,7 @@ export class HandoffPacer {
   /** Runs a pace step (one at a time): resolves when the target is close or the bounds ran out. */
   async pace(opts: PaceOptions): Promise<PaceResult> {
     if (this.#pacing !== null) throw new Error("a handoff's pace step is already running");
-    const windowTx = opts.windowTx ?? PACE_WINDOW_TX;
-    const pacing = new Pacing(BigInt(windowTx), opts.holdMaxMs ?? PACE_HOLD_MAX_MS);
+    const pacing = new Pacing(opts.holdMaxMs ?? PACE_HOLD_MAX_MS);
     const maxMs = opts.maxMs ?? PACE_MAX_MS;
     const abandon = new AbortController();
     const started = performance.now();
@@ -185,7 +180,7 @@ export class HandoffPacer {
             const lacking = txid - (theirs.get(db) ?? 0n);
             if (lacking <= 0n) continue;
             sum += Number(lacking);
-            if (lacking > BigInt(windowTx)) within = false;
+            if (lacking > WINDOW) within = false;
           }
           behind = sum;
           return { close: within, distance: sum };
@@ -193,7 +188,7 @@ export class HandoffPacer {
         {
           maxMs,
           stallMs: opts.stallMs ?? PACE_STALL_MS,
-          pollMs: opts.pollMs ?? POLL_MS,
+          pollMs: POLL_MS,
           signal: abandon.signal,
         },
       );
