@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { FAULT_KINDS, PLANNED_KINDS, type FaultKind } from "../test/chaos/chaos-faults.js";
 import type { LeaseMode } from "../test/chaos/chaos-cluster.js";
 import { chaosSeed, formatChaosRun, runChaos } from "../test/chaos/harness.js";
+import { keepOutputTail } from "../test/support/tracked-process.js";
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +34,10 @@ const { values } = parseArgs({
     json: { type: "string" },
   },
 });
+
+// A node process keeps only its output's last 256 KiB unless told more: a 150 s run's logs kept that
+// way held 3 of its ~12 handoffs (session 22).
+if ((process.env.CHAOS_LOG_DIR ?? "") !== "") keepOutputTail(256 << 20);
 
 const seconds = Number(values.seconds);
 const nodes = Number(values.nodes);

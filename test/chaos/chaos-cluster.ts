@@ -222,7 +222,8 @@ export class ChaosCluster {
 
   /**
    * Stops everything this cluster started, in reverse order; never throws. With CHAOS_LOG_DIR set,
-   * every node's whole log (all of its runs) is written there first as `<name>.log`.
+   * every node's log (all of its runs) is written there first as `<name>.log`: whole from
+   * bench/chaos.ts (it keeps all output then), each run's last 256 KiB from a test.
    */
   async cleanup(): Promise<void> {
     const logDir = process.env.CHAOS_LOG_DIR;
