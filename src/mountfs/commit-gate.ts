@@ -156,8 +156,15 @@ export class CommitGate {
     }
   }
 
-  /** Drops what the kernel cached under the old role (see the header). */
-  async roleChanged(role: NodeRole, dbs: readonly string[]): Promise<void> {
+  /**
+   * Drops what the kernel cached under the old role (see the header), and the "no such file" it may
+   * have cached for each `-wal` in `walsCreated` (created behind its back).
+   */
+  async roleChanged(
+    role: NodeRole,
+    dbs: readonly string[],
+    walsCreated: readonly string[] = [],
+  ): Promise<void> {
     const session = this.#session;
     this.#opts.log.info("mount role changed", { role });
     if (session === null) {
@@ -172,6 +179,7 @@ export class CommitGate {
       }
     }
     jobs.push(session.invalidateEntry(ROOT_NODE_ID, PRIMARY_FILE_NAME));
+    for (const db of walsCreated) jobs.push(session.invalidateEntry(ROOT_NODE_ID, `${db}-wal`));
     const results = await Promise.allSettled(jobs);
     const failed = results.filter((r) => r.status === "rejected").length;
     if (failed > 0) this.#opts.log.warn("could not drop some cached attributes", { role, failed });

@@ -241,10 +241,42 @@ export class LitefsFileSystem implements FuseFileSystem {
    * reopen them to write after a promotion.
    */
   roleChanged(role: NodeRole): Promise<void> {
+    const dbs = this.#store.databases();
+    const walsCreated = role === "replica" ? this.#keepReplicaWals(dbs) : [];
     return this.#gate.roleChanged(
       role,
-      this.#store.databases().map((db) => db.name),
+      dbs.map((db) => db.name),
+      walsCreated,
     );
+  }
+
+  /**
+   * A replica keeps an empty `-wal` while a database is in WAL mode: a read-only connection cannot
+   * create it and then fails even to read (replica-access.ts). The replica applier creates it with
+   * each apply; a node that was primary has none once its last local connection closed (SQLite
+   * checkpoints and removes it), so its readers failed from the turn to replica (a handoff, a restart
+   * after another node took the lease) until the next replicated transaction. Called once the role
+   * answers "replica" (no local unlink gets through any more). Returns the databases whose `-wal` it
+   * created.
+   */
+  #keepReplicaWals(dbs: readonly Database[]): string[] {
+    const created: string[] = [];
+    for (const db of dbs) {
+      if (!db.walMode || db.exists("wal")) continue;
+      try {
+        db.create("wal");
+        created.push(db.name);
+      } catch (err) {
+        this.#log.warn(
+          "cannot create the empty -wal a replica keeps: read-only connections fail until the next apply",
+          {
+            db: db.name,
+            error: (err as Error).message,
+          },
+        );
+      }
+    }
+    return created;
   }
 
   // --- names ---------------------------------------------------------------------------------------
@@ -262,7 +294,16 @@ export class LitefsFileSystem implements FuseFileSystem {
     }
     if (parsed.type === "invalid") return null;
     const db = this.#store.db(parsed.db);
-    if (db === undefined || !this.#exists(db, parsed.kind)) return null;
+    if (db === undefined || !this.#exists(db, parsed.kind)) {
+      // A WAL-mode database's missing `-wal`: an error, not a negative entry. A turn to replica creates
+      // it behind the kernel's back (#keepReplicaWals), and a "no -wal" the kernel cached while this
+      // node was primary would fail every read-only connection (SQLITE_READONLY_DIRECTORY) until the
+      // invalidation that follows landed, or the negative timeout ran out (bench/chaos.ts: a read
+      // failed so during a handoff). In WAL mode SQLite looks it up when a connection opens its WAL,
+      // not per transaction; other modes keep the cached answer (they look per transaction).
+      if (db !== undefined && parsed.kind === "wal" && db.walMode) throw new FuseError("ENOENT");
+      return null;
+    }
     const node = this.#nodes.nodeOf(db.name, parsed.kind);
     return this.#entry(node.nodeId, this.#attr(node));
   }

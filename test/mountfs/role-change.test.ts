@@ -38,6 +38,35 @@ for (const mode of JOURNAL_MODES) {
   });
 }
 
+test("WAL: a demoted primary keeps an empty -wal for its readers; a missing one is never cached", async (t) => {
+  const defer = cleanupStack(t);
+  const root = makeTempDir("replica-wal");
+  defer(() => removeUnmountedTempDir(root));
+  const node = await TestMount.start(defer, root, "a", "primary");
+  const walSeen = (db: string): Promise<boolean> =>
+    fsp.access(node.path(db) + "-wal").then(
+      () => true,
+      () => false,
+    );
+  for (const db of ["hidden.db", "demoted.db"]) {
+    await shell(node.path(db), "WAL", [
+      "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+      "INSERT INTO t (v) VALUES ('x')",
+    ]);
+    // The shell's last connection closed: SQLite checkpointed and removed the -wal.
+    assert.equal(await walSeen(db), false, db);
+  }
+  // Created behind the kernel's back, as a turn to replica does: a cached "no -wal" (the mount's 1 s
+  // negative entries) would hide it; a WAL-mode database's missing -wal is an error, never cached.
+  node.store.db("hidden.db")!.create("wal");
+  assert.equal(await walSeen("hidden.db"), true, "the kernel answered from a cached negative entry");
+
+  // A read-only connection cannot create the -wal on a replica: the turn to replica does.
+  await node.setRole("replica");
+  assert.equal((await fsp.stat(node.path("demoted.db") + "-wal")).size, 0);
+  assert.deepEqual(await readOnlyView(node.path("demoted.db")), { integrity: "ok", rows: 1 });
+});
+
 for (const mode of ["DELETE", "WAL"] as const) {
   test(`${mode}: a demotion while a write transaction is open refuses its commit`, async (t) => {
     await refusedCommitCase(t, mode, "demote");
