@@ -242,7 +242,9 @@ export class ProxyServer {
         forwarded: req.headers[HOP_MARKER_HEADER] !== undefined,
       });
     let now = route();
+    let held = false;
     if (now.kind === "write" && this.#view.handingOff?.() === true) {
+      held = true;
       // This primary hands its lease off and refuses new transactions: the write waits for the outcome,
       // then goes where writes go then — the next primary (one a replica's proxy forwarded here goes on
       // as a second hop, "loop" below), or this app again if the handoff failed — instead of failing.
@@ -255,7 +257,7 @@ export class ProxyServer {
         then: now.kind,
       });
     }
-    await this.#carryOut(now, req, res, target, lifetime);
+    await this.#carryOut(now, req, res, target, lifetime, held);
   }
 
   /** Polls `done` every HANDOFF_POLL_MS for at most `limitMs`; false when it never became true. */
@@ -268,12 +270,18 @@ export class ProxyServer {
     return true;
   }
 
+  /**
+   * `heldForHandoff`: the request reached this node while it was the primary and waited for its
+   * handoff (#serve), so the primary this node knows now is its successor — even when that is the proxy
+   * that forwarded it (a handoff's target forwards writes to the primary until it holds the lease).
+   */
   async #carryOut(
     route: ProxyRoute,
     req: http.IncomingMessage,
     res: http.ServerResponse,
     target: RequestTarget,
     lifetime: ExchangeLifetime,
+    heldForHandoff = false,
   ): Promise<void> {
     switch (route.kind) {
       case "health":
@@ -306,12 +314,20 @@ export class ProxyServer {
         // primary — a handoff's target, moments before it holds the lease — or, for a request forwarded
         // once by a proxy other than the primary this node knows, until this node knows one: the
         // sender's view was stale (this node was primary, or never was), so the request goes on to it as
-        // a second and last hop. Never back to the sender (FROM_HEADER); no name: only the wait.
+        // a second and last hop. Never back to the sender (FROM_HEADER: it took this node for the
+        // primary, and this node may be the one whose view is stale — a handoff's target that does not
+        // hold the lease yet), except a request held here for this node's own handoff: it came while
+        // this node was the primary, and the sender is the successor it handed its lease to. Sent back
+        // as a second hop, it waits there to be primary; kept here, it waited forwardedWaitMs and failed
+        // with EPROXYLOOP (a one-second stall of the writes a handoff's target had forwarded, seen in
+        // bench/chaos.ts's SIGTERM faults). No name: only the wait.
         const from = req.headers[FROM_HEADER];
         const onward = (): string | undefined => {
           if (this.#config.mode === "fly-replay" || hopCount(req.headers[HOP_MARKER_HEADER]) !== 1) return;
           const known = this.#view.primaryProxyURL();
-          return typeof from === "string" && known !== undefined && known !== from ? known : undefined;
+          if (known === undefined) return undefined;
+          if (heldForHandoff) return known;
+          return typeof from === "string" && known !== from ? known : undefined;
         };
         const settled = await this.#until(
           () => this.#view.isPrimary() || onward() !== undefined,

@@ -167,6 +167,34 @@ describe("proxy: forwarding", () => {
     assert.deepEqual(oldApp.seen, []);
   });
 
+  test("a write the handoff's target forwarded to the primary handing off goes back to it, now primary", async () => {
+    // The target takes the old primary for the primary until it holds the lease, so writes sent through
+    // its proxy reach the old primary and wait there for the handoff; the old primary then knows the
+    // target as the primary, which is where they came from. Before, they waited forwardedWaitMs there
+    // and failed with EPROXYLOOP.
+    const oldApp = await app("old");
+    const oldView = primaryView();
+    const old = await proxy(hostPort(oldApp.address), oldView, {}, { forwardedWaitMs: 5000 });
+    const targetApp = await app("target");
+    const targetView = replicaView(old.url);
+    const target = await proxy(hostPort(targetApp.address), targetView, {}, { forwardedWaitMs: 5000 });
+    oldView.handingOffNow = true;
+    const pending = httpRequest(target.url + "/during", { method: "POST", body: "x" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(oldApp.seen, [], "a write reached the app of a primary handing off");
+    oldView.primary = false;
+    oldView.handingOffNow = false;
+    oldView.primaryUrl = target.url;
+    setTimeout(() => {
+      targetView.primary = true;
+      targetView.primaryUrl = undefined;
+    }, 50);
+    const answer = await pending;
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal(answer.body, "app target: POST /during");
+    assert.deepEqual(oldApp.seen, []);
+  });
+
   test("a write reaching a primary that hands off waits, then goes to the next primary", async () => {
     const nextApp = await app("next");
     const next = await proxy(hostPort(nextApp.address), primaryView());
