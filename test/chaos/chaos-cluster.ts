@@ -156,6 +156,8 @@ export class ChaosCluster {
         data: { dir: dataDir, ...(this.options.uncompressed === true ? { compress: false } : {}) },
         proxy: { addr: `127.0.0.1:${chaos.proxyPort}`, target: `127.0.0.1:${chaos.appPort}`, db: CHAOS_DB },
         lease,
+        // Timestamps: a fault's log lines can be put beside the workload's acknowledgements.
+        log: { format: "json", debug: true, timestamp: true },
         ...(chaos.apiPort === undefined ? {} : { http: { addr: `127.0.0.1:${chaos.apiPort}` } }),
       },
     });

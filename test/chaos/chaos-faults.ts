@@ -83,7 +83,7 @@ export async function runFault(
     recoveredMs: null,
     notes: [],
   };
-  log(`fault ${plan.kind} on ${plan.node} (${role}) for ${plan.durationMs} ms`);
+  log(`fault ${plan.kind} on ${chaos.name} (${role}) for ${plan.durationMs} ms`);
   await inject(cluster, chaos, plan, record);
   await sleep(plan.durationMs);
   await heal(cluster, chaos, plan, record);

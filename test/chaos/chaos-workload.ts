@@ -23,10 +23,21 @@ export interface ReadAnomaly {
   id?: number;
 }
 
+/** A read that got no 200 answer (an error, a timeout, another status). */
+export interface ReadFailure {
+  atMs: number;
+  via: string;
+  /** The HTTP status, 0 when there was no answer (refused, reset, timed out). */
+  status: number;
+  /** The answer's `code`/`error`, or the request's error. */
+  detail: string;
+}
+
 export interface WorkloadResult {
   acked: AckRecord[];
   reads: number;
   readErrors: number;
+  readFailures: ReadFailure[];
   writeErrors: number;
   anomalies: ReadAnomaly[];
 }
@@ -44,7 +55,7 @@ export class ChaosWorkload {
   #lastWrite: { id: number; txid: string } | undefined;
   #stopping = false;
   #reads = 0;
-  #readErrors = 0;
+  readonly #readFailures: ReadFailure[] = [];
   #writeErrors = 0;
   #loops: Promise<void>[] = [];
 
@@ -76,7 +87,8 @@ export class ChaosWorkload {
     return {
       acked: [...this.acked].sort((a, b) => a.id - b.id),
       reads: this.#reads,
-      readErrors: this.#readErrors,
+      readErrors: this.#readFailures.length,
+      readFailures: [...this.#readFailures],
       writeErrors: this.#writeErrors,
       anomalies: this.anomalies,
     };
@@ -118,7 +130,12 @@ export class ChaosWorkload {
   async #read(via: WorkloadTarget, ownId: number, txid: string | undefined): Promise<void> {
     const answer = await request(`${via.proxyUrl}/read?id=${ownId}`, "GET", txid);
     if (answer.status !== 200 || answer.body === undefined) {
-      this.#readErrors++;
+      this.#readFailures.push({
+        atMs: Date.now(),
+        via: via.name,
+        status: answer.status,
+        detail: answer.detail,
+      });
       await sleep(20);
       return;
     }
@@ -148,7 +165,7 @@ async function request(
   url: string,
   method: "GET" | "POST",
   txid?: string,
-): Promise<{ status: number; txid?: string; body?: unknown }> {
+): Promise<{ status: number; txid?: string; body?: unknown; detail: string }> {
   try {
     const res = await fetch(url, {
       method,
@@ -162,9 +179,12 @@ async function request(
     } catch {
       body = undefined;
     }
-    return { status: res.status, txid: res.headers.get("litefs-txid") ?? undefined, body };
-  } catch {
-    return { status: 0 };
+    const { code, error } = (body ?? {}) as { code?: string; error?: string };
+    const detail = res.status === 200 ? "" : `${code ?? ""} ${error ?? text.slice(0, 200)}`;
+    return { status: res.status, txid: res.headers.get("litefs-txid") ?? undefined, body, detail };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    return { status: 0, detail: `${(err as Error).name}: ${cause?.code ?? (err as Error).message}` };
   }
 }
 

@@ -9,7 +9,7 @@ import { listLtxFiles } from "../../src/store/ltx-directory.js";
 import { Prng } from "../support/prng.js";
 import { CHAOS_DB, ChaosCluster, type LeaseMode } from "./chaos-cluster.js";
 import { FAULT_KINDS, planFault, runFault, type FaultKind, type FaultRecord } from "./chaos-faults.js";
-import { ChaosWorkload, type ReadAnomaly, type WorkloadResult } from "./chaos-workload.js";
+import { ChaosWorkload, type ReadAnomaly, type ReadFailure, type WorkloadResult } from "./chaos-workload.js";
 import { checkChaos, formatCheckReport, type AsyncWindow, type ChaosCheckReport } from "./checker.js";
 
 export interface ChaosRunOptions {
@@ -42,6 +42,12 @@ export interface FaultKindSummary {
   acknowledged: number;
   lost: number;
   maxUnavailableMs: number;
+  /**
+   * Reads that failed between a fault's start and the node answering again: through the faulted node
+   * (down, frozen or cut off: expected) and through the others (a planned move should fail none).
+   */
+  readsFailedVia: number;
+  readsFailedElsewhere: number;
 }
 
 export interface ChaosRunResult {
@@ -228,14 +234,49 @@ export function formatChaosRun(run: ChaosRunResult): string {
         (f.notes.length > 0 ? ` — ${f.notes.map((n) => n.split("\n")[0]).join("; ")}` : ""),
     ),
     formatSummary(run.summary),
+    ...unexpectedReadFailures(run).map(
+      ({ fault, failure }) =>
+        `  failed read during ${fault.kind}@${fault.node} (+${failure.atMs - fault.startMs} ms) via ${failure.via}: ` +
+        `${failure.status === 0 ? "no answer" : `HTTP ${failure.status}`} ${failure.detail}`,
+    ),
     formatCheckReport(run.check),
     ...run.violations.filter((v) => !run.check.violations.includes(v)).map((v) => `  VIOLATION ${v}`),
   ];
   return lines.join("\n");
 }
 
+/**
+ * The first reads that failed where no node was down for them: through a node other than the faulted
+ * one, or during a handoff (no node stops there).
+ */
+function unexpectedReadFailures(
+  run: ChaosRunResult,
+  limit = 10,
+): { fault: FaultRecord; failure: ReadFailure }[] {
+  const found: { fault: FaultRecord; failure: ReadFailure }[] = [];
+  for (const fault of run.faults) {
+    const until = fault.recoveredMs ?? fault.healedMs;
+    for (const failure of run.workload.readFailures) {
+      if (failure.atMs < fault.startMs || failure.atMs > until) continue;
+      if (failure.via === fault.node && fault.kind !== "handoff") continue;
+      if (found.length === limit) return found;
+      found.push({ fault, failure });
+    }
+  }
+  return found;
+}
+
 export function formatSummary(summary: readonly FaultKindSummary[]): string {
-  const rows = [["fault", "injected", "writes acked", "writes lost", "max unavailability"]];
+  const rows = [
+    [
+      "fault",
+      "injected",
+      "writes acked",
+      "writes lost",
+      "max unavailability",
+      "failed reads (via it / others)",
+    ],
+  ];
   for (const s of summary) {
     rows.push([
       s.kind,
@@ -243,6 +284,7 @@ export function formatSummary(summary: readonly FaultKindSummary[]): string {
       String(s.acknowledged),
       String(s.lost),
       `${(s.maxUnavailableMs / 1000).toFixed(2)} s`,
+      `${s.readsFailedVia} / ${s.readsFailedElsewhere}`,
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -261,13 +303,28 @@ function summarize(
     const ofKind = faults.filter((f) => f.kind === kind);
     let acknowledged = 0;
     let maxUnavailableMs = 0;
+    let readsFailedVia = 0;
+    let readsFailedElsewhere = 0;
     for (const fault of ofKind) {
       const until = fault.recoveredMs ?? fault.healedMs;
       acknowledged += times.filter((t) => t >= fault.startMs && t <= until).length;
+      for (const failure of workload.readFailures) {
+        if (failure.atMs < fault.startMs || failure.atMs > until) continue;
+        if (failure.via === fault.node) readsFailedVia++;
+        else readsFailedElsewhere++;
+      }
       maxUnavailableMs = Math.max(maxUnavailableMs, longestGap(times, fault.startMs, until, end));
     }
     const lost = check.lost.filter((l) => l.window !== null && l.window.startsWith(`${kind}@`)).length;
-    return { kind, faults: ofKind.length, acknowledged, lost, maxUnavailableMs };
+    return {
+      kind,
+      faults: ofKind.length,
+      acknowledged,
+      lost,
+      maxUnavailableMs,
+      readsFailedVia,
+      readsFailedElsewhere,
+    };
   });
 }
 
