@@ -19,7 +19,8 @@
 //   writes ("disk I/O error"; test/mountfs/role-change.test.ts).
 // - A read-only connection to a WAL database needs the `-wal` file to exist (it cannot create it) and
 //   a writable `-shm` (read marks, recovery of the wal-index): the replica keeps an empty `-wal` while
-//   the database is in WAL mode (store/replica-apply.ts) and lets readers create, map and write `-shm`.
+//   the database is in WAL mode (store/replica-apply.ts; litefs-file-system.ts at a turn to replica)
+//   and lets readers create, map and write `-shm`.
 // - Anything else that would change a file or a name — write, truncate, unlink, creating a new
 //   database or journal — fails with EROFS (EACCES for creation, so SQLite's fallback applies).
 // Files show mode 0444 on a replica (0666 on a primary); `-shm` too, though readers may write it.
