@@ -31,7 +31,7 @@ import { PACE_WINDOW_TX } from "../../src/node/handoff-pacer.js";
 import { ACK_WRITER_CONSISTENCY_QUERIES, ACK_WRITER_SCHEMA, AckWriter } from "../support/ack-writer.js";
 import { EtcdCluster } from "../support/etcd.js";
 import type { LitefsNode } from "../support/litefs-node.js";
-import { nodeStatus, startEtcdNode, waitConverged, waitFor } from "./lease-kit.js";
+import { nodeStatus, startEtcdNode, waitConverged, waitFor, waitFollowing } from "./lease-kit.js";
 
 const DB = "backlog.db";
 const TRANSACTIONS = 200;
@@ -208,10 +208,7 @@ async function assertConverged({ old, target, writer, rows }: Backlog): Promise<
     reader.close();
   }
   writer.close();
-  await waitFor("the old primary follows the target", async () => {
-    const s = await nodeStatus(old);
-    return s.role === "replica" && s.primary.url === target.httpUrl ? true : undefined;
-  });
+  await waitFollowing(old, target, "the old primary follows the target");
   const next = new Database(target.dbPath(DB));
   try {
     next.pragma("busy_timeout = 5000");

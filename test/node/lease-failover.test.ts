@@ -11,7 +11,15 @@ import { EtcdCluster } from "../support/etcd.js";
 import { runLitefsCli } from "../support/litefs-cli.js";
 import type { LitefsNode } from "../support/litefs-node.js";
 import { sqlite } from "./node-kit.js";
-import { nodeStatus, startEtcdNode, TTL_MS, waitConverged, waitFor, waitForPrimary } from "./lease-kit.js";
+import {
+  nodeStatus,
+  startEtcdNode,
+  TTL_MS,
+  waitConverged,
+  waitFor,
+  waitFollowing,
+  waitForPrimary,
+} from "./lease-kit.js";
 
 const DB = "app.db";
 /** A second database in WAL mode: role changes must handle a WAL database on both sides. */
@@ -91,10 +99,7 @@ test(
     assert.equal(promoted.code, 0, promoted.stderr + a.lastRunLogs() + second.lastRunLogs());
     assert.match(promoted.stdout, /is the primary \(epoch \d+/);
     assert.equal((await nodeStatus(a)).role, "primary");
-    await waitFor("the old primary is a replica of the promoted node", async () => {
-      const s = await nodeStatus(second);
-      return s.role === "replica" && s.primary.url === a.httpUrl ? true : undefined;
-    });
+    await waitFollowing(second, a, "the old primary is a replica of the promoted node");
     await sqlite(a.dbPath(DB), "INSERT INTO t(v) VALUES ('after promote');");
     await writeWal(a, "after promote");
     await waitConverged(a, [second, third], DB);

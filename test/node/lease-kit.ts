@@ -81,6 +81,14 @@ export async function waitFor<T>(
 }
 
 /** The one node of `nodes` whose status says primary, once exactly one does (others may be down). */
+/** Waits until `node` is a replica following `primary` (by its API URL). */
+export async function waitFollowing(node: LitefsNode, primary: LitefsNode, what?: string): Promise<void> {
+  await waitFor(what ?? `${node.httpUrl} follows ${primary.httpUrl}`, async () => {
+    const s = await nodeStatus(node);
+    return s.role === "replica" && s.primary.url === primary.httpUrl ? true : undefined;
+  });
+}
+
 export async function waitForPrimary(nodes: readonly LitefsNode[], timeoutMs = 20_000): Promise<LitefsNode> {
   return waitFor(
     "exactly one primary",

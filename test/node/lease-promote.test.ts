@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import { EtcdCluster } from "../support/etcd.js";
 import type { LitefsNode } from "../support/litefs-node.js";
 import { sqlite } from "./node-kit.js";
-import { nodeStatus, startEtcdNode, waitConverged, waitFor } from "./lease-kit.js";
+import { nodeStatus, startEtcdNode, waitConverged, waitFor, waitFollowing } from "./lease-kit.js";
 
 const DB = "app.db";
 
@@ -35,10 +35,7 @@ test(
     );
     const tookMs = performance.now() - started;
     assert.ok(BigInt((await nodeStatus(fresh)).epoch) > oldEpoch);
-    await waitFor("the old primary follows", async () => {
-      const s = await nodeStatus(old);
-      return s.role === "replica" && s.primary.url === fresh.httpUrl ? true : undefined;
-    });
+    await waitFollowing(old, fresh, "the old primary follows");
     // It had synced first: the row written before it started is there, and new writes replicate back.
     assert.equal((await sqlite(fresh.dbPath(DB), "SELECT count(*) FROM t;")).trim(), "1");
     await sqlite(fresh.dbPath(DB), ".timeout 5000\nINSERT INTO t VALUES (2);");

@@ -15,7 +15,7 @@ import Database from "better-sqlite3";
 import { httpRequest } from "../../src/net/http-request.js";
 import { EtcdCluster } from "../support/etcd.js";
 import type { LitefsNode } from "../support/litefs-node.js";
-import { nodeStatus, startEtcdNode, waitConverged, waitFor, waitForPrimary } from "./lease-kit.js";
+import { nodeStatus, startEtcdNode, waitConverged, waitFollowing, waitForPrimary } from "./lease-kit.js";
 
 const DB = "walread.db";
 const ROWS = 25;
@@ -69,10 +69,7 @@ test(
     const to = (await nodeStatus(target)).nodeId;
     const answer = await httpRequest(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" });
     assert.equal(answer.status, 200, answer.text);
-    await waitFor("the old primary follows the target", async () => {
-      const s = await nodeStatus(old);
-      return s.role === "replica" && s.primary.url === target.httpUrl ? true : undefined;
-    });
+    await waitFollowing(old, target, "the old primary follows the target");
     // No write since: nothing replicated to the old primary that would have created its -wal.
     assert.equal(readRows(old), ROWS, old.lastRunLogs().slice(-3000));
     assert.equal(fs.statSync(`${old.dbPath(DB)}-wal`).size, 0);
@@ -99,10 +96,7 @@ test(
     await old.crash();
     assert.equal(await waitForPrimary([target], 20_000), target);
     await old.restart();
-    await waitFor("the restarted node follows the target", async () => {
-      const s = await nodeStatus(old);
-      return s.role === "replica" && s.primary.url === target.httpUrl ? true : undefined;
-    });
+    await waitFollowing(old, target, "the restarted node follows the target");
     assert.equal(readRows(old), ROWS, old.lastRunLogs().slice(-3000));
     assert.equal(fs.statSync(`${old.dbPath(DB)}-wal`).size, 0);
   },
