@@ -101,11 +101,20 @@ test("a replica refused the same LTX file twice: it asks for a snapshot and conv
   assert.equal(snapshot.reason, "files-unavailable");
 
   // `/status` showed the refused file and the snapshot request while they lasted, and not after.
+  // Every answer that listed a refusal named that file, with a count of 1 (no snapshot asked for yet)
+  // or 2 (asked). The first state lasts only the ~100 ms reconnect delay, which a poll can miss on a
+  // loaded machine (two clean-clone CI runs did: every answer had 0 or 2), so it is not required.
   const refused = { db: DB, minTxid, maxTxid };
-  assert.ok(
-    seen.some((r) => r.some((f) => isDeepEqual(f, { ...refused, refusals: 1, snapshotWanted: false }))),
-    `no /status showed the first refusal: ${JSON.stringify(seen)}`,
-  );
+  const states = [
+    { ...refused, refusals: 1, snapshotWanted: false },
+    { ...refused, refusals: 2, snapshotWanted: true },
+  ];
+  for (const answer of seen) {
+    assert.ok(
+      answer.every((f) => states.some((state) => isDeepEqual(f, state))),
+      `a /status answer listed another refusal: ${JSON.stringify(answer)}`,
+    );
+  }
   assert.ok(
     seen.some((r) => r.some((f) => isDeepEqual(f, { ...refused, refusals: 2, snapshotWanted: true }))),
     `no /status showed the snapshot request: ${JSON.stringify(seen)}`,
