@@ -160,11 +160,7 @@ export class CommitGate {
    * Drops what the kernel cached under the old role (see the header), and the "no such file" it may
    * have cached for each `-wal` in `walsCreated` (created behind its back).
    */
-  async roleChanged(
-    role: NodeRole,
-    dbs: readonly string[],
-    walsCreated: readonly string[] = [],
-  ): Promise<void> {
+  async roleChanged(role: NodeRole, dbs: readonly string[], walsCreated: readonly string[]): Promise<void> {
     const session = this.#session;
     this.#opts.log.info("mount role changed", { role });
     if (session === null) {

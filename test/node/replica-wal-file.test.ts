@@ -44,7 +44,11 @@ function writeAndClose(primary: LitefsNode): void {
   assert.equal(fs.existsSync(`${primary.dbPath(DB)}-wal`), false, "the last close left the -wal");
 }
 
-async function twoNodes(label: string): Promise<{ old: LitefsNode; target: LitefsNode }> {
+/**
+ * Two etcd nodes; `old`, the primary, has `DB` in WAL mode with no connection left (so no `-wal`),
+ * and `target` has all of it.
+ */
+async function idleWalCluster(label: string): Promise<{ old: LitefsNode; target: LitefsNode }> {
   const etcd = await EtcdCluster.start({ label });
   const nodes: LitefsNode[] = [];
   after(async () => {
@@ -56,6 +60,8 @@ async function twoNodes(label: string): Promise<{ old: LitefsNode; target: Litef
   const target = await startEtcdNode("target", etcd.endpoints, `/litefs/${label}`);
   nodes.push(target);
   assert.equal((await nodeStatus(old)).role, "primary", old.logs());
+  writeAndClose(old);
+  await waitConverged(old, [target], DB);
   return { old, target };
 }
 
@@ -63,9 +69,7 @@ test(
   "an old primary's readers read a WAL database right after it handed its lease off",
   { timeout: 90_000 },
   async () => {
-    const { old, target } = await twoNodes("replica-wal-handoff");
-    writeAndClose(old);
-    await waitConverged(old, [target], DB);
+    const { old, target } = await idleWalCluster("replica-wal-handoff");
     const to = (await nodeStatus(target)).nodeId;
     const answer = await httpRequest(`${old.httpUrl}/handoff?to=${to}`, { method: "POST" });
     assert.equal(answer.status, 200, answer.text);
@@ -90,9 +94,7 @@ test(
   "a node that was primary reads a WAL database as soon as it is back as a replica",
   { timeout: 90_000 },
   async () => {
-    const { old, target } = await twoNodes("replica-wal-restart");
-    writeAndClose(old);
-    await waitConverged(old, [target], DB);
+    const { old, target } = await idleWalCluster("replica-wal-restart");
     await old.crash();
     assert.equal(await waitForPrimary([target], 20_000), target);
     await old.restart();
